@@ -1,0 +1,437 @@
+//! The Cedar backend (cedar-policy): authorisation of a principal doing an action on a
+//! resource in a context.
+//!
+//! Policies are validated strictly against Sluice's base schema plus the bundle's schema
+//! fragments before anything becomes active. Policy ids come from `@id("...")`, so reasons
+//! stay stable when files are edited; a policy without one gets `<file>#policyN`.
+
+pub mod mapping;
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Decision as CedarDecision, Entities, Policy, PolicyId, PolicySet, Request, Schema,
+    SchemaFragment, ValidationMode, ValidationWarning, Validator,
+};
+
+use crate::bundle::{Bundle, SourceFile};
+use crate::decision::{Backend, Effect, Reason};
+use crate::diagnostic::Diagnostic;
+use crate::input::DecisionInput;
+
+/// Sluice's base schema: the entity types, actions and context every input maps to.
+pub const BASE_SCHEMA: &str = include_str!("../../schemas/sluice.cedarschema");
+
+/// Label of the base schema in diagnostics.
+pub const BASE_SCHEMA_FILE: &str = "<sluice base schema>";
+
+/// Where a policy came from, for reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyOrigin {
+    /// The file, relative to the bundle root.
+    pub file: String,
+    /// The `@reason("...")` annotation, if any.
+    pub reason: Option<String>,
+}
+
+/// Validated Cedar policies, schema and entities, shareable across threads.
+#[derive(Debug, Clone)]
+pub struct CedarBackend {
+    policies: PolicySet,
+    entities: Entities,
+    origins: HashMap<PolicyId, PolicyOrigin>,
+    actions: HashSet<String>,
+    schema: Schema,
+}
+
+/// What Cedar said about one input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CedarOutcome {
+    /// Permit policies that were satisfied (when the decision is allow).
+    pub permits: Vec<Reason>,
+    /// Forbid policies that were satisfied.
+    pub forbids: Vec<Reason>,
+    /// Policies that failed to evaluate, and mapping errors.
+    pub errors: Vec<Reason>,
+}
+
+/// Reads the first labelled offset of a miette diagnostic.
+pub(crate) fn miette_offset(diagnostic: &dyn miette::Diagnostic) -> Option<usize> {
+    diagnostic
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|label| label.offset())
+}
+
+/// A miette diagnostic's message with its help, on one line.
+pub(crate) fn miette_message(diagnostic: &dyn miette::Diagnostic) -> String {
+    let mut message = diagnostic.to_string();
+    if let Some(help) = diagnostic.help() {
+        message.push_str(" (");
+        message.push_str(&help.to_string());
+        message.push(')');
+    }
+    message
+}
+
+/// Parses the policies of one file into `set`. `rename` maps Cedar's default id
+/// (`policyN`, numbered within the file) to the id used when there is no `@id`.
+pub fn parse_policies(
+    file: &SourceFile,
+    rename: &dyn Fn(&str) -> String,
+    set: &mut PolicySet,
+    origins: &mut HashMap<PolicyId, PolicyOrigin>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let parsed = match PolicySet::from_str(&file.text) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            for error in errors.iter() {
+                let message = miette_message(error);
+                diagnostics.push(match miette_offset(error) {
+                    Some(offset) => Diagnostic::at_offset(&file.path, &file.text, offset, message),
+                    None => Diagnostic::file(&file.path, message),
+                });
+            }
+            return;
+        }
+    };
+    if parsed.templates().next().is_some() {
+        diagnostics.push(Diagnostic::file(
+            &file.path,
+            "policy templates are not supported in a policy directory; write concrete policies",
+        ));
+    }
+    let mut policies: Vec<&Policy> = parsed.policies().collect();
+    // Cedar numbers policies in file order; keep that order for stable output.
+    policies.sort_by_key(|p| {
+        p.id()
+            .to_string()
+            .trim_start_matches("policy")
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    });
+    for policy in policies {
+        let id = match policy.annotation("id") {
+            Some(id) => id.to_string(),
+            None => rename(policy.id().as_ref()),
+        };
+        let id = PolicyId::new(id);
+        let renamed = policy.new_id(id.clone());
+        if let Err(e) = set.add(renamed) {
+            let previous = origins.get(&id).map(|o| o.file.clone()).unwrap_or_default();
+            diagnostics.push(Diagnostic::file(
+                &file.path,
+                format!("policy id `{id}` is already used (in `{previous}`): {e}"),
+            ));
+            continue;
+        }
+        origins.insert(
+            id,
+            PolicyOrigin {
+                file: file.path.clone(),
+                reason: policy.annotation("reason").map(str::to_string),
+            },
+        );
+    }
+}
+
+/// Builds the schema from the base schema and the bundle's fragments.
+pub fn build_schema(
+    base: Option<&str>,
+    fragments: &[SourceFile],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Schema> {
+    let mut parsed = Vec::new();
+    let sources = base
+        .map(|text| SourceFile {
+            path: BASE_SCHEMA_FILE.to_string(),
+            text: text.to_string(),
+        })
+        .into_iter()
+        .chain(fragments.iter().cloned());
+    for file in sources {
+        let result = if file.path.ends_with(".json") {
+            SchemaFragment::from_json_str(&file.text)
+                .map_err(|e| Diagnostic::file(&file.path, miette_message(&e)))
+        } else {
+            SchemaFragment::from_cedarschema_str(&file.text)
+                .map(|(fragment, _warnings)| fragment)
+                .map_err(|e| match miette_offset(&e) {
+                    Some(offset) => {
+                        Diagnostic::at_offset(&file.path, &file.text, offset, miette_message(&e))
+                    }
+                    None => Diagnostic::file(&file.path, miette_message(&e)),
+                })
+        };
+        match result {
+            Ok(fragment) => parsed.push(fragment),
+            Err(d) => diagnostics.push(d),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return None;
+    }
+    match Schema::from_schema_fragments(parsed) {
+        Ok(schema) => Some(schema),
+        Err(e) => {
+            let file = fragments
+                .first()
+                .map(|f| f.path.clone())
+                .unwrap_or_else(|| BASE_SCHEMA_FILE.to_string());
+            diagnostics.push(Diagnostic::file(file, miette_message(&e)));
+            None
+        }
+    }
+}
+
+/// Validates policies strictly; each error points at the policy's file and position.
+pub fn validate(
+    schema: &Schema,
+    policies: &PolicySet,
+    origins: &HashMap<PolicyId, PolicyOrigin>,
+    files: &[SourceFile],
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let result = Validator::new(schema.clone()).validate(policies, ValidationMode::Strict);
+    for error in result.validation_errors() {
+        let id = error.policy_id();
+        let file = origins.get(id).map(|o| o.file.clone()).unwrap_or_default();
+        let text = files
+            .iter()
+            .find(|f| f.path == file)
+            .map(|f| f.text.as_str())
+            .unwrap_or_default();
+        let message = format!("policy `{id}`: {}", miette_message(error));
+        diagnostics.push(match miette_offset(error) {
+            Some(offset) => Diagnostic::at_offset(&file, text, offset, message),
+            None => Diagnostic::file(&file, message),
+        });
+    }
+    // A policy whose actions can never apply to its principal and resource is a scope bug
+    // that would silently never permit or forbid anything. Cedar reported it as a
+    // validation error until 4.x made it a warning; Sluice (and the Cedar conformance suite)
+    // keep it an error. Other warnings (an always-false condition, confusable characters)
+    // stay warnings.
+    for warning in result.validation_warnings() {
+        if !matches!(warning, ValidationWarning::InvalidActionApplication(_)) {
+            continue;
+        }
+        let id = warning.policy_id();
+        let file = origins.get(id).map(|o| o.file.clone()).unwrap_or_default();
+        let text = files
+            .iter()
+            .find(|f| f.path == file)
+            .map(|f| f.text.as_str())
+            .unwrap_or_default();
+        let message = format!("policy `{id}`: {}", miette_message(warning));
+        diagnostics.push(match miette_offset(warning) {
+            Some(offset) => Diagnostic::at_offset(&file, text, offset, message),
+            None => Diagnostic::file(&file, message),
+        });
+    }
+}
+
+/// Parses entity files (each a JSON array of Cedar entities) against the schema and adds the
+/// schema's action entities, so `action in Action::"group"` works.
+pub fn load_entities(
+    schema: &Schema,
+    files: &[SourceFile],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Entities> {
+    let mut all = Vec::new();
+    for file in files {
+        match serde_json::from_str::<serde_json::Value>(&file.text) {
+            Ok(serde_json::Value::Array(items)) => {
+                // Parse each file alone first, so an error names its file.
+                if let Err(e) =
+                    Entities::from_json_value(serde_json::Value::Array(items.clone()), Some(schema))
+                {
+                    diagnostics.push(Diagnostic::file(&file.path, miette_message(&e)));
+                    continue;
+                }
+                all.extend(items);
+            }
+            Ok(_) => diagnostics.push(Diagnostic::file(
+                &file.path,
+                "an entities file must be a JSON array of Cedar entities",
+            )),
+            Err(e) => diagnostics.push(crate::bundle::json_diagnostic(file, &e)),
+        }
+    }
+    let entities = match Entities::from_json_value(serde_json::Value::Array(all), Some(schema)) {
+        Ok(entities) => entities,
+        Err(e) => {
+            let file = files.first().map(|f| f.path.clone()).unwrap_or_default();
+            diagnostics.push(Diagnostic::file(file, miette_message(&e)));
+            return None;
+        }
+    };
+    let actions = match schema.action_entities() {
+        Ok(actions) => actions,
+        Err(e) => {
+            diagnostics.push(Diagnostic::file(BASE_SCHEMA_FILE, miette_message(&e)));
+            return None;
+        }
+    };
+    let action_list: Vec<_> = actions
+        .iter()
+        .filter(|a| !entities.get(&a.uid()).is_some_and(|_| true))
+        .cloned()
+        .collect();
+    match entities.add_entities(action_list, None) {
+        Ok(entities) => Some(entities),
+        Err(e) => {
+            diagnostics.push(Diagnostic::file(BASE_SCHEMA_FILE, miette_message(&e)));
+            None
+        }
+    }
+}
+
+impl CedarBackend {
+    /// Parses, validates and loads the bundle's Cedar; `None` when it has no Cedar policy.
+    pub fn compile(bundle: &Bundle) -> Result<Option<CedarBackend>, Vec<Diagnostic>> {
+        if bundle.cedar.is_empty() {
+            return Ok(None);
+        }
+        let mut diagnostics = Vec::new();
+        let mut policies = PolicySet::new();
+        let mut origins = HashMap::new();
+        for file in &bundle.cedar {
+            let rename = |default: &str| format!("{}#{default}", file.path);
+            parse_policies(file, &rename, &mut policies, &mut origins, &mut diagnostics);
+        }
+        let schema = build_schema(Some(BASE_SCHEMA), &bundle.cedar_schemas, &mut diagnostics);
+        let Some(schema) = schema else {
+            return Err(diagnostics);
+        };
+        if diagnostics.is_empty() {
+            validate(
+                &schema,
+                &policies,
+                &origins,
+                &bundle.cedar,
+                &mut diagnostics,
+            );
+        }
+        let entities = load_entities(&schema, &bundle.cedar_entities, &mut diagnostics);
+        match entities {
+            Some(entities) if diagnostics.is_empty() => {
+                let actions = schema
+                    .actions()
+                    .map(|uid| uid.id().unescaped().to_string())
+                    .collect();
+                Ok(Some(CedarBackend {
+                    policies,
+                    entities,
+                    origins,
+                    actions,
+                    schema,
+                }))
+            }
+            _ => Err(diagnostics),
+        }
+    }
+
+    /// The validated policies.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The validated schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The static entities (from the bundle and the schema's actions).
+    pub fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    /// Action ids the schema declares.
+    pub fn actions(&self) -> &HashSet<String> {
+        &self.actions
+    }
+
+    /// Builds the request and entities for an input.
+    pub fn request(&self, input: &DecisionInput) -> Result<(Request, Entities), String> {
+        let mapped = mapping::map(input, &self.actions)?;
+        let request = Request::new(
+            mapped.principal,
+            mapped.action,
+            mapped.resource,
+            mapped.context,
+            None,
+        )
+        .map_err(|e| format!("cannot build request: {e}"))?;
+        // Entities the bundle defines win over the ones derived from the input.
+        let dynamic: Vec<_> = mapped
+            .entities
+            .into_iter()
+            .filter(|e| self.entities.get(&e.uid()).is_none())
+            .collect();
+        let entities = self
+            .entities
+            .clone()
+            .add_entities(dynamic, None)
+            .map_err(|e| format!("cannot build entities: {e}"))?;
+        Ok((request, entities))
+    }
+
+    /// Authorises one input.
+    pub fn evaluate(&self, input: &DecisionInput) -> CedarOutcome {
+        let mut outcome = CedarOutcome::default();
+        let (request, entities) = match self.request(input) {
+            Ok(parts) => parts,
+            Err(message) => {
+                outcome.errors.push(Reason {
+                    backend: Backend::Cedar,
+                    effect: Effect::Error,
+                    file: None,
+                    rule: "<request>".to_string(),
+                    message,
+                });
+                return outcome;
+            }
+        };
+        let response = Authorizer::new().is_authorized(&request, &self.policies, &entities);
+        let mut ids: Vec<&PolicyId> = response.diagnostics().reason().collect();
+        ids.sort_by_key(|id| id.to_string());
+        for id in ids {
+            let origin = self.origins.get(id);
+            let (effect, verb) = match response.decision() {
+                CedarDecision::Allow => (Effect::Allow, "permitted"),
+                CedarDecision::Deny => (Effect::Deny, "forbidden"),
+            };
+            let reason = Reason {
+                backend: Backend::Cedar,
+                effect,
+                file: origin.map(|o| o.file.clone()),
+                rule: id.to_string(),
+                message: origin
+                    .and_then(|o| o.reason.clone())
+                    .unwrap_or_else(|| format!("{verb} by Cedar policy `{id}`")),
+            };
+            match effect {
+                Effect::Allow => outcome.permits.push(reason),
+                _ => outcome.forbids.push(reason),
+            }
+        }
+        for error in response.diagnostics().errors() {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = error;
+            let id = e.policy_id();
+            outcome.errors.push(Reason {
+                backend: Backend::Cedar,
+                effect: Effect::Error,
+                file: self.origins.get(id).map(|o| o.file.clone()),
+                rule: id.to_string(),
+                message: format!("Cedar policy `{id}` failed to evaluate: {}", e.inner()),
+            });
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;

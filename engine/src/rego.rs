@@ -1,0 +1,340 @@
+//! The Rego backend (regorus).
+//!
+//! Policies extend partial rules in packages under the bundle roots (`deny contains msg if
+//! ...`, `allow if ...`, `redact contains "email" if ...`, `route := {...} if ...`). At load
+//! time Sluice finds which packages declare which of these rules and generates the one
+//! entrypoint, `data.sluice.decision`: an object keyed by package path holding each
+//! package's rule values. One evaluation of that rule yields everything, and every deny is
+//! attributed to its package and file. The rules used are plain Rego v1, so the same
+//! policies run unchanged under OPA.
+
+mod outcome;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::{Engine, Value};
+
+pub use outcome::RegoOutcome;
+
+use crate::bundle::{Bundle, SourceFile};
+use crate::diagnostic::Diagnostic;
+
+/// The documented entrypoint every bundle gets.
+pub const ENTRYPOINT: &str = "data.sluice.decision";
+
+/// Path label of the generated entrypoint module.
+pub const ENTRYPOINT_FILE: &str = "<sluice entrypoint>";
+
+/// The rules Sluice reads from every package under the roots.
+pub const DECISION_RULES: [&str; 8] = [
+    "deny", "allow", "warn", "redact", "route", "headers", "mask", "throttle",
+];
+
+/// A package under the roots and the files that declare each decision rule in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRules {
+    /// `data.`-prefixed package path, e.g. `data.sluice.models`.
+    pub path: String,
+    /// Rule name → files declaring it.
+    pub rules: BTreeMap<&'static str, Vec<String>>,
+}
+
+/// A compiled Rego policy set, shareable across threads.
+#[derive(Debug, Clone)]
+pub struct RegoBackend {
+    engine: Engine,
+    packages: Vec<PackageRules>,
+    timeout: Duration,
+}
+
+/// Options for building an engine from a bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Also load `*_test.rego` modules.
+    pub with_tests: bool,
+    /// Collect coverage.
+    pub coverage: bool,
+}
+
+/// A regorus engine with the bundle's modules, data and the generated entrypoint loaded.
+#[derive(Debug)]
+pub struct LoadedEngine {
+    /// The engine, not yet evaluated.
+    pub engine: Engine,
+    /// Packages contributing to the decision.
+    pub packages: Vec<PackageRules>,
+    /// Package of every loaded module, by file.
+    pub module_packages: Vec<(String, String)>,
+}
+
+/// Loads the bundle's Rego into a fresh engine; collects every diagnostic.
+pub fn load_engine(bundle: &Bundle, options: LoadOptions) -> Result<LoadedEngine, Vec<Diagnostic>> {
+    let mut engine = Engine::new();
+    engine.set_gather_prints(true);
+    engine.set_strict_builtin_errors(false);
+    if options.coverage {
+        engine.set_enable_coverage(true);
+    }
+    let mut diagnostics = Vec::new();
+    let mut module_packages = Vec::new();
+    let modules: Vec<&SourceFile> = if options.with_tests {
+        bundle.rego.iter().chain(bundle.rego_tests.iter()).collect()
+    } else {
+        bundle.rego.iter().collect()
+    };
+    for file in &modules {
+        match engine.add_policy(file.path.clone(), file.text.clone()) {
+            Ok(package) => module_packages.push((file.path.clone(), package)),
+            Err(e) => diagnostics.push(regorus_diagnostic(&file.path, &e.to_string())),
+        }
+    }
+    for data in &bundle.data {
+        let mut value = data.value.clone();
+        for component in data.mount.iter().rev() {
+            let mut map = serde_json::Map::new();
+            map.insert(component.clone(), value);
+            value = serde_json::Value::Object(map);
+        }
+        if let Err(e) = engine.add_data(Value::from(value)) {
+            diagnostics.push(Diagnostic::file(
+                data.file.path.clone(),
+                format!("cannot merge data document: {e}"),
+            ));
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+
+    let components = engine.get_policy_package_components().map_err(|e| {
+        vec![Diagnostic::file(
+            ENTRYPOINT_FILE,
+            format!("cannot read packages: {e}"),
+        )]
+    })?;
+    let test_files: Vec<&str> = bundle.rego_tests.iter().map(|f| f.path.as_str()).collect();
+    let mut packages: BTreeMap<Vec<String>, PackageRules> = BTreeMap::new();
+    for module in &components {
+        if test_files.contains(&module.source_file.as_str()) {
+            continue;
+        }
+        let path = format!("data.{}", module.components.join("."));
+        if !bundle.manifest.owns_package(&path) {
+            diagnostics.push(Diagnostic::file(
+                module.source_file.clone(),
+                format!(
+                    "package `{}` is outside the bundle roots {:?}",
+                    module.components.join("."),
+                    bundle.manifest.roots
+                ),
+            ));
+            continue;
+        }
+        if module.components == ["sluice"] {
+            match engine.has_declared_rule_rooted_at(&module.source_file, "decision") {
+                Ok(true) => diagnostics.push(Diagnostic::file(
+                    module.source_file.clone(),
+                    "rule `decision` in package `sluice` is reserved for the entrypoint Sluice generates",
+                )),
+                Ok(false) => {}
+                Err(e) => diagnostics.push(Diagnostic::file(module.source_file.clone(), e.to_string())),
+            }
+        }
+        let entry = packages
+            .entry(module.components.clone())
+            .or_insert_with(|| PackageRules {
+                path: path.clone(),
+                rules: BTreeMap::new(),
+            });
+        for rule in DECISION_RULES {
+            match engine.has_declared_rule_rooted_at(&module.source_file, rule) {
+                Ok(true) => entry
+                    .rules
+                    .entry(rule)
+                    .or_default()
+                    .push(module.source_file.clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    diagnostics.push(Diagnostic::file(module.source_file.clone(), e.to_string()))
+                }
+            }
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+    let packages: Vec<PackageRules> = packages
+        .into_iter()
+        .filter(|(_, p)| !p.rules.is_empty())
+        .map(|(components, p)| {
+            let _ = components;
+            p
+        })
+        .collect();
+    let entrypoint = entrypoint_module(&packages, &components_by_path(&components));
+    if let Err(e) = engine.add_policy(ENTRYPOINT_FILE.to_string(), entrypoint) {
+        return Err(vec![Diagnostic::file(
+            ENTRYPOINT_FILE,
+            format!("generated entrypoint does not compile: {e}"),
+        )]);
+    }
+    Ok(LoadedEngine {
+        engine,
+        packages,
+        module_packages,
+    })
+}
+
+fn components_by_path(
+    components: &[regorus::PolicyPackageComponents],
+) -> BTreeMap<String, Vec<String>> {
+    components
+        .iter()
+        .map(|m| {
+            (
+                format!("data.{}", m.components.join(".")),
+                m.components.clone(),
+            )
+        })
+        .collect()
+}
+
+/// A Rego reference to `data.<components>.<rule>` that works for any component text.
+fn rule_ref(components: &[String], rule: &str) -> String {
+    let mut out = String::from("data");
+    for component in components {
+        let quoted = serde_json::to_string(component).unwrap_or_else(|_| "\"\"".to_string());
+        let _ = write!(out, "[{quoted}]");
+    }
+    let _ = write!(out, ".{rule}");
+    out
+}
+
+/// The generated `package sluice` module defining `decision`.
+fn entrypoint_module(
+    packages: &[PackageRules],
+    components: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let mut out = String::from("package sluice\n\nimport rego.v1\n\n");
+    let mut entries = Vec::new();
+    for (index, package) in packages.iter().enumerate() {
+        let Some(parts) = components.get(&package.path) else {
+            continue;
+        };
+        let mut fields = Vec::new();
+        for rule in package.rules.keys() {
+            let local = format!("__sluice_{index}_{rule}");
+            let default = match *rule {
+                "allow" => "false",
+                "route" | "throttle" => "null",
+                "headers" => "{}",
+                _ => "set()",
+            };
+            let _ = writeln!(out, "default {local} := {default}\n");
+            let _ = writeln!(out, "{local} := {}\n", rule_ref(parts, rule));
+            fields.push(format!("{:?}: {local}", rule));
+        }
+        let key = serde_json::to_string(&package.path).unwrap_or_default();
+        entries.push(format!("{key}: {{{}}}", fields.join(", ")));
+    }
+    let _ = writeln!(out, "decision := {{{}}}", entries.join(", "));
+    out
+}
+
+/// Parses regorus' `file:line:col: error: message` into a diagnostic.
+pub fn regorus_diagnostic(file: &str, error: &str) -> Diagnostic {
+    let first = error.lines().next().unwrap_or(error);
+    let mut parts = first.splitn(4, ':');
+    let parsed = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(f), Some(line), Some(col), Some(rest)) if f == file => {
+            match (line.trim().parse::<u32>(), col.trim().parse::<u32>()) {
+                (Ok(line), Ok(column)) => {
+                    let rest = rest.trim();
+                    let rest = rest.strip_prefix("error:").unwrap_or(rest).trim();
+                    Some(Diagnostic {
+                        file: file.to_string(),
+                        line,
+                        column,
+                        message: rest.to_string(),
+                    })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| Diagnostic::file(file, error.lines().next().unwrap_or(error).trim()))
+}
+
+impl RegoBackend {
+    /// Compiles the bundle's Rego; `None` when it has no Rego policy.
+    pub fn compile(bundle: &Bundle) -> Result<Option<RegoBackend>, Vec<Diagnostic>> {
+        if bundle.rego.is_empty() {
+            return Ok(None);
+        }
+        let loaded = load_engine(
+            bundle,
+            LoadOptions {
+                with_tests: false,
+                coverage: false,
+            },
+        )?;
+        let mut engine = loaded.engine;
+        let timeout = Duration::from_millis(bundle.manifest.sluice.rego_timeout_ms);
+        engine.set_execution_timer_config(timer(timeout));
+        // Evaluating once prepares the engine (rule indexing, scheduling), so every clone
+        // handed to a request starts prepared, and surfaces errors that need no input.
+        engine.set_input(Value::new_object());
+        if let Err(e) = engine.eval_rule(ENTRYPOINT.to_string()) {
+            let message = e.to_string();
+            // Errors that depend on the input are for request time; conflicts and the like
+            // are load errors.
+            if message.contains("conflict") || message.contains("recursion") {
+                return Err(vec![Diagnostic::file(
+                    ENTRYPOINT_FILE,
+                    message.lines().next().unwrap_or_default().to_string(),
+                )]);
+            }
+        }
+        let _ = engine.take_prints();
+        Ok(Some(RegoBackend {
+            engine,
+            packages: loaded.packages,
+            timeout,
+        }))
+    }
+
+    /// The packages contributing to the decision.
+    pub fn packages(&self) -> &[PackageRules] {
+        &self.packages
+    }
+
+    /// The per-evaluation time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Evaluates the entrypoint for one input.
+    pub fn evaluate(&self, input: Value) -> Result<RegoOutcome, String> {
+        let mut engine = self.engine.clone();
+        engine.set_input(input);
+        let value = engine
+            .eval_rule(ENTRYPOINT.to_string())
+            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
+        Ok(RegoOutcome::from_value(&value, &self.packages))
+    }
+}
+
+fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::MIN,
+    }
+}
+
+#[cfg(test)]
+mod tests;

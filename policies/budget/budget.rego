@@ -1,0 +1,119 @@
+# Budgets and rate limits.
+#
+# Reads the budget and rate-limit state Sluice meters for every scope of the principal
+# (`input.limits`):
+# - a cost budget (kind `cost_usd`) reaching 100 % with this request's estimated cost denies,
+#   naming the scope;
+# - from `data.budget.warn_at_pct` on it warns and routes chat requests to a cheaper model
+#   (`data.budget.downgrade`), when the team may use that model;
+# - an exhausted per-minute request or token limit denies ("rate limit");
+# - teams listed in `data.budget.throttle` get a tighter rate limit obligation.
+package sluice.budget
+
+import rego.v1
+
+import data.sluice.models
+
+# Cost budgets, with this request's estimated cost added.
+budgets contains {
+	"scope": l.scope,
+	"id": l.id,
+	"window": l.window,
+	"limit": l.limit,
+	"projected": projected,
+	"pct": (projected * 100) / l.limit,
+} if {
+	some l in input.limits
+	l.kind == "cost_usd"
+	l.limit > 0
+	projected := l.used + object.get(input, ["usage", "cost_usd"], 0)
+}
+
+deny contains {"msg": msg, "rule": "budget.exhausted"} if {
+	input.surface == "prompt"
+	some b in budgets
+	b.pct >= 100
+	msg := sprintf(
+		"budget exhausted: %s %q has used $%.2f of its $%.2f %s budget (this request included)",
+		[b.scope, b.id, b.projected, b.limit, period(b.window)],
+	)
+}
+
+low_budgets contains b if {
+	input.surface == "prompt"
+	some b in budgets
+	b.pct >= data.budget.warn_at_pct
+	b.pct < 100
+}
+
+warn contains {"msg": msg, "rule": "budget.low"} if {
+	some b in low_budgets
+	msg := sprintf(
+		"%s %q has used %d%% of its $%.2f %s budget%s",
+		[b.scope, b.id, round(b.pct), b.limit, period(b.window), downgrade_note],
+	)
+}
+
+# Routes a chat request to a cheaper model while a budget runs low.
+route := {"model": cheaper} if {
+	input.action == "llm.chat"
+	count(low_budgets) > 0
+	cheaper := cheaper_model
+}
+
+downgrade_note := sprintf("; routing %q to %q", [input.resource.id, route.model]) if route
+else := ""
+
+# The cheaper model for the requested one, if the team may use it.
+cheaper_model := target if {
+	target := downgrade_target(input.resource.id)
+	target != input.resource.id
+	models.allowed(target)
+}
+
+downgrade_target(model) := data.budget.downgrade[model]
+
+downgrade_target(model) := target if {
+	not data.budget.downgrade[model]
+	some pattern, to in data.budget.downgrade
+	endswith(pattern, "*")
+	prefix := trim_suffix(pattern, "*")
+	startswith(model, prefix)
+	target := keep_suffix(to, substring(model, count(prefix), -1))
+}
+
+keep_suffix(to, suffix) := concat("", [trim_suffix(to, "*"), suffix]) if endswith(to, "*")
+else := to
+
+period(window) := "monthly" if window == "month"
+else := "daily" if window == "day"
+else := "hourly" if window == "hour"
+else := sprintf("per-%s", [window])
+
+# Rate limits: every call counts one request, and its input tokens against token limits.
+deny contains {"msg": msg, "rule": "budget.rate-limit"} if {
+	input.surface != "response"
+	some l in input.limits
+	l.window == "minute"
+	l.kind == "requests"
+	l.used + 1 > l.limit
+	msg := sprintf(
+		"rate limit: %s %q has made %d of its %d requests this minute",
+		[l.scope, l.id, round(l.used), round(l.limit)],
+	)
+}
+
+deny contains {"msg": msg, "rule": "budget.token-rate-limit"} if {
+	input.surface != "response"
+	some l in input.limits
+	l.window == "minute"
+	l.kind == "tokens"
+	tokens := object.get(input, ["usage", "input_tokens"], 0)
+	l.used + tokens > l.limit
+	msg := sprintf(
+		"rate limit: %s %q has used %d of its %d tokens this minute; this request needs %d more",
+		[l.scope, l.id, round(l.used), round(l.limit), tokens],
+	)
+}
+
+throttle := data.budget.throttle[input.principal.team]

@@ -1,0 +1,28 @@
+# Tool calls need an agent identity; any agent may list tools.
+#
+# Which tool an agent may call is decided in Cedar (../tools.cedar): the tool surface
+# defaults to deny, so a call goes through only when a Cedar policy permits it. These rules
+# cover what Cedar cannot express: "the key acts for some agent" (a Cedar policy can test
+# membership in one named agent, not in any).
+package sluice.tools
+
+import rego.v1
+
+has_agent if input.principal.agent != ""
+
+deny contains {"msg": msg, "rule": "tools.agent-required"} if {
+	input.action == "mcp.tools.call"
+	not has_agent
+	msg := sprintf(
+		"key %q has no agent identity: tool calls are only allowed for agents",
+		[input.principal.key_id],
+	)
+}
+
+# Listing a server's tools reveals nothing but descriptions; any agent may do it (keys with
+# the `developer` role may too, see ../tools.cedar).
+allow if {
+	input.surface == "tool"
+	input.action == "mcp.tools.list"
+	has_agent
+}

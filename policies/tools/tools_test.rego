@@ -1,0 +1,54 @@
+package sluice.tools_test
+
+import rego.v1
+
+import data.sluice.tools
+
+call(principal) := {
+	"surface": "tool",
+	"action": "mcp.tools.call",
+	"principal": principal,
+	"resource": {"kind": "tool", "id": "github.get_issue", "server": "github"},
+	"content": {"tool": {"name": "get_issue", "server": "github", "arguments": {"owner": "acme", "repo": "api", "number": 7}}},
+}
+
+list(principal) := {
+	"surface": "tool",
+	"action": "mcp.tools.list",
+	"principal": principal,
+	"resource": {"kind": "mcp_server", "id": "github"},
+}
+
+agent_key := {"key_id": "k-invoice", "team": "payments", "agent": "invoice-agent"}
+
+human_key := {"key_id": "k-alice", "team": "payments", "user": "alice", "roles": ["developer"]}
+
+test_agent_may_attempt_tool_call if {
+	count(tools.deny) == 0 with input as call(agent_key)
+}
+
+test_tool_call_without_agent_denied if {
+	denies := tools.deny with input as call(human_key)
+	denies == {{
+		"msg": "key \"k-alice\" has no agent identity: tool calls are only allowed for agents",
+		"rule": "tools.agent-required",
+	}}
+}
+
+test_empty_agent_is_no_agent if {
+	count(tools.deny) == 1 with input as call(object.union(agent_key, {"agent": ""}))
+}
+
+test_agent_may_list_tools if {
+	tools.allow with input as list(agent_key)
+	count(tools.deny) == 0 with input as list(agent_key)
+}
+
+test_listing_without_agent_not_allowed_here if {
+	not tools.allow with input as list(human_key)
+	count(tools.deny) == 0 with input as list(human_key)
+}
+
+test_rego_never_allows_tool_calls if {
+	not tools.allow with input as call(agent_key)
+}

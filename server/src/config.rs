@@ -1,0 +1,242 @@
+//! The configuration of `sluice serve`: a YAML or JSON file, every field optional.
+//!
+//! `schemas/config.schema.json` is generated from these types; a unit test fails when it is
+//! stale (regenerate with `SLUICE_UPDATE_SCHEMAS=1 cargo test -p sluice-server config`).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted debounce window: beyond it a change would look lost to an operator.
+const MAX_DEBOUNCE_MS: u64 = 60_000;
+
+/// Shortest accepted poll interval: a tighter re-scan would burn CPU reading the bundle.
+const MIN_POLL_INTERVAL_MS: u64 = 100;
+
+/// The gateway's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// The policy directory (`*.rego`, `*.cedar`, data files). A relative path in a config
+    /// file is resolved against the directory of that file.
+    pub policy_dir: PathBuf,
+    /// How policy changes are picked up.
+    pub reload: ReloadConfig,
+    /// The admin endpoints (`/admin/...`).
+    pub admin: AdminConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)),
+            // The default policy repo is not embedded into the binary yet, so the default is
+            // the conventional directory next to where the gateway is started.
+            policy_dir: PathBuf::from("./policies"),
+            reload: ReloadConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+/// Hot reload of the policy directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Quiet window after the last file change before the bundle is rebuilt, in
+    /// milliseconds; lets an editor or `git checkout` finish writing.
+    pub debounce_ms: u64,
+    /// Interval of the fallback re-scan that catches changes the file watcher missed, in
+    /// milliseconds; 0 disables it.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            debounce_ms: 50,
+            poll_interval_ms: 2_000,
+        }
+    }
+}
+
+impl ReloadConfig {
+    /// The debounce window.
+    pub fn debounce(&self) -> Duration {
+        Duration::from_millis(self.debounce_ms)
+    }
+
+    /// The poll interval, `None` when polling is disabled.
+    pub fn poll_interval(&self) -> Option<Duration> {
+        (self.poll_interval_ms > 0).then(|| Duration::from_millis(self.poll_interval_ms))
+    }
+}
+
+/// Access to the admin endpoints.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token required by the admin endpoints. When absent, they answer only
+    /// clients connecting from a loopback address.
+    pub token: Option<String>,
+}
+
+// Written by hand so that the token never reaches a log line through `{:?}`.
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file name does not say which format it is in.
+    #[error("config file `{path}` must end in `.yaml`, `.yml` or `.json`")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not valid YAML or JSON for this schema.
+    #[error("invalid config file `{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with its position.
+        message: String,
+    },
+    /// A field has a value outside what it accepts.
+    #[error("invalid `{field}`: {message}")]
+    Invalid {
+        /// Dotted path of the field, e.g. `reload.poll_interval_ms`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a config file, choosing the format by extension, and validates it. Relative
+    /// paths inside it are resolved against the file's directory, so the file means the same
+    /// thing whichever directory the gateway is started from.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let mut config = match extension.as_deref() {
+            Some("yaml" | "yml") => Config::from_yaml(&text),
+            Some("json") => Config::from_json(&text),
+            _ => {
+                return Err(ConfigError::UnknownFormat {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        .map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        if config.policy_dir.is_relative()
+            && let Some(base) = path.parent()
+        {
+            config.policy_dir = base.join(&config.policy_dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses YAML text (no validation).
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        // An empty YAML document is `null`; it means "all defaults", like an empty object.
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        yaml_serde::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Parses JSON text (no validation).
+    pub fn from_json(text: &str) -> Result<Config, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks the values that the types alone do not constrain.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.policy_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "policy_dir",
+                message: "must not be empty".to_string(),
+            });
+        }
+        if self.reload.debounce_ms > MAX_DEBOUNCE_MS {
+            return Err(ConfigError::Invalid {
+                field: "reload.debounce_ms",
+                message: format!(
+                    "`{}` is larger than the maximum of {MAX_DEBOUNCE_MS}",
+                    self.reload.debounce_ms
+                ),
+            });
+        }
+        if self.reload.poll_interval_ms != 0 && self.reload.poll_interval_ms < MIN_POLL_INTERVAL_MS
+        {
+            return Err(ConfigError::Invalid {
+                field: "reload.poll_interval_ms",
+                message: format!(
+                    "`{}` is below the minimum of {MIN_POLL_INTERVAL_MS} (use 0 to disable polling)",
+                    self.reload.poll_interval_ms
+                ),
+            });
+        }
+        if let Some(token) = &self.admin.token {
+            // The token itself is never echoed: it is a secret.
+            if token.is_empty() {
+                return Err(ConfigError::Invalid {
+                    field: "admin.token",
+                    message: "must not be empty (omit it to restrict the admin endpoints to loopback clients)".to_string(),
+                });
+            }
+            if !token.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(ConfigError::Invalid {
+                    field: "admin.token",
+                    message: "must consist of printable ASCII characters without spaces"
+                        .to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `schemas/config.schema.json`.
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Config).to_value();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
+            "$id".to_string(),
+            serde_json::Value::String("https://sluice.dev/schemas/config.schema.json".to_string()),
+        );
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests;

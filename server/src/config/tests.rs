@@ -1,0 +1,131 @@
+use std::path::PathBuf;
+
+use super::*;
+
+#[test]
+fn empty_documents_mean_defaults() {
+    assert_eq!(Config::from_yaml("").unwrap(), Config::default());
+    assert_eq!(Config::from_yaml("{}").unwrap(), Config::default());
+    assert_eq!(Config::from_json("{}").unwrap(), Config::default());
+    let config = Config::default();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.policy_dir, PathBuf::from("./policies"));
+    assert_eq!(config.reload.debounce_ms, 50);
+    assert_eq!(config.reload.poll_interval_ms, 2000);
+    assert_eq!(config.admin.token, None);
+    config.validate().unwrap();
+}
+
+#[test]
+fn yaml_and_json_set_every_field() {
+    let yaml = "listen: 0.0.0.0:9000\npolicy_dir: /etc/sluice/policies\nreload:\n  debounce_ms: 10\n  poll_interval_ms: 0\nadmin:\n  token: s3cret-token\n";
+    let config = Config::from_yaml(yaml).unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(config.policy_dir, PathBuf::from("/etc/sluice/policies"));
+    assert_eq!(config.reload.debounce_ms, 10);
+    assert_eq!(config.reload.poll_interval(), None);
+    assert_eq!(config.admin.token.as_deref(), Some("s3cret-token"));
+
+    let json = r#"{"listen":"[::1]:8081","reload":{"debounce_ms":5}}"#;
+    let config = Config::from_json(json).unwrap();
+    assert_eq!(config.listen.to_string(), "[::1]:8081");
+    // Fields left out of a nested object keep their defaults.
+    assert_eq!(config.reload.poll_interval_ms, 2000);
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_name() {
+    let err = Config::from_yaml("listen: 127.0.0.1:1\nlisen: x\n").unwrap_err();
+    assert!(err.contains("lisen"), "{err}");
+    let err = Config::from_json(r#"{"reload":{"debounce":1}}"#).unwrap_err();
+    assert!(err.contains("debounce"), "{err}");
+}
+
+#[test]
+fn validation_names_the_field() {
+    let mut config = Config::default();
+    config.reload.poll_interval_ms = 10;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.starts_with("invalid `reload.poll_interval_ms`"), "{err}");
+
+    let mut config = Config::default();
+    config.reload.debounce_ms = 600_000;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.starts_with("invalid `reload.debounce_ms`"), "{err}");
+
+    let mut config = Config::default();
+    config.admin.token = Some(String::new());
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.starts_with("invalid `admin.token`"), "{err}");
+
+    let mut config = Config::default();
+    config.admin.token = Some("has space".to_string());
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.starts_with("invalid `admin.token`"), "{err}");
+    assert!(!err.contains("has space"), "the token must not be echoed: {err}");
+
+    let mut config = Config::default();
+    config.policy_dir = PathBuf::new();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.starts_with("invalid `policy_dir`"), "{err}");
+}
+
+#[test]
+fn debug_output_redacts_the_token() {
+    let mut config = Config::default();
+    config.admin.token = Some("very-secret".to_string());
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("very-secret"), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+}
+
+#[test]
+fn load_picks_the_format_by_extension_and_resolves_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("sluice.yaml");
+    std::fs::write(&yaml, "policy_dir: repo/policies\n").unwrap();
+    let config = Config::load(&yaml).unwrap();
+    assert_eq!(config.policy_dir, dir.path().join("repo/policies"));
+
+    let json = dir.path().join("sluice.json");
+    std::fs::write(&json, r#"{"policy_dir":"/abs"}"#).unwrap();
+    assert_eq!(Config::load(&json).unwrap().policy_dir, PathBuf::from("/abs"));
+
+    let toml = dir.path().join("sluice.toml");
+    std::fs::write(&toml, "").unwrap();
+    let err = Config::load(&toml).unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownFormat { .. }), "{err}");
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "reload: [1, 2\n").unwrap();
+    let err = Config::load(&broken).unwrap_err().to_string();
+    assert!(err.starts_with("invalid config file `"), "{err}");
+
+    let invalid = dir.path().join("invalid.yaml");
+    std::fs::write(&invalid, "reload:\n  poll_interval_ms: 1\n").unwrap();
+    let err = Config::load(&invalid).unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid { field: "reload.poll_interval_ms", .. }), "{err}");
+
+    let err = Config::load(&dir.path().join("missing.yaml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+}
+
+/// The committed schema is generated from the types; this fails when someone changed the
+/// types without regenerating it.
+#[test]
+fn committed_schema_matches_the_types() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas/config.schema.json");
+    let schema = schema();
+    let generated = format!("{}\n", serde_json::to_string_pretty(&schema).unwrap());
+    if std::env::var_os("SLUICE_UPDATE_SCHEMAS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{} is stale or missing; regenerate it with \
+         `SLUICE_UPDATE_SCHEMAS=1 cargo test -p sluice-server config` and commit the result",
+        path.display()
+    );
+}

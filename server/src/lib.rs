@@ -1,0 +1,8 @@
+//! `sluice`: the binary with everything that does IO, around the pure `sluice-engine`.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod reload;
+pub mod revision;
+pub mod serve;

@@ -1,0 +1,186 @@
+//! `sluice serve`: load the configuration and the policy bundle, watch the bundle, serve
+//! HTTP until SIGINT or SIGTERM.
+//!
+//! Startup prints one line meant for scripts and tests, on standard error:
+//! `sluice listening on http://ADDR revision=REV` (ADDR is the bound address, so
+//! `--listen 127.0.0.1:0` reveals the port the system chose).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::reload::{self, PolicyStore};
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Options of `sluice serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file, YAML (`.yaml`, `.yml`) or JSON (`.json`); defaults apply without.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Policy directory; overrides `policy_dir` of the configuration.
+    #[arg(long, value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port); overrides
+    /// `listen` of the configuration.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Runs the gateway until a shutdown signal; the exit code is 1 when it cannot start.
+pub fn main(args: ServeArgs) -> ExitCode {
+    init_tracing();
+    let config = match configure(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match PolicyStore::open(&config.policy_dir) {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            eprintln!("error: {error}");
+            for diagnostic in &error.error.diagnostics {
+                eprintln!("  {diagnostic}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, store)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration file (or the defaults) with the command-line overrides applied.
+fn configure(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.policy_dir {
+        config.policy_dir.clone_from(dir);
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    config.validate()?;
+    if !config.policy_dir.is_dir() {
+        let explicit = args.policy_dir.is_some() || args.config.is_some();
+        anyhow::bail!(
+            "policy directory `{}` does not exist{}",
+            config.policy_dir.display(),
+            if explicit {
+                ""
+            } else {
+                "; pass `--policy-dir DIR` or set `policy_dir` in a `--config` file"
+            }
+        );
+    }
+    Ok(config)
+}
+
+async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", config.listen))?;
+    let local = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for `{}`", config.listen))?;
+    let signal = shutdown_signal()?;
+    let watcher = reload::spawn_watcher(Arc::clone(&store), config.reload);
+    let app = admin::router(AdminState {
+        store: Arc::clone(&store),
+        token: config.admin.token.as_deref().map(Arc::from),
+    });
+    let revision = store.current().revision().to_string();
+    tracing::info!(listen = %local, %revision, policy_dir = %store.dir().display(), "serving");
+    // The documented startup line, independent of the log filter and format.
+    eprintln!("sluice listening on http://{local} revision={revision}");
+
+    let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let signal = signal.await;
+        tracing::info!(signal, "shutting down");
+        let _ = signalled_tx.send(true);
+    });
+    // Graceful shutdown waits for open connections; a client that never lets go must not
+    // keep the process alive past the grace period.
+    let grace = async move {
+        let _ = signalled_rx.wait_for(|signalled| *signalled).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = server => result.context("the HTTP server failed"),
+        () = grace => {
+            tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis(), "connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    watcher.stop().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// Listens for SIGINT and SIGTERM from now on (not from the first poll, so a signal sent
+/// right after the startup line is not lost) and resolves with the first one's name.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = &'static str>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = &'static str>> {
+    Ok(async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+        "ctrl-c"
+    })
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Fails only when a subscriber is already installed, which is then the one to use.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
