@@ -1,1 +1,112 @@
-fn main() {}
+//! Per-decision cost on the default policy repo (`policies/`), Rego and Cedar together, for
+//! each example input under `examples/inputs/`; plus the parts (Rego alone, Cedar alone,
+//! input conversion) and a whole-bundle compile.
+//!
+//! Run: `cargo bench -p sluice-engine --bench decision`. Target: p50 ≤ 30 µs per decision.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "benchmark setup: a broken setup must stop the run loudly"
+)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sluice_engine::{Bundle, DecisionInput, Policies};
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn inputs() -> Vec<(String, DecisionInput)> {
+    let mut out = Vec::new();
+    let dir = repo().join("examples/inputs");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    for path in paths {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(input) = serde_json::from_str(&text) else {
+            continue;
+        };
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push((name, input));
+    }
+    out
+}
+
+fn policies() -> Policies {
+    let bundle = Bundle::load(&repo().join("policies")).expect("the default policies load");
+    Policies::compile(&bundle, "bench".to_string()).expect("the default policies compile")
+}
+
+/// Prints p50/p99 of single decisions measured one by one, which criterion's mean hides.
+fn percentiles(policies: &Policies, name: &str, input: &DecisionInput) {
+    let mut samples: Vec<Duration> = (0..20_000)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(policies.evaluate(black_box(input)));
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "decision/{name}: p50 {:.1} µs, p99 {:.1} µs",
+        at(0.50).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let policies = policies();
+    let inputs = inputs();
+    assert!(
+        !inputs.is_empty(),
+        "no example inputs under examples/inputs"
+    );
+    for (name, input) in &inputs {
+        percentiles(&policies, name, input);
+        c.bench_function(&format!("decision/{name}"), |b| {
+            b.iter(|| policies.evaluate(black_box(input)))
+        });
+    }
+    if let Some((_, input)) = inputs.first() {
+        if let Some(rego) = policies.rego() {
+            c.bench_function("rego_only", |b| {
+                b.iter(|| {
+                    let value = sluice_engine::policies::to_rego_value(black_box(input)).unwrap();
+                    rego.evaluate(value)
+                })
+            });
+        }
+        if let Some(cedar) = policies.cedar() {
+            c.bench_function("cedar_only", |b| {
+                b.iter(|| cedar.evaluate(black_box(input)))
+            });
+        }
+        c.bench_function("input_to_rego_value", |b| {
+            b.iter(|| sluice_engine::policies::to_rego_value(black_box(input)))
+        });
+    }
+    let bundle = Bundle::load(&repo().join("policies")).expect("the default policies load");
+    c.bench_function("compile_default_bundle", |b| {
+        b.iter(|| Policies::compile(black_box(&bundle), String::new()))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);

@@ -67,6 +67,15 @@ pub(crate) fn miette_offset(diagnostic: &dyn miette::Diagnostic) -> Option<usize
 /// A miette diagnostic's message with its help, on one line.
 pub(crate) fn miette_message(diagnostic: &dyn miette::Diagnostic) -> String {
     let mut message = diagnostic.to_string();
+    let mut source = std::error::Error::source(diagnostic);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
     if let Some(help) = diagnostic.help() {
         message.push_str(" (");
         message.push_str(&help.to_string());
@@ -194,6 +203,23 @@ pub fn validate(
     files: &[SourceFile],
     diagnostics: &mut Vec<Diagnostic>,
 ) {
+    let first_new = diagnostics.len();
+    validate_unsorted(schema, policies, origins, files, diagnostics);
+    // Cedar reports in hash order; sort so output is stable from run to run.
+    if let Some(new) = diagnostics.get_mut(first_new..) {
+        new.sort_by(|a, b| {
+            (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message))
+        });
+    }
+}
+
+fn validate_unsorted(
+    schema: &Schema,
+    policies: &PolicySet,
+    origins: &HashMap<PolicyId, PolicyOrigin>,
+    files: &[SourceFile],
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let result = Validator::new(schema.clone()).validate(policies, ValidationMode::Strict);
     for error in result.validation_errors() {
         let id = error.policy_id();
@@ -203,7 +229,7 @@ pub fn validate(
             .find(|f| f.path == file)
             .map(|f| f.text.as_str())
             .unwrap_or_default();
-        let message = format!("policy `{id}`: {}", miette_message(error));
+        let message = miette_message(error);
         diagnostics.push(match miette_offset(error) {
             Some(offset) => Diagnostic::at_offset(&file, text, offset, message),
             None => Diagnostic::file(&file, message),
@@ -225,7 +251,7 @@ pub fn validate(
             .find(|f| f.path == file)
             .map(|f| f.text.as_str())
             .unwrap_or_default();
-        let message = format!("policy `{id}`: {}", miette_message(warning));
+        let message = miette_message(warning);
         diagnostics.push(match miette_offset(warning) {
             Some(offset) => Diagnostic::at_offset(&file, text, offset, message),
             None => Diagnostic::file(&file, message),

@@ -75,7 +75,7 @@ pub struct LoadedEngine {
 pub fn load_engine(bundle: &Bundle, options: LoadOptions) -> Result<LoadedEngine, Vec<Diagnostic>> {
     let mut engine = Engine::new();
     engine.set_gather_prints(true);
-    engine.set_strict_builtin_errors(false);
+    engine.set_strict_builtin_errors(bundle.manifest.sluice.rego_strict_builtin_errors);
     if options.coverage {
         engine.set_enable_coverage(true);
     }
@@ -245,29 +245,43 @@ fn entrypoint_module(
     out
 }
 
-/// Parses regorus' `file:line:col: error: message` into a diagnostic.
+/// Reads a regorus error into a diagnostic. regorus renders positioned errors as
+/// `--> file:line:col`, the source line with a caret, then `error: message`.
 pub fn regorus_diagnostic(file: &str, error: &str) -> Diagnostic {
-    let first = error.lines().next().unwrap_or(error);
-    let mut parts = first.splitn(4, ':');
-    let parsed = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(f), Some(line), Some(col), Some(rest)) if f == file => {
-            match (line.trim().parse::<u32>(), col.trim().parse::<u32>()) {
-                (Ok(line), Ok(column)) => {
-                    let rest = rest.trim();
-                    let rest = rest.strip_prefix("error:").unwrap_or(rest).trim();
-                    Some(Diagnostic {
-                        file: file.to_string(),
-                        line,
-                        column,
-                        message: rest.to_string(),
-                    })
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    };
-    parsed.unwrap_or_else(|| Diagnostic::file(file, error.lines().next().unwrap_or(error).trim()))
+    let position = error.lines().find_map(|line| {
+        let rest = line.trim_start().strip_prefix("--> ")?;
+        let mut parts = rest.rsplitn(3, ':');
+        let column = parts.next()?.trim().parse::<u32>().ok()?;
+        let line = parts.next()?.trim().parse::<u32>().ok()?;
+        Some((line, column))
+    });
+    let message = error
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("error:").map(str::trim))
+        .or_else(|| error.lines().map(str::trim).find(|line| !line.is_empty()))
+        .unwrap_or("invalid policy")
+        .to_string();
+    let (line, column) = position.unwrap_or((0, 0));
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The first non-empty line of an error, for reasons (which are one line).
+pub(crate) fn one_line(error: &str) -> String {
+    let diagnostic = regorus_diagnostic("", error);
+    if diagnostic.line > 0 {
+        format!(
+            "{}:{}: {}",
+            diagnostic.line, diagnostic.column, diagnostic.message
+        )
+    } else {
+        diagnostic.message
+    }
 }
 
 impl RegoBackend {
@@ -294,10 +308,7 @@ impl RegoBackend {
             // Errors that depend on the input are for request time; conflicts and the like
             // are load errors.
             if message.contains("conflict") || message.contains("recursion") {
-                return Err(vec![Diagnostic::file(
-                    ENTRYPOINT_FILE,
-                    message.lines().next().unwrap_or_default().to_string(),
-                )]);
+                return Err(vec![Diagnostic::file(ENTRYPOINT_FILE, one_line(&message))]);
             }
         }
         let _ = engine.take_prints();
@@ -324,7 +335,7 @@ impl RegoBackend {
         engine.set_input(input);
         let value = engine
             .eval_rule(ENTRYPOINT.to_string())
-            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
+            .map_err(|e| one_line(&e.to_string()))?;
         Ok(RegoOutcome::from_value(&value, &self.packages))
     }
 }

@@ -47,8 +47,10 @@ pub enum Outcome {
     Skip,
 }
 
-/// One test's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One test's result. Serialises in `opa test --format json`'s shape (`location`,
+/// `package`, `name`, `fail`, `skip`, `error`, `duration`, `output`), plus `language`,
+/// `outcome` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestResult {
     /// `rego` or `cedar`.
     pub language: &'static str,
@@ -61,13 +63,63 @@ pub struct TestResult {
     /// How it ended.
     pub outcome: Outcome,
     /// Why it failed or errored.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Duration in nanoseconds.
     pub duration: u64,
     /// What `print` wrote during the test.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub output: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct OpaError<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct OpaResult<'a> {
+    location: &'a Location,
+    package: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fail: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    skip: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<OpaError<'a>>,
+    duration: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    output: String,
+    language: &'static str,
+    outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+impl Serialize for TestResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut output = self.output.join("\n");
+        if !output.is_empty() {
+            output.push('\n');
+        }
+        OpaResult {
+            location: &self.location,
+            package: &self.package,
+            name: &self.name,
+            fail: self.outcome == Outcome::Fail,
+            skip: self.outcome == Outcome::Skip,
+            error: (self.outcome == Outcome::Error).then(|| OpaError {
+                code: "eval_error",
+                message: self.message.as_deref().unwrap_or_default(),
+            }),
+            duration: self.duration,
+            output,
+            language: self.language,
+            outcome: self.outcome,
+            message: self.message.as_deref(),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl TestResult {

@@ -34,8 +34,8 @@ deny contains {"msg": msg, "rule": "budget.exhausted"} if {
 	some b in budgets
 	b.pct >= 100
 	msg := sprintf(
-		"budget exhausted: %s %q has used $%.2f of its $%.2f %s budget (this request included)",
-		[b.scope, b.id, b.projected, b.limit, period(b.window)],
+		"budget exhausted: %s %q has used $%s of its $%s %s budget (this request included)",
+		[b.scope, b.id, dollars(b.projected), dollars(b.limit), period(b.window)],
 	)
 }
 
@@ -49,8 +49,8 @@ low_budgets contains b if {
 warn contains {"msg": msg, "rule": "budget.low"} if {
 	some b in low_budgets
 	msg := sprintf(
-		"%s %q has used %d%% of its $%.2f %s budget%s",
-		[b.scope, b.id, round(b.pct), b.limit, period(b.window), downgrade_note],
+		"%s %q has used %d%% of its $%s %s budget%s",
+		[b.scope, b.id, round(b.pct), dollars(b.limit), period(b.window), downgrade_note],
 	)
 }
 
@@ -73,17 +73,25 @@ cheaper_model := target if {
 
 downgrade_target(model) := data.budget.downgrade[model]
 
-downgrade_target(model) := target if {
+# Otherwise the longest matching `prefix*` key.
+downgrade_target(model) := keep_suffix(matches[n], substring(model, n, -1)) if {
 	not data.budget.downgrade[model]
-	some pattern, to in data.budget.downgrade
-	endswith(pattern, "*")
-	prefix := trim_suffix(pattern, "*")
-	startswith(model, prefix)
-	target := keep_suffix(to, substring(model, count(prefix), -1))
+	matches := {count(prefix): to |
+		some pattern, to in data.budget.downgrade
+		endswith(pattern, "*")
+		prefix := trim_suffix(pattern, "*")
+		startswith(model, prefix)
+	}
+	count(matches) > 0
+	n := max(object.keys(matches))
 }
 
 keep_suffix(to, suffix) := concat("", [trim_suffix(to, "*"), suffix]) if endswith(to, "*")
 else := to
+
+# An amount with two decimals. (Not `sprintf("%.2f")`: regorus prints whole numbers that
+# way without decimals, e.g. "1000" where OPA prints "1000.00".)
+dollars(amount) := sprintf("%d.%02d", [floor(cents / 100), cents % 100]) if cents := round(amount * 100)
 
 period(window) := "monthly" if window == "month"
 else := "daily" if window == "day"

@@ -80,6 +80,14 @@ test_prefix_downgrade_to_fixed_model if {
 	budget.route == {"model": "claude-sonnet-4-5"} with input as inp with data.budget as mock_budget with data.models as mock_models
 }
 
+test_longest_prefix_wins if {
+	overlapping := {"warn_at_pct": 80, "downgrade": {"claude-*": "claude-haiku-4-5", "claude-sonnet-*": "claude-haiku-*"}}
+	inp := chat("claude-sonnet-4-0", 0.5, [team_budget(900.5, 1000.5)])
+	budget.route == {"model": "claude-haiku-4-0"} with input as inp with data.budget as overlapping with data.models as mock_models
+	inp2 := chat("claude-opus-4-1", 0.5, [team_budget(900.5, 1000.5)])
+	budget.route == {"model": "claude-haiku-4-5"} with input as inp2 with data.budget as overlapping with data.models as mock_models
+}
+
 test_no_route_to_model_the_team_may_not_use if {
 	inp := object.union(
 		chat("gpt-4o", 0.5, [team_budget(900.5, 1000.5)]),

@@ -64,6 +64,7 @@ test_secret_in_prompt_denied if {
 		"msg": "the request contains secrets (aws_access_key, github_token); credentials must never be sent to models or tools",
 		"rule": "pii.secret-in-request",
 	}}
+	count(pii.redact) == 0 with input as inp with data.pii as mock_pii
 }
 
 test_secret_in_tool_call_denied if {

@@ -26,3 +26,15 @@ allow if {
 	input.action == "mcp.tools.list"
 	has_agent
 }
+
+# Whether a tool is read-only is decided by ../entities.json (Cedar tag `access`). For a tool
+# that file does not list, Cedar takes the tags from `input.resource.attributes`, so a
+# request or an MCP server claiming `access` there could make its own tool look read-only.
+deny contains {"msg": msg, "rule": "tools.access-claimed-by-request"} if {
+	input.surface == "tool"
+	"access" in object.keys(object.get(input.resource, "attributes", {}))
+	msg := sprintf(
+		"tool %q: the access level of a tool comes from the policy's entity data, not from the request",
+		[input.resource.id],
+	)
+}

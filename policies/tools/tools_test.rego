@@ -52,3 +52,17 @@ test_listing_without_agent_not_allowed_here if {
 test_rego_never_allows_tool_calls if {
 	not tools.allow with input as call(agent_key)
 }
+
+test_access_attribute_in_request_denied if {
+	inp := object.union(call(agent_key), {"resource": {"attributes": {"access": "read", "readOnlyHint": true}}})
+	denies := tools.deny with input as inp
+	denies == {{
+		"msg": "tool \"github.get_issue\": the access level of a tool comes from the policy's entity data, not from the request",
+		"rule": "tools.access-claimed-by-request",
+	}}
+}
+
+test_other_resource_attributes_are_fine if {
+	inp := object.union(call(agent_key), {"resource": {"attributes": {"readOnlyHint": true}}})
+	count(tools.deny) == 0 with input as inp
+}

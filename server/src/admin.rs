@@ -109,9 +109,7 @@ pub enum AdminAuthError {
     #[error("invalid bearer token")]
     InvalidToken,
     /// No token is configured and the client is not on a loopback address.
-    #[error(
-        "the admin endpoints answer only loopback clients unless `admin.token` is configured"
-    )]
+    #[error("the admin endpoints answer only loopback clients unless `admin.token` is configured")]
     NotLoopback,
 }
 

@@ -22,8 +22,9 @@ const MIN_POLL_INTERVAL_MS: u64 = 100;
 pub struct Config {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
-    /// The policy directory (`*.rego`, `*.cedar`, data files). A relative path in a config
-    /// file is resolved against the directory of that file.
+    /// The policy directory (`*.rego`, `*.cedar`, data files). When read from a config
+    /// file, a relative path (the default included) is resolved against the directory of
+    /// that file; without a config file, against the working directory.
     pub policy_dir: PathBuf,
     /// How policy changes are picked up.
     pub reload: ReloadConfig,

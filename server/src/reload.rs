@@ -24,6 +24,10 @@ use crate::revision;
 
 pub use watcher::{WatchHandle, spawn_watcher};
 
+/// Reads of a directory whose files keep changing under a git checkout before giving up on
+/// a git revision.
+const MAX_SETTLE_ATTEMPTS: usize = 5;
+
 /// Most diagnostics logged for one failed reload; the status keeps them all.
 const MAX_LOGGED_DIAGNOSTICS: usize = 20;
 
@@ -176,7 +180,7 @@ enum Built {
     Unchanged { git_dir: Option<PathBuf> },
     /// A new valid bundle.
     Compiled {
-        policies: Policies,
+        policies: Arc<Policies>,
         fingerprint: Fingerprint,
         git_dir: Option<PathBuf>,
     },
@@ -201,8 +205,8 @@ impl PolicyStore {
             error,
         };
         let bundle = Bundle::load(&dir).map_err(fail)?;
-        let revision = revision::describe(&dir, &bundle.content_hash);
-        let policies = Policies::compile(&bundle, revision.id.clone()).map_err(fail)?;
+        let (bundle, revision) = name(&dir, bundle).map_err(fail)?;
+        let policies = compile(&bundle, &revision.id).map_err(fail)?;
         let now = now_rfc3339();
         let fingerprint = Fingerprint::Bundle {
             content_hash: bundle.content_hash.clone(),
@@ -306,7 +310,7 @@ impl PolicyStore {
                 git_dir,
             } => {
                 let revision = policies.revision().to_string();
-                self.live.store(Arc::new(policies));
+                self.live.store(policies);
                 let now = now_rfc3339();
                 if let Fingerprint::Bundle { content_hash, .. } = &fingerprint {
                     state.status.content_hash.clone_from(content_hash);
@@ -394,7 +398,17 @@ fn build(dir: &Path, trigger: Trigger, active: &Fingerprint, last_attempt: &Fing
     {
         return Built::Skipped;
     }
-    let revision = revision::describe(dir, &bundle.content_hash);
+    let (bundle, revision) = match name(dir, bundle) {
+        Ok(named) => named,
+        Err(error) => {
+            return Built::Failed {
+                fingerprint: Fingerprint::Unreadable(error.to_string()),
+                revision: None,
+                error,
+                git_dir: None,
+            };
+        }
+    };
     let fingerprint = Fingerprint::Bundle {
         content_hash: bundle.content_hash.clone(),
         revision: revision.id.clone(),
@@ -407,9 +421,9 @@ fn build(dir: &Path, trigger: Trigger, active: &Fingerprint, last_attempt: &Fing
     if trigger != Trigger::Manual && fingerprint == *last_attempt {
         return Built::Skipped;
     }
-    match Policies::compile(&bundle, revision.id.clone()) {
+    match compile(&bundle, &revision.id) {
         Ok(policies) => Built::Compiled {
-            policies,
+            policies: Arc::new(policies),
             fingerprint,
             git_dir: revision.git_dir,
         },
@@ -420,6 +434,45 @@ fn build(dir: &Path, trigger: Trigger, active: &Fingerprint, last_attempt: &Fing
             git_dir: revision.git_dir,
         },
     }
+}
+
+/// Compiles a bundle that has at least one policy. A directory without any is refused: it
+/// is a directory caught mid-replacement or the wrong directory, and activating it would
+/// silently drop every rule.
+fn compile(bundle: &Bundle, revision: &str) -> Result<Policies, BundleError> {
+    if bundle.is_empty() {
+        return Err(BundleError::one(Diagnostic::file(
+            ".",
+            "the policy directory has no policy file (`*.rego` or `*.cedar`)",
+        )));
+    }
+    Policies::compile(bundle, revision.to_string())
+}
+
+/// The revision of the bundle that was read.
+///
+/// Git is asked after the files were read, so a checkout running meanwhile could pair the
+/// old files with the new commit. The bundle is read again until the content held still
+/// around the question; if it never does, the content hash is the one name that is true.
+fn name(dir: &Path, mut bundle: Bundle) -> Result<(Bundle, revision::Revision), BundleError> {
+    for _ in 0..MAX_SETTLE_ATTEMPTS {
+        let revision = revision::describe(dir, &bundle.content_hash);
+        if revision.git_dir.is_none() || revision.id == bundle.content_hash {
+            // Named by its content: true by construction.
+            return Ok((bundle, revision));
+        }
+        let again = Bundle::load(dir)?;
+        if again.content_hash == bundle.content_hash {
+            return Ok((bundle, revision));
+        }
+        bundle = again;
+    }
+    let revision = revision::Revision {
+        id: bundle.content_hash.clone(),
+        git_dir: revision::describe(dir, &bundle.content_hash).git_dir,
+    };
+    tracing::warn!(policy_dir = %dir.display(), revision = %revision.id, "policy files kept changing while being read; naming the bundle by its content");
+    Ok((bundle, revision))
 }
 
 fn log_failure(failure: &ReloadFailure, active_revision: &str, elapsed: Duration) {
@@ -436,7 +489,7 @@ fn log_failure(failure: &ReloadFailure, active_revision: &str, elapsed: Duration
             file = %diagnostic.file,
             line = diagnostic.line,
             column = diagnostic.column,
-            message = %diagnostic.message,
+            problem = %diagnostic.message,
             "policy diagnostic"
         );
     }
@@ -445,9 +498,7 @@ fn log_failure(failure: &ReloadFailure, active_revision: &str, elapsed: Duration
 /// The current time, RFC 3339 in UTC with millisecond precision.
 pub(crate) fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_millisecond(now.millisecond())
-        .unwrap_or(now);
+    let now = now.replace_millisecond(now.millisecond()).unwrap_or(now);
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| {
             // Unreachable for any date this process can see; the unix time is still useful.

@@ -56,7 +56,10 @@ pub fn describe(dir: &Path, content_hash: &str) -> Revision {
         id: content_hash.to_string(),
         git_dir,
     };
-    let located = match git(dir, &["rev-parse", "--is-inside-work-tree", "--absolute-git-dir"]) {
+    let located = match git(
+        dir,
+        &["rev-parse", "--is-inside-work-tree", "--absolute-git-dir"],
+    ) {
         Ok(out) => out,
         Err(error) => {
             // The common case outside a repository; not worth more than a debug line.

@@ -5,6 +5,7 @@
 //! `sluice listening on http://ADDR revision=REV` (ADDR is the bound address, so
 //! `--listen 127.0.0.1:0` reveals the port the system chose).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -181,6 +182,7 @@ fn init_tracing() {
     // Fails only when a subscriber is already installed, which is then the one to use.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

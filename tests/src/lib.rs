@@ -1,1 +1,71 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: the real `sluice` binary, the repository's own
+#![expect(
+    clippy::expect_used,
+    reason = "test support: a broken test setup must fail the run loudly"
+)]
+//! files, and the shared conformance data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared` next to the repository (conformance suites).
+pub fn shared() -> PathBuf {
+    repo().join("../shared")
+}
+
+/// The `sluice` binary of this workspace, built once per test run with the same cargo and
+/// target directory as the tests themselves, so a test never runs a stale binary.
+pub fn sluice_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "sluice-server", "--bin", "sluice"])
+            .current_dir(repo())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the sluice binary failed");
+        // Tests run from <target>/debug/deps/; the binary sits in <target>/debug/.
+        let exe = std::env::current_exe().expect("test executable path");
+        let debug = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in <target>/debug/deps");
+        let bin = debug.join("sluice");
+        assert!(bin.exists(), "{} does not exist", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// Runs `sluice ARGS` in `dir` and returns its output.
+pub fn sluice(dir: &Path, args: &[&str]) -> Output {
+    Command::new(sluice_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("sluice runs")
+}
+
+/// Stdout and stderr of an output as text, for assertion messages.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Writes `body` to `dir/path`, creating directories.
+pub fn write_file(dir: &Path, path: &str, body: &str) {
+    let full = dir.join(path);
+    if let Some(parent) = full.parent() {
+        std::fs::create_dir_all(parent).expect("create directories");
+    }
+    std::fs::write(full, body).expect("write file");
+}

@@ -106,9 +106,17 @@ pub struct Settings {
     /// What an evaluation error does, per surface; a surface not listed fails closed.
     #[serde(default)]
     pub on_error: BTreeMap<Surface, OnError>,
-    /// Wall-clock limit of one Rego evaluation, in milliseconds.
+    /// Wall-clock limit of one Rego evaluation, in milliseconds. It bounds a policy that
+    /// explodes; set it well above the normal evaluation time (microseconds), since a
+    /// loaded machine stretches wall-clock time and a timeout fails closed.
     #[serde(default = "default_rego_timeout_ms")]
     pub rego_timeout_ms: u64,
+    /// Whether a Rego builtin error (`sprintf` with a wrong verb, division by zero, a bad
+    /// `to_number`) is an evaluation error, which fails closed and names the error in the
+    /// reasons. OPA's default (`false`) makes the expression undefined instead, so a `deny`
+    /// rule that hits such an error silently does not fire.
+    #[serde(default = "default_true")]
+    pub rego_strict_builtin_errors: bool,
 }
 
 impl Default for Settings {
@@ -117,12 +125,17 @@ impl Default for Settings {
             defaults: BTreeMap::new(),
             on_error: BTreeMap::new(),
             rego_timeout_ms: default_rego_timeout_ms(),
+            rego_strict_builtin_errors: true,
         }
     }
 }
 
 fn default_rego_timeout_ms() -> u64 {
-    50
+    250
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Settings {

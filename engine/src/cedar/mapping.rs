@@ -81,7 +81,7 @@ pub fn map(input: &DecisionInput, declared_actions: &HashSet<String>) -> Result<
         entities.push(Entity::new_no_attrs(agent, team_parent.clone()));
     }
     let principal = uid("Key", &p.key_id)?;
-    let key_attrs = HashMap::from([(
+    let mut key_attrs = HashMap::from([(
         "roles".to_string(),
         RestrictedExpression::new_set(
             p.roles
@@ -90,6 +90,14 @@ pub fn map(input: &DecisionInput, declared_actions: &HashSet<String>) -> Result<
                 .map(RestrictedExpression::new_string),
         ),
     )]);
+    for (name, value) in [("user", &p.user), ("agent", &p.agent), ("team", &p.team)] {
+        if let Some(value) = value {
+            key_attrs.insert(
+                name.to_string(),
+                RestrictedExpression::new_string(value.clone()),
+            );
+        }
+    }
     entities.push(
         Entity::new_with_tags(
             principal.clone(),
@@ -138,14 +146,10 @@ pub fn map(input: &DecisionInput, declared_actions: &HashSet<String>) -> Result<
         | ResourceKind::Datasource
         | ResourceKind::Memory => {}
     }
+    // No tags from the request: resource tags are trusted data from the policy directory.
     entities.push(
-        Entity::new_with_tags(
-            resource.clone(),
-            resource_attrs,
-            resource_parents,
-            tags(&r.attributes),
-        )
-        .map_err(|e| format!("cannot build resource entity: {e}"))?,
+        Entity::new(resource.clone(), resource_attrs, resource_parents)
+            .map_err(|e| format!("cannot build resource entity: {e}"))?,
     );
 
     let tool_action = tool_action_id(input);

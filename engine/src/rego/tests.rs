@@ -1,1 +1,263 @@
 use super::*;
+use crate::decision::Effect;
+
+fn bundle(files: &[(&str, &str)]) -> Bundle {
+    Bundle::from_sources(files.iter().copied()).unwrap()
+}
+
+fn input(extra: serde_json::Value) -> Value {
+    let mut base = serde_json::json!({
+        "surface": "prompt", "action": "llm.chat",
+        "principal": {"key_id": "k1", "team": "payments"},
+        "resource": {"kind": "model", "id": "gpt-4o"}
+    });
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    Value::from(base)
+}
+
+#[test]
+fn the_entrypoint_collects_every_package_and_attributes_reasons_to_files() {
+    let b = bundle(&[
+        (
+            "models.rego",
+            "package sluice.models\n\ndeny contains sprintf(\"model %s\", [input.resource.id]) if input.resource.id == \"gpt-4o\"\n",
+        ),
+        (
+            "teams/teams.rego",
+            "package sluice.teams\n\ndeny contains {\"msg\": \"no team\", \"rule\": \"teams.required\"} if not input.principal.team\nallow if input.principal.team == \"payments\"\n",
+        ),
+        (
+            "lib/helpers.rego",
+            "package sluice.lib\n\nis_big(x) if x > 10\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    let paths: Vec<&str> = backend.packages().iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["data.sluice.models", "data.sluice.teams"]);
+    let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
+    assert_eq!(outcome.denies.len(), 1);
+    assert_eq!(outcome.denies[0].message, "model gpt-4o");
+    assert_eq!(outcome.denies[0].file.as_deref(), Some("models.rego"));
+    assert_eq!(outcome.denies[0].rule, "data.sluice.models.deny");
+    assert_eq!(outcome.allows.len(), 1);
+    assert_eq!(outcome.allows[0].file.as_deref(), Some("teams/teams.rego"));
+
+    let outcome = backend
+        .evaluate(input(serde_json::json!({"principal": {"key_id": "k"}, "resource": {"kind": "model", "id": "x"}})))
+        .unwrap();
+    assert_eq!(outcome.denies.len(), 1);
+    assert_eq!(outcome.denies[0].message, "no team");
+    assert_eq!(outcome.denies[0].rule, "teams.required");
+    assert!(outcome.allows.is_empty());
+}
+
+#[test]
+fn obligations_are_read_and_merged() {
+    let b = bundle(&[
+        (
+            "a.rego",
+            r#"package sluice.a
+
+redact contains "email" if true
+redact contains {"pattern": "ACME-[0-9]+", "replacement": "[ticket]"} if true
+route := {"model": "gpt-4o-mini"} if true
+headers := {"X-Team": input.principal.team} if true
+mask contains "/content/messages" if true
+throttle := {"requests_per_minute": 60} if true
+warn contains "careful" if true
+"#,
+        ),
+        (
+            "b.rego",
+            r#"package sluice.b
+
+throttle := {"requests_per_minute": 10, "tokens_per_minute": 500} if true
+route := "gpt-4o-mini" if true
+"#,
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let o = &outcome.obligations;
+    assert_eq!(o.redact.len(), 2);
+    assert_eq!(o.redact[0].class.as_deref(), Some("email"));
+    assert_eq!(o.redact[1].pattern.as_deref(), Some("ACME-[0-9]+"));
+    assert_eq!(
+        o.route.as_ref().unwrap().model.as_deref(),
+        Some("gpt-4o-mini")
+    );
+    assert_eq!(
+        o.headers.get("x-team").map(String::as_str),
+        Some("payments")
+    );
+    assert_eq!(o.mask[0].pointer, "/content/messages");
+    let t = o.throttle.as_ref().unwrap();
+    assert_eq!(
+        (t.requests_per_minute, t.tokens_per_minute),
+        (Some(10), Some(500))
+    );
+    assert_eq!(outcome.warns.len(), 1);
+    assert_eq!(outcome.warns[0].effect, Effect::Warn);
+}
+
+#[test]
+fn malformed_and_conflicting_obligations_are_errors() {
+    let b = bundle(&[
+        (
+            "a.rego",
+            r#"package sluice.a
+
+redact contains {"colour": "red"} if true
+redact contains {"pattern": "("} if true
+route := "model-a" if true
+mask contains "content" if true
+headers := {"x-n": 1} if true
+"#,
+        ),
+        (
+            "b.rego",
+            "package sluice.b\n\nroute := \"model-b\" if true\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
+    let messages: Vec<&str> = outcome.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(outcome.errors.len(), 5, "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("malformed redaction")));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("not a valid regular expression"))
+    );
+    assert!(messages.iter().any(|m| m.contains("conflicting route")));
+    assert!(messages.iter().any(|m| m.contains("not a JSON pointer")));
+    assert!(messages.iter().any(|m| m.contains("must be a string")));
+    assert!(outcome.errors.iter().all(|e| e.effect == Effect::Error));
+}
+
+#[test]
+fn syntax_errors_name_file_line_and_column() {
+    let b = bundle(&[(
+        "p/bad.rego",
+        "package sluice.bad\n\ndeny contains msg if {\n  msg := \n}\n",
+    )]);
+    let diagnostics = RegoBackend::compile(&b).unwrap_err();
+    assert_eq!(diagnostics.len(), 1);
+    let d = &diagnostics[0];
+    assert_eq!(d.file, "p/bad.rego");
+    assert!(d.line >= 4 && d.column > 0, "{d}");
+}
+
+#[test]
+fn rego_v0_syntax_is_rejected() {
+    let b = bundle(&[(
+        "old.rego",
+        "package sluice.old\n\ndeny[msg] { msg := \"x\" }\n",
+    )]);
+    let diagnostics = RegoBackend::compile(&b).unwrap_err();
+    assert_eq!(diagnostics[0].file, "old.rego");
+}
+
+#[test]
+fn packages_outside_the_roots_and_the_reserved_rule_are_errors() {
+    let b = bundle(&[("x.rego", "package other\n\ndeny contains \"x\" if true\n")]);
+    let diagnostics = RegoBackend::compile(&b).unwrap_err();
+    assert!(
+        diagnostics[0].message.contains("outside the bundle roots"),
+        "{}",
+        diagnostics[0]
+    );
+
+    let b = bundle(&[("s.rego", "package sluice\n\ndecision := 1\n")]);
+    let diagnostics = RegoBackend::compile(&b).unwrap_err();
+    assert!(
+        diagnostics[0].message.contains("reserved"),
+        "{}",
+        diagnostics[0]
+    );
+
+    // Policies in package `sluice` itself are fine.
+    let b = bundle(&[(
+        "s.rego",
+        "package sluice\n\ndeny contains \"root\" if true\n",
+    )]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
+    assert_eq!(outcome.denies[0].message, "root");
+}
+
+#[test]
+fn a_policy_that_explodes_is_stopped_by_the_time_limit() {
+    let b = bundle(&[
+        (".manifest", r#"{"sluice": {"rego_timeout_ms": 20}}"#),
+        (
+            "slow.rego",
+            "package sluice.slow\n\ndeny contains \"slow\" if {\n  input.resource.id == \"slow\"\n  n := numbers.range(1, 5000)\n  count([1 | some a in n; some b in n; a + b > 0]) > 0\n}\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    assert_eq!(backend.timeout(), Duration::from_millis(20));
+    let result = backend.evaluate(input(
+        serde_json::json!({"resource": {"kind": "model", "id": "slow"}}),
+    ));
+    let message = result.unwrap_err();
+    assert!(
+        message.contains("time") || message.contains("limit"),
+        "{message}"
+    );
+    // The same engine keeps working for other inputs.
+    let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
+    assert!(outcome.denies.is_empty());
+}
+
+#[test]
+fn conflicting_complete_rules_fail_at_evaluation_not_silently() {
+    let b = bundle(&[(
+        "c.rego",
+        "package sluice.c\n\nroute := \"a\" if input.action == \"llm.chat\"\nroute := \"b\" if input.action == \"llm.chat\"\n",
+    )]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    assert!(backend.evaluate(input(serde_json::json!({}))).is_err());
+}
+
+#[test]
+fn data_documents_are_mounted_at_their_directory() {
+    let b = bundle(&[
+        ("models/data.json", r#"{"allowed": ["gpt-4o-mini"]}"#),
+        (
+            "m.rego",
+            "package sluice.m\n\ndeny contains \"not allowed\" if not input.resource.id in data.models.allowed\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    assert_eq!(
+        backend
+            .evaluate(input(serde_json::json!({})))
+            .unwrap()
+            .denies
+            .len(),
+        1
+    );
+    let ok = input(serde_json::json!({"resource": {"kind": "model", "id": "gpt-4o-mini"}}));
+    assert!(backend.evaluate(ok).unwrap().denies.is_empty());
+}
+
+#[test]
+fn the_diagnostic_parser_reads_regorus_positions() {
+    let d = regorus_diagnostic(
+        "a.rego",
+        "\n--> a.rego:3:7\n  |\n3 | x\n  |       ^\nerror: unexpected token",
+    );
+    assert_eq!((d.line, d.column), (3, 7));
+    assert_eq!(d.message, "unexpected token");
+    let d = regorus_diagnostic("a.rego", "something else");
+    assert_eq!(
+        (d.line, d.column, d.message.as_str()),
+        (0, 0, "something else")
+    );
+}

@@ -147,10 +147,13 @@ fn verdict(backend: &CedarBackend, test: &CedarTest) -> Result<Option<String>, S
         Some(schema),
     )
     .map_err(|e| format!("invalid entities: {}", miette_message(&e)))?;
-    let entities = backend
+    // A test's entities are its fixtures: they replace bundle entities with the same uid.
+    let kept = backend
         .entities()
-        .clone()
-        .add_entities(extra.iter().cloned(), Some(schema))
+        .iter()
+        .filter(|e| extra.get(&e.uid()).is_none())
+        .cloned();
+    let entities = Entities::from_entities(kept.chain(extra.iter().cloned()), None)
         .map_err(|e| format!("invalid entities: {}", miette_message(&e)))?;
     let response = Authorizer::new().is_authorized(&request, backend.policies(), &entities);
     let decision = match response.decision() {

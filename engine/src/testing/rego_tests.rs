@@ -160,6 +160,32 @@ pub(super) fn run(
                 not_covered: file.not_covered.into_iter().collect(),
             });
         }
+        // regorus reports only modules it evaluated; a policy file no test reaches is
+        // entirely uncovered, not absent.
+        for file in &bundle.rego {
+            if files.iter().any(|f| f.file == file.path) {
+                continue;
+            }
+            let not_covered: Vec<u32> = (1u32..)
+                .zip(file.text.lines())
+                .filter(|(_, line)| {
+                    let line = line.trim();
+                    !(line.is_empty()
+                        || line.starts_with('#')
+                        || line.starts_with("package ")
+                        || line.starts_with("import ")
+                        || line == "}")
+                })
+                .map(|(row, _)| row)
+                .collect();
+            total += not_covered.len();
+            files.push(FileCoverage {
+                file: file.path.clone(),
+                covered: Vec::new(),
+                coverage: percent(0, not_covered.len()),
+                not_covered,
+            });
+        }
         files.sort_by(|a, b| a.file.cmp(&b.file));
         Some(Coverage {
             files,

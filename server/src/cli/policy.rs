@@ -190,6 +190,14 @@ fn eval(args: &EvalArgs) -> ExitCode {
             return ExitCode::from(EXIT_LOAD_ERROR);
         }
     };
+    if input.version != sluice_engine::input::INPUT_VERSION {
+        eprintln!(
+            "error: {label}: decision input version `{}` is not supported, expected `{}`",
+            input.version,
+            sluice_engine::input::INPUT_VERSION
+        );
+        return ExitCode::from(EXIT_LOAD_ERROR);
+    }
     if let Some(surface) = args.surface {
         input.surface = surface;
     }
@@ -295,17 +303,18 @@ fn print_pretty(report: &TestReport, verbose: bool, threshold: f64) {
     if let Some(coverage) = &report.coverage {
         let _ = writeln!(out, "coverage:");
         for file in &coverage.files {
-            let _ = writeln!(
-                out,
-                "  {}: {:.1}% (not covered: {})",
-                file.file,
-                file.coverage,
-                file.not_covered
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
+            if file.not_covered.is_empty() {
+                let _ = writeln!(out, "  {}: {:.1}%", file.file, file.coverage);
+            } else {
+                let lines: Vec<String> = file.not_covered.iter().map(u32::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "  {}: {:.1}% (lines not covered: {})",
+                    file.file,
+                    file.coverage,
+                    lines.join(",")
+                );
+            }
         }
         let _ = writeln!(
             out,
@@ -329,6 +338,19 @@ fn print_pretty(report: &TestReport, verbose: bool, threshold: f64) {
 }
 
 fn cedar_conformance(args: &CedarConformanceArgs) -> ExitCode {
+    // Resolve `..` first: the suite root is found by looking for `tests/` among ancestors.
+    let path = match std::fs::canonicalize(&args.path) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.path.display());
+            return ExitCode::from(EXIT_LOAD_ERROR);
+        }
+    };
+    let args = &CedarConformanceArgs {
+        path,
+        root: args.root.clone(),
+        verbose: args.verbose,
+    };
     let mut files = Vec::new();
     if args.path.is_dir() {
         collect_json(&args.path, &mut files);
@@ -336,12 +358,10 @@ fn cedar_conformance(args: &CedarConformanceArgs) -> ExitCode {
         files.push(args.path.clone());
     }
     files.sort();
-    let root = args
-        .root
-        .clone()
-        .unwrap_or_else(|| suite_root(&args.path));
+    let root = args.root.clone().unwrap_or_else(|| suite_root(&args.path));
     let read = |relative: &str| -> Result<String, String> {
-        std::fs::read_to_string(root.join(relative)).map_err(|e| format!("cannot read `{relative}`: {e}"))
+        std::fs::read_to_string(root.join(relative))
+            .map_err(|e| format!("cannot read `{relative}`: {e}"))
     };
     let (mut passed, mut failed, mut requests) = (0usize, 0usize, 0usize);
     for file in &files {
@@ -367,7 +387,10 @@ fn cedar_conformance(args: &CedarConformanceArgs) -> ExitCode {
             }
         }
     }
-    println!("cedar conformance: {} test files, {requests} requests", files.len());
+    println!(
+        "cedar conformance: {} test files, {requests} requests",
+        files.len()
+    );
     println!("{passed} passed, {failed} failed");
     if failed == 0 && !files.is_empty() {
         ExitCode::SUCCESS

@@ -41,39 +41,63 @@ fn unknown_fields_are_rejected_with_their_name() {
     assert!(err.contains("debounce"), "{err}");
 }
 
+fn with_token(token: &str) -> Config {
+    Config {
+        admin: AdminConfig {
+            token: Some(token.to_string()),
+        },
+        ..Config::default()
+    }
+}
+
 #[test]
 fn validation_names_the_field() {
-    let mut config = Config::default();
-    config.reload.poll_interval_ms = 10;
+    let config = Config {
+        reload: ReloadConfig {
+            poll_interval_ms: 10,
+            ..ReloadConfig::default()
+        },
+        ..Config::default()
+    };
     let err = config.validate().unwrap_err().to_string();
-    assert!(err.starts_with("invalid `reload.poll_interval_ms`"), "{err}");
+    assert!(
+        err.starts_with("invalid `reload.poll_interval_ms`"),
+        "{err}"
+    );
 
-    let mut config = Config::default();
-    config.reload.debounce_ms = 600_000;
+    let config = Config {
+        reload: ReloadConfig {
+            debounce_ms: 600_000,
+            ..ReloadConfig::default()
+        },
+        ..Config::default()
+    };
     let err = config.validate().unwrap_err().to_string();
     assert!(err.starts_with("invalid `reload.debounce_ms`"), "{err}");
 
-    let mut config = Config::default();
-    config.admin.token = Some(String::new());
+    let config = with_token("");
     let err = config.validate().unwrap_err().to_string();
     assert!(err.starts_with("invalid `admin.token`"), "{err}");
 
-    let mut config = Config::default();
-    config.admin.token = Some("has space".to_string());
+    let config = with_token("has space");
     let err = config.validate().unwrap_err().to_string();
     assert!(err.starts_with("invalid `admin.token`"), "{err}");
-    assert!(!err.contains("has space"), "the token must not be echoed: {err}");
+    assert!(
+        !err.contains("has space"),
+        "the token must not be echoed: {err}"
+    );
 
-    let mut config = Config::default();
-    config.policy_dir = PathBuf::new();
+    let config = Config {
+        policy_dir: PathBuf::new(),
+        ..Config::default()
+    };
     let err = config.validate().unwrap_err().to_string();
     assert!(err.starts_with("invalid `policy_dir`"), "{err}");
 }
 
 #[test]
 fn debug_output_redacts_the_token() {
-    let mut config = Config::default();
-    config.admin.token = Some("very-secret".to_string());
+    let config = with_token("very-secret");
     let debug = format!("{config:?}");
     assert!(!debug.contains("very-secret"), "{debug}");
     assert!(debug.contains("<redacted>"), "{debug}");
@@ -89,7 +113,10 @@ fn load_picks_the_format_by_extension_and_resolves_relative_paths() {
 
     let json = dir.path().join("sluice.json");
     std::fs::write(&json, r#"{"policy_dir":"/abs"}"#).unwrap();
-    assert_eq!(Config::load(&json).unwrap().policy_dir, PathBuf::from("/abs"));
+    assert_eq!(
+        Config::load(&json).unwrap().policy_dir,
+        PathBuf::from("/abs")
+    );
 
     let toml = dir.path().join("sluice.toml");
     std::fs::write(&toml, "").unwrap();
@@ -104,7 +131,16 @@ fn load_picks_the_format_by_extension_and_resolves_relative_paths() {
     let invalid = dir.path().join("invalid.yaml");
     std::fs::write(&invalid, "reload:\n  poll_interval_ms: 1\n").unwrap();
     let err = Config::load(&invalid).unwrap_err();
-    assert!(matches!(err, ConfigError::Invalid { field: "reload.poll_interval_ms", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                field: "reload.poll_interval_ms",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let err = Config::load(&dir.path().join("missing.yaml")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");

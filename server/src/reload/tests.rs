@@ -13,9 +13,12 @@ use super::*;
 use crate::config::ReloadConfig;
 use crate::revision::tests::{commit_all, git_ok, init_repo};
 
-const POLICY_A: &str = "package sluice.t\n\ndeny contains \"from-a\" if input.action == \"llm.chat\"\n";
-const POLICY_B: &str = "package sluice.t\n\ndeny contains \"from-b\" if input.action == \"llm.chat\"\n";
-const POLICY_C: &str = "package sluice.t\n\ndeny contains \"from-c\" if input.action == \"llm.chat\"\n";
+const POLICY_A: &str =
+    "package sluice.t\n\ndeny contains \"from-a\" if input.action == \"llm.chat\"\n";
+const POLICY_B: &str =
+    "package sluice.t\n\ndeny contains \"from-b\" if input.action == \"llm.chat\"\n";
+const POLICY_C: &str =
+    "package sluice.t\n\ndeny contains \"from-c\" if input.action == \"llm.chat\"\n";
 /// A parse error on line 3.
 const BROKEN: &str = "package sluice.t\n\ndeny contains \"x\" if input.action == == \"llm.chat\"\n";
 
@@ -36,6 +39,14 @@ fn watch_only() -> ReloadConfig {
     }
 }
 
+/// A manifest with a generous Rego time limit: the engine's limit is wall-clock time, and
+/// on a loaded two-core machine a descheduled evaluation would fail closed with a timeout.
+const MANIFEST: &str = r#"{"sluice":{"rego_timeout_ms":60000}}"#;
+
+fn write_manifest(dir: &Path) {
+    std::fs::write(dir.join(".manifest"), MANIFEST).unwrap();
+}
+
 fn write_policy(dir: &Path, text: &str) {
     std::fs::write(dir.join("a.rego"), text).unwrap();
 }
@@ -45,6 +56,7 @@ fn policy_dir(text: &str) -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("policies");
     std::fs::create_dir(&dir).unwrap();
+    write_manifest(&dir);
     write_policy(&dir, text);
     (root, dir)
 }
@@ -87,7 +99,10 @@ fn open_refuses_a_broken_bundle_with_positions() {
     let first = error.error.diagnostics.first().unwrap();
     assert_eq!(first.file, "a.rego");
     assert_eq!(first.line, 3, "{first}");
-    assert!(error.to_string().contains("cannot load the policy bundle"), "{error}");
+    assert!(
+        error.to_string().contains("cannot load the policy bundle"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -155,15 +170,27 @@ async fn manual_reloads_swap_report_and_keep_the_last_good_bundle() {
 
     // Events and polls over the same broken content do not count it again; an operator
     // asking does get it again.
-    assert!(matches!(store.reload(Trigger::Watch).await, ReloadOutcome::Unchanged { .. }));
-    assert!(matches!(store.reload(Trigger::Poll).await, ReloadOutcome::Unchanged { .. }));
+    assert!(matches!(
+        store.reload(Trigger::Watch).await,
+        ReloadOutcome::Unchanged { .. }
+    ));
+    assert!(matches!(
+        store.reload(Trigger::Poll).await,
+        ReloadOutcome::Unchanged { .. }
+    ));
     assert_eq!(store.status().reloads.failures, 1);
-    assert!(matches!(store.reload(Trigger::Manual).await, ReloadOutcome::Failed { .. }));
+    assert!(matches!(
+        store.reload(Trigger::Manual).await,
+        ReloadOutcome::Failed { .. }
+    ));
     assert_eq!(store.status().reloads.consecutive_failures, 2);
 
     // Restoring the active content resolves the failure without a swap.
     write_policy(&dir, POLICY_B);
-    assert!(matches!(store.reload(Trigger::Watch).await, ReloadOutcome::Unchanged { .. }));
+    assert!(matches!(
+        store.reload(Trigger::Watch).await,
+        ReloadOutcome::Unchanged { .. }
+    ));
     let status = store.status();
     assert_eq!(status.reloads.consecutive_failures, 0);
     assert_eq!(status.reloads.successes, 1);
@@ -180,7 +207,10 @@ async fn an_unreadable_directory_is_a_failure_counted_once() {
     };
     assert_eq!(error.revision, None);
     assert!(!error.diagnostics.is_empty());
-    assert!(matches!(store.reload(Trigger::Poll).await, ReloadOutcome::Unchanged { .. }));
+    assert!(matches!(
+        store.reload(Trigger::Poll).await,
+        ReloadOutcome::Unchanged { .. }
+    ));
     assert_eq!(store.status().reloads.failures, 1);
     assert_eq!(denies(&store), ["from-a"]);
 }
@@ -189,10 +219,19 @@ async fn an_unreadable_directory_is_a_failure_counted_once() {
 async fn the_poll_reloads_changed_content() {
     let (_root, dir) = policy_dir(POLICY_A);
     let store = PolicyStore::open(&dir).unwrap();
-    assert!(matches!(store.reload(Trigger::Poll).await, ReloadOutcome::Unchanged { .. }));
+    assert!(matches!(
+        store.reload(Trigger::Poll).await,
+        ReloadOutcome::Unchanged { .. }
+    ));
     write_policy(&dir, POLICY_B);
-    assert!(matches!(store.reload(Trigger::Poll).await, ReloadOutcome::Loaded { .. }));
-    assert!(matches!(store.reload(Trigger::Poll).await, ReloadOutcome::Unchanged { .. }));
+    assert!(matches!(
+        store.reload(Trigger::Poll).await,
+        ReloadOutcome::Loaded { .. }
+    ));
+    assert!(matches!(
+        store.reload(Trigger::Poll).await,
+        ReloadOutcome::Unchanged { .. }
+    ));
     assert_eq!(denies(&store), ["from-b"]);
 }
 
@@ -209,8 +248,12 @@ async fn the_watcher_reloads_edits_and_keeps_the_last_good_bundle() {
     let revision_b = status.revision;
 
     write_policy(&dir, BROKEN);
+    // Waiting for the broken line itself: `std::fs::write` truncates first, and a reload
+    // may fail on the empty file before the broken content is complete.
     let status = wait_for(&store, "the broken edit to fail", |s| {
-        s.reloads.consecutive_failures > 0
+        s.last_error
+            .as_ref()
+            .is_some_and(|e| e.diagnostics.iter().any(|d| d.line == 3))
     })
     .await;
     assert_eq!(status.revision, revision_b);
@@ -218,7 +261,10 @@ async fn the_watcher_reloads_edits_and_keeps_the_last_good_bundle() {
     let error = status.last_error.unwrap();
     assert_eq!(error.trigger, Trigger::Watch);
     assert!(
-        error.diagnostics.iter().any(|d| d.file == "a.rego" && d.line == 3),
+        error
+            .diagnostics
+            .iter()
+            .any(|d| d.file == "a.rego" && d.line == 3),
         "{error:?}"
     );
     assert_eq!(denies(&store), ["from-b"]);
@@ -250,6 +296,7 @@ async fn the_watcher_follows_a_directory_replaced_by_rename() {
     // Deployment style: build the next version beside it, then swap names.
     let next = root.path().join("policies.next");
     std::fs::create_dir(&next).unwrap();
+    write_manifest(&next);
     write_policy(&next, POLICY_B);
     std::fs::rename(&dir, root.path().join("policies.prev")).unwrap();
     std::fs::rename(&next, &dir).unwrap();
@@ -278,6 +325,7 @@ async fn the_watcher_follows_a_directory_removed_and_recreated() {
 
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::create_dir(&dir).unwrap();
+    write_manifest(&dir);
     write_policy(&dir, POLICY_B);
     let status = wait_for(&store, "the recreated directory to load", |s| {
         s.revision != revision_a && s.reloads.consecutive_failures == 0
@@ -300,6 +348,7 @@ async fn the_watcher_reloads_on_checkout_and_commit() {
     init_repo(repo.path());
     let dir = repo.path().join("policies");
     std::fs::create_dir(&dir).unwrap();
+    write_manifest(&dir);
     write_policy(&dir, POLICY_B);
     git_ok(repo.path(), &["checkout", "--quiet", "-b", "other"]);
     let other = commit_all(repo.path(), "policies b");
@@ -312,7 +361,10 @@ async fn the_watcher_reloads_on_checkout_and_commit() {
     let watcher = spawn_watcher(Arc::clone(&store), watch_only());
 
     git_ok(repo.path(), &["checkout", "--quiet", "other"]);
-    wait_for(&store, "the checkout to load", |s| s.revision == format!("git:{other}")).await;
+    wait_for(&store, "the checkout to load", |s| {
+        s.revision == format!("git:{other}")
+    })
+    .await;
     assert_eq!(denies(&store), ["from-b"]);
 
     write_policy(&dir, POLICY_C);
@@ -324,8 +376,14 @@ async fn the_watcher_reloads_on_checkout_and_commit() {
 
     // A commit changes no policy file, only `HEAD`: the git directory watch sees it.
     let third = commit_all(repo.path(), "policies c");
-    wait_for(&store, "the commit to be noticed", |s| s.revision == format!("git:{third}")).await;
-    assert_eq!(store.status().reloads.failures, 0);
+    let status = wait_for(&store, "the commit to be noticed", |s| {
+        s.revision == format!("git:{third}")
+    })
+    .await;
+    // Not `failures == 0`: a reload may catch a file half-written by the checkout or by
+    // `std::fs::write` (truncate, then write) and fail; only the end state must be good.
+    assert_eq!(status.reloads.consecutive_failures, 0, "{status:#?}");
+    assert_eq!(denies(&store), ["from-c"]);
     watcher.stop().await;
 }
 
@@ -334,7 +392,7 @@ async fn the_watcher_reloads_on_checkout_and_commit() {
 /// reasons) and no evaluation may fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluations_during_reloads_each_see_one_snapshot() {
-    const READERS: usize = 4;
+    const READERS: usize = 3;
     const RELOADS: usize = 24;
     const MAX_EVALUATIONS_PER_READER: usize = 200_000;
 
@@ -463,11 +521,17 @@ fn watcher_events_are_judged_by_path_and_kind() {
     );
     // The directory itself, seen from the parent: reload and re-arm.
     assert_eq!(
-        judge(EventKind::Remove(RemoveKind::Folder), &["/srv/repo/policies"]),
+        judge(
+            EventKind::Remove(RemoveKind::Folder),
+            &["/srv/repo/policies"]
+        ),
         rearm
     );
     assert_eq!(
-        judge(EventKind::Create(CreateKind::Folder), &["/srv/repo/policies"]),
+        judge(
+            EventKind::Create(CreateKind::Folder),
+            &["/srv/repo/policies"]
+        ),
         rearm
     );
     // Siblings seen through the parent watch do not count.
@@ -503,4 +567,23 @@ fn git_internals_inside_the_policy_directory_count_only_when_head_moves() {
     assert!(!judge("/srv/policies/.git/objects/12/3456"));
     // Hidden files outside `.git` count: a Kubernetes config map swaps `..data`.
     assert!(judge("/srv/policies/..data"));
+}
+
+#[tokio::test]
+async fn a_directory_without_policies_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let error = PolicyStore::open(root.path()).unwrap_err();
+    assert!(
+        error.error.to_string().contains("no policy file"),
+        "{error:?}"
+    );
+
+    let (_root, dir) = policy_dir(POLICY_A);
+    let store = PolicyStore::open(&dir).unwrap();
+    std::fs::remove_file(dir.join("a.rego")).unwrap();
+    let ReloadOutcome::Failed { error, .. } = store.reload(Trigger::Watch).await else {
+        panic!("an emptied directory must not become active");
+    };
+    assert!(error.message.contains("no policy file"), "{error:?}");
+    assert_eq!(denies(&store), ["from-a"]);
 }

@@ -225,7 +225,9 @@ impl Watches {
                     tracing::warn!(git_dir = %new.display(), %error, "cannot watch the git directory; commits are noticed by the next file change");
                 }
                 // Missing before the first commit; the next re-arm after it tries again.
-                let _ = self.watcher.watch(&new.join("logs"), RecursiveMode::NonRecursive);
+                let _ = self
+                    .watcher
+                    .watch(&new.join("logs"), RecursiveMode::NonRecursive);
             }
             self.paths.git_dir = external;
         }

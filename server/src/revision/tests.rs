@@ -10,8 +10,18 @@ pub(crate) fn git_ok(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Sluice Test", "-c", "user.email=test@sluice.invalid"])
-        .args(["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=Sluice Test",
+            "-c",
+            "user.email=test@sluice.invalid",
+        ])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
@@ -44,7 +54,13 @@ pub(crate) fn commit_all(dir: &Path, message: &str) -> String {
 fn outside_a_work_tree_the_content_hash_is_the_revision() {
     let dir = tempfile::tempdir().unwrap();
     let revision = describe(dir.path(), HASH);
-    assert_eq!(revision, Revision { id: HASH.to_string(), git_dir: None });
+    assert_eq!(
+        revision,
+        Revision {
+            id: HASH.to_string(),
+            git_dir: None
+        }
+    );
 }
 
 #[test]
@@ -85,7 +101,10 @@ fn a_clean_checkout_is_named_by_its_commit_and_changes_make_it_dirty() {
     // A modified tracked file and an untracked file both do.
     std::fs::write(policies.join("a.rego"), "package sluice.a\n# edit\n").unwrap();
     assert_eq!(describe(&policies, HASH).id, format!("git:{head}+dirty"));
-    git_ok(repo.path(), &["checkout", "--quiet", "--", "policies/a.rego"]);
+    git_ok(
+        repo.path(),
+        &["checkout", "--quiet", "--", "policies/a.rego"],
+    );
     assert_eq!(describe(&policies, HASH).id, format!("git:{head}"));
     std::fs::write(policies.join("b.rego"), "package sluice.b\n").unwrap();
     assert_eq!(describe(&policies, HASH).id, format!("git:{head}+dirty"));
