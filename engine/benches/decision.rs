@@ -93,7 +93,81 @@ fn bench(c: &mut Criterion) {
             c.bench_function("cedar_only", |b| {
                 b.iter(|| cedar.evaluate(black_box(input)))
             });
+            c.bench_function("cedar_parts/request_and_entities", |b| {
+                b.iter(|| cedar.request(black_box(input)))
+            });
+            let (request, entities) = cedar.request(input).unwrap();
+            c.bench_function("cedar_parts/authorize", |b| {
+                b.iter(|| {
+                    cedar_policy::Authorizer::new().is_authorized(
+                        black_box(&request),
+                        cedar.policies(),
+                        &entities,
+                    )
+                })
+            });
+            println!("static entities: {}", cedar.entities().len());
         }
+        // The two ways regorus shares a compiled policy across threads: a prepared engine
+        // cloned per evaluation (what Sluice uses: it carries a per-bundle time limit) and
+        // `CompiledPolicy::eval_with_input` (its limit is process-global).
+        let bundle = Bundle::load(&repo().join("policies")).unwrap();
+        let options = sluice_engine::rego::LoadOptions {
+            with_tests: false,
+            coverage: false,
+        };
+        let mut engine = sluice_engine::rego::load_engine(&bundle, options)
+            .unwrap()
+            .engine;
+        let compiled = engine
+            .compile_with_entrypoint(&sluice_engine::rego::ENTRYPOINT.into())
+            .unwrap();
+        c.bench_function("rego_strategy/compiled_policy", |b| {
+            b.iter(|| {
+                let value = sluice_engine::policies::to_rego_value(black_box(input)).unwrap();
+                compiled.eval_with_input(value).unwrap()
+            })
+        });
+        match regorus::languages::rego::compiler::Compiler::compile_from_policy(
+            &compiled,
+            &[sluice_engine::rego::ENTRYPOINT],
+        ) {
+            Ok(program) => {
+                let data = engine.get_data();
+                let mut vm = regorus::rvm::RegoVM::new();
+                vm.load_program(program);
+                vm.set_data(data).unwrap();
+                let value = sluice_engine::policies::to_rego_value(input).unwrap();
+                vm.set_input(value.clone());
+                let via_vm = vm.execute_entry_point_by_name(sluice_engine::rego::ENTRYPOINT);
+                let via_interp = compiled.eval_with_input(value);
+                println!(
+                    "rvm agrees with interpreter: {}",
+                    via_vm.as_ref().ok() == via_interp.as_ref().ok()
+                );
+                c.bench_function("rego_strategy/rvm", |b| {
+                    b.iter(|| {
+                        let value =
+                            sluice_engine::policies::to_rego_value(black_box(input)).unwrap();
+                        vm.set_input(value);
+                        vm.execute_entry_point_by_name(sluice_engine::rego::ENTRYPOINT)
+                    })
+                });
+            }
+            Err(e) => println!("rvm cannot compile the default policies: {e}"),
+        }
+        engine.set_input(regorus::Value::new_object());
+        let _ = engine.eval_rule(sluice_engine::rego::ENTRYPOINT.to_string());
+        c.bench_function("rego_strategy/engine_clone", |b| {
+            b.iter(|| {
+                let value = sluice_engine::policies::to_rego_value(black_box(input)).unwrap();
+                let mut engine = engine.clone();
+                engine.set_input(value);
+                engine
+                    .eval_rule(sluice_engine::rego::ENTRYPOINT.to_string())
+                    .unwrap()
+            })
+        });
         c.bench_function("input_to_rego_value", |b| {
             b.iter(|| sluice_engine::policies::to_rego_value(black_box(input)))
         });

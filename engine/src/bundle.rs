@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use manifest::{DefaultEffect, Manifest, OnError, Settings};
+pub use manifest::{DefaultEffect, Manifest, OnError, RegoEvaluator, Settings};
 
 use crate::diagnostic::{BundleError, Diagnostic};
 

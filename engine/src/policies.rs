@@ -16,7 +16,7 @@ use crate::input::DecisionInput;
 use crate::rego::{RegoBackend, RegoOutcome};
 
 /// Everything needed to decide, compiled from one bundle.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Policies {
     revision: String,
     settings: Settings,

@@ -9,6 +9,7 @@
 //! policies run unchanged under OPA.
 
 mod outcome;
+mod vm;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,7 +21,7 @@ use regorus::{Engine, Value};
 
 pub use outcome::RegoOutcome;
 
-use crate::bundle::{Bundle, SourceFile};
+use crate::bundle::{Bundle, RegoEvaluator, SourceFile};
 use crate::diagnostic::Diagnostic;
 
 /// The documented entrypoint every bundle gets.
@@ -44,9 +45,17 @@ pub struct PackageRules {
 }
 
 /// A compiled Rego policy set, shareable across threads.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RegoBackend {
+    /// The prepared interpreter: serves when the VM cannot compile the bundle, and is the
+    /// reference the VM is tested against.
     engine: Engine,
+    /// The VM program, when the bundle compiles to it.
+    vm: Option<vm::VmPool>,
+    /// Why the bundle does not compile to the VM, when it does not.
+    vm_unavailable: Option<String>,
+    /// Whether the bundle selected the VM (`rego_evaluator: vm`) and it compiled.
+    serve_with_vm: bool,
     packages: Vec<PackageRules>,
     timeout: Duration,
 }
@@ -312,8 +321,22 @@ impl RegoBackend {
             }
         }
         let _ = engine.take_prints();
+        let strict = bundle.manifest.sluice.rego_strict_builtin_errors;
+        let data = engine.get_data();
+        let wants_vm = bundle.manifest.sluice.rego_evaluator == RegoEvaluator::Vm;
+        let (vm, vm_unavailable) = match engine
+            .compile_with_entrypoint(&ENTRYPOINT.into())
+            .map_err(|e| one_line(&e.to_string()))
+            .and_then(|compiled| vm::VmPool::compile(&compiled, data, strict, timeout))
+        {
+            Ok(pool) => (Some(pool), None),
+            Err(why) => (None, Some(why)),
+        };
         Ok(Some(RegoBackend {
             engine,
+            vm,
+            vm_unavailable,
+            serve_with_vm: wants_vm,
             packages: loaded.packages,
             timeout,
         }))
@@ -329,14 +352,38 @@ impl RegoBackend {
         self.timeout
     }
 
+    /// Why the bundle does not compile to the VM, if it does not; it is then served by the
+    /// interpreter even when it selects the VM.
+    pub fn vm_unavailable(&self) -> Option<&str> {
+        self.vm_unavailable.as_deref()
+    }
+
+    /// Whether decisions are served by the VM.
+    pub fn serves_with_vm(&self) -> bool {
+        self.serve_with_vm && self.vm.is_some()
+    }
+
     /// Evaluates the entrypoint for one input.
     pub fn evaluate(&self, input: Value) -> Result<RegoOutcome, String> {
+        let value = match &self.vm {
+            Some(vm) if self.serve_with_vm => vm.evaluate(input)?,
+            _ => self.interpret(input)?,
+        };
+        Ok(RegoOutcome::from_value(&value, &self.packages))
+    }
+
+    /// Evaluates the entrypoint with the interpreter, whatever serves.
+    pub fn interpret(&self, input: Value) -> Result<Value, String> {
         let mut engine = self.engine.clone();
         engine.set_input(input);
-        let value = engine
+        engine
             .eval_rule(ENTRYPOINT.to_string())
-            .map_err(|e| one_line(&e.to_string()))?;
-        Ok(RegoOutcome::from_value(&value, &self.packages))
+            .map_err(|e| one_line(&e.to_string()))
+    }
+
+    /// Evaluates the entrypoint with the VM, when the bundle compiles to it.
+    pub fn run_vm(&self, input: Value) -> Option<Result<Value, String>> {
+        self.vm.as_ref().map(|vm| vm.evaluate(input))
     }
 }
 

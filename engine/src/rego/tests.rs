@@ -261,3 +261,49 @@ fn the_diagnostic_parser_reads_regorus_positions() {
         (0, 0, "something else")
     );
 }
+
+#[test]
+fn the_vm_is_opt_in_and_lenient_where_the_interpreter_fails_closed() {
+    let policy = "package sluice.a\n\ndeny contains sprintf(\"cost %d\", [input.c]) if input.c > 1\n\nroute := \"a\" if input.x\nroute := \"b\" if input.x\n";
+    let interpreted = bundle(&[("a.rego", policy)]);
+    let backend = RegoBackend::compile(&interpreted).unwrap().unwrap();
+    assert!(!backend.serves_with_vm());
+    let input = || Value::from(serde_json::json!({"c": 2.5, "x": true}));
+    assert!(
+        backend.evaluate(input()).is_err(),
+        "the interpreter reports the error"
+    );
+    // The same bundle on the VM: the erroring rules are undefined, as documented.
+    let vm = bundle(&[
+        (".manifest", r#"{"sluice": {"rego_evaluator": "vm"}}"#),
+        ("a.rego", policy),
+    ]);
+    let backend = RegoBackend::compile(&vm).unwrap().unwrap();
+    assert!(backend.serves_with_vm(), "{:?}", backend.vm_unavailable());
+    let outcome = backend.evaluate(input()).unwrap();
+    assert!(outcome.denies.is_empty() && outcome.obligations.route.is_none());
+}
+
+#[test]
+fn vm_and_interpreter_agree_on_the_default_policies_for_every_example() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bundle = Bundle::load(&root.join("policies")).unwrap();
+    let backend = RegoBackend::compile(&bundle).unwrap().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("examples/inputs"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let input: crate::DecisionInput = serde_json::from_str(&text).unwrap();
+        let value = crate::policies::to_rego_value(&input).unwrap();
+        let interpreted = backend.interpret(value.clone()).unwrap();
+        let vm = backend
+            .run_vm(value)
+            .expect("the default policies compile to the VM")
+            .unwrap();
+        assert_eq!(interpreted, vm, "{}", entry.path().display());
+        checked += 1;
+    }
+    assert!(checked >= 6);
+}
