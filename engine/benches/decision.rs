@@ -74,10 +74,19 @@ fn bench(c: &mut Criterion) {
         !inputs.is_empty(),
         "no example inputs under examples/inputs"
     );
+    // The same bundle served by the Rego VM (`rego_evaluator: vm`).
+    let mut vm_bundle = Bundle::load(&repo().join("policies")).unwrap();
+    vm_bundle.manifest.sluice.rego_evaluator = sluice_engine::bundle::RegoEvaluator::Vm;
+    let vm_policies = Policies::compile(&vm_bundle, "bench-vm".to_string()).unwrap();
+    assert!(vm_policies.rego().is_some_and(|r| r.serves_with_vm()));
     for (name, input) in &inputs {
         percentiles(&policies, name, input);
+        percentiles(&vm_policies, &format!("{name} (vm)"), input);
         c.bench_function(&format!("decision/{name}"), |b| {
             b.iter(|| policies.evaluate(black_box(input)))
+        });
+        c.bench_function(&format!("decision_vm/{name}"), |b| {
+            b.iter(|| vm_policies.evaluate(black_box(input)))
         });
     }
     if let Some((_, input)) = inputs.first() {

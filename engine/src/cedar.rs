@@ -6,6 +6,7 @@
 //! stay stable when files are edited; a policy without one gets `<file>#policyN`.
 
 pub mod mapping;
+mod slice;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -43,6 +44,7 @@ pub struct CedarBackend {
     origins: HashMap<PolicyId, PolicyOrigin>,
     actions: HashSet<String>,
     schema: Schema,
+    reach: slice::Reach,
 }
 
 /// What Cedar said about one input.
@@ -348,12 +350,14 @@ impl CedarBackend {
                     .actions()
                     .map(|uid| uid.id().unescaped().to_string())
                     .collect();
+                let reach = slice::Reach::new(&entities, &policies);
                 Ok(Some(CedarBackend {
                     policies,
                     entities,
                     origins,
                     actions,
                     schema,
+                    reach,
                 }))
             }
             _ => Err(diagnostics),
@@ -383,6 +387,7 @@ impl CedarBackend {
     /// Builds the request and entities for an input.
     pub fn request(&self, input: &DecisionInput) -> Result<(Request, Entities), String> {
         let mapped = mapping::map(input, &self.actions)?;
+        let action = mapped.action.clone();
         let request = Request::new(
             mapped.principal,
             mapped.action,
@@ -391,17 +396,11 @@ impl CedarBackend {
             None,
         )
         .map_err(|e| format!("cannot build request: {e}"))?;
-        // Entities the bundle defines win over the ones derived from the input.
-        let dynamic: Vec<_> = mapped
-            .entities
-            .into_iter()
-            .filter(|e| self.entities.get(&e.uid()).is_none())
-            .collect();
+        // Entities the bundle defines win over the ones derived from the input; only what
+        // the request can reach is handed to the authorizer.
         let entities = self
-            .entities
-            .clone()
-            .add_entities(dynamic, None)
-            .map_err(|e| format!("cannot build entities: {e}"))?;
+            .reach
+            .slice(&self.entities, mapped.entities, &[&action])?;
         Ok((request, entities))
     }
 
