@@ -223,19 +223,21 @@ fn validate_unsorted(
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let result = Validator::new(schema.clone()).validate(policies, ValidationMode::Strict);
-    for error in result.validation_errors() {
-        let id = error.policy_id();
+    let at_policy = |id: &PolicyId, problem: &dyn miette::Diagnostic| {
         let file = origins.get(id).map(|o| o.file.clone()).unwrap_or_default();
         let text = files
             .iter()
             .find(|f| f.path == file)
             .map(|f| f.text.as_str())
             .unwrap_or_default();
-        let message = miette_message(error);
-        diagnostics.push(match miette_offset(error) {
+        let message = miette_message(problem);
+        match miette_offset(problem) {
             Some(offset) => Diagnostic::at_offset(&file, text, offset, message),
             None => Diagnostic::file(&file, message),
-        });
+        }
+    };
+    for error in result.validation_errors() {
+        diagnostics.push(at_policy(error.policy_id(), error));
     }
     // A policy whose actions can never apply to its principal and resource is a scope bug
     // that would silently never permit or forbid anything. Cedar reported it as a
@@ -246,18 +248,7 @@ fn validate_unsorted(
         if !matches!(warning, ValidationWarning::InvalidActionApplication(_)) {
             continue;
         }
-        let id = warning.policy_id();
-        let file = origins.get(id).map(|o| o.file.clone()).unwrap_or_default();
-        let text = files
-            .iter()
-            .find(|f| f.path == file)
-            .map(|f| f.text.as_str())
-            .unwrap_or_default();
-        let message = miette_message(warning);
-        diagnostics.push(match miette_offset(warning) {
-            Some(offset) => Diagnostic::at_offset(&file, text, offset, message),
-            None => Diagnostic::file(&file, message),
-        });
+        diagnostics.push(at_policy(warning.policy_id(), warning));
     }
 }
 

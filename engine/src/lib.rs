@@ -17,6 +17,9 @@ pub mod rego;
 pub mod schema;
 pub mod testing;
 
+#[cfg(test)]
+mod test_support;
+
 pub use bundle::{Bundle, Manifest};
 pub use decision::{Decision, Effect, Obligations, Reason};
 pub use diagnostic::{BundleError, Diagnostic};
