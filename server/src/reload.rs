@@ -217,6 +217,7 @@ impl PolicyStore {
             revision = %revision.id,
             rego_files = bundle.rego.len(),
             cedar_files = bundle.cedar.len(),
+            rego_evaluator = rego_evaluator(&policies),
             "policy bundle loaded"
         );
         Ok(PolicyStore {
@@ -310,6 +311,7 @@ impl PolicyStore {
                 git_dir,
             } => {
                 let revision = policies.revision().to_string();
+                let evaluator = rego_evaluator(&policies);
                 self.live.store(policies);
                 let now = now_rfc3339();
                 if let Fingerprint::Bundle { content_hash, .. } = &fingerprint {
@@ -328,6 +330,7 @@ impl PolicyStore {
                     %revision,
                     previous_revision = %active_revision,
                     elapsed_ms = elapsed.as_millis(),
+                    rego_evaluator = evaluator,
                     "policy bundle reloaded"
                 );
                 ReloadOutcome::Loaded {
@@ -508,6 +511,23 @@ pub(crate) fn now_rfc3339() -> String {
                 .unwrap_or(0);
             format!("unix-ms:{millis}")
         })
+}
+
+/// Which Rego evaluator serves a snapshot, for the log.
+fn rego_evaluator(policies: &Policies) -> &'static str {
+    match policies.rego() {
+        Some(rego) if rego.serves_with_vm() => "vm",
+        Some(rego) => {
+            if policies.settings().rego_evaluator == sluice_engine::bundle::RegoEvaluator::Vm {
+                tracing::warn!(
+                    reason = rego.vm_unavailable().unwrap_or_default(),
+                    "the bundle selects the Rego VM but does not compile to it; the interpreter serves"
+                );
+            }
+            "interpreter"
+        }
+        None => "none",
+    }
 }
 
 #[cfg(test)]
