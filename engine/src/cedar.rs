@@ -34,6 +34,10 @@ pub struct PolicyOrigin {
     pub file: String,
     /// The `@reason("...")` annotation, if any.
     pub reason: Option<String>,
+    /// Whether the id came from `@id("...")` rather than the policy's position.
+    pub explicit_id: bool,
+    /// Byte offset of the policy in its file.
+    pub offset: usize,
 }
 
 /// Validated Cedar policies, schema and entities, shareable across threads.
@@ -123,6 +127,7 @@ pub fn parse_policies(
             .parse::<usize>()
             .unwrap_or(usize::MAX)
     });
+    let mut search_from = 0;
     for policy in policies {
         let id = match policy.annotation("id") {
             Some(id) => id.to_string(),
@@ -138,11 +143,23 @@ pub fn parse_policies(
             ));
             continue;
         }
+        // Policies come in file order and keep their source text, so each is found after
+        // the previous one.
+        let text = policy.to_string();
+        let offset = file
+            .text
+            .get(search_from..)
+            .and_then(|rest| rest.find(text.as_str()))
+            .map(|at| search_from + at)
+            .unwrap_or(search_from);
+        search_from = offset.saturating_add(text.len()).min(file.text.len());
         origins.insert(
             id,
             PolicyOrigin {
                 file: file.path.clone(),
                 reason: policy.annotation("reason").map(str::to_string),
+                explicit_id: policy.annotation("id").is_some(),
+                offset,
             },
         );
     }
@@ -353,6 +370,19 @@ impl CedarBackend {
             }
             _ => Err(diagnostics),
         }
+    }
+
+    /// Policies without `@id`, as `(file, id, offset)`: their reason ids follow their
+    /// position and change when policies are reordered.
+    pub fn policies_without_id(&self) -> Vec<(&str, String, usize)> {
+        let mut out: Vec<(&str, String, usize)> = self
+            .origins
+            .iter()
+            .filter(|(_, origin)| !origin.explicit_id)
+            .map(|(id, origin)| (origin.file.as_str(), id.to_string(), origin.offset))
+            .collect();
+        out.sort();
+        out
     }
 
     /// The validated policies.

@@ -341,3 +341,42 @@ fn conformance_fails_loudly_on_disagreement() {
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
 }
+
+#[test]
+fn check_warns_about_cedar_policies_without_an_id_and_eval_reads_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.cedar",
+        "@id(\"named\")\npermit (principal, action == Sluice::Action::\"llm.chat\", resource);\n\n// no id\npermit (principal, action == Sluice::Action::\"llm.embed\", resource);\n",
+    );
+    let out = sluice(dir.path(), &["policy", "check", "."]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: p.cedar:5:1: Cedar policy has no @id")
+            && stderr.contains("`p.cedar#policy1`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("named"), "{stderr}");
+
+    let input = "{\"version\": \"1\", \"id\": \"d\", \"time\": \"t\", \"surface\": \"prompt\", \"action\": \"llm.chat\", \"principal\": {\"key_id\": \"k\"}, \"resource\": {\"kind\": \"model\", \"id\": \"m\"}}";
+    let mut child = std::process::Command::new(sluice_tests::sluice_bin())
+        .args(["policy", "eval", "--input", "-", "."])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decision["allow"], true);
+    assert_eq!(decision["reasons"][0]["rule"], "named");
+}

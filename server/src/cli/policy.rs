@@ -73,7 +73,7 @@ pub struct TestArgs {
 /// Arguments of `sluice policy eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A decision input (JSON) to decide.
+    /// A decision input (JSON) to decide; `-` reads standard input.
     #[arg(long)]
     input: PathBuf,
     /// Override the input's surface.
@@ -145,8 +145,9 @@ fn check(dir: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let mut diagnostics = Vec::new();
-    if let Err(e) = Policies::compile(&bundle, String::new()) {
-        diagnostics.extend(e.diagnostics);
+    match Policies::compile(&bundle, String::new()) {
+        Ok(policies) => warn_policies_without_id(&bundle, &policies),
+        Err(e) => diagnostics.extend(e.diagnostics),
     }
     // Test files are part of the repo too: they must load, even though they don't serve.
     if let Err(e) = sluice_engine::testing::check(&bundle) {
@@ -174,9 +175,39 @@ fn check(dir: &Path) -> ExitCode {
     }
 }
 
+/// A Cedar policy without `@id` gets an id from its position (`file#policyN`), which
+/// changes when policies are reordered: reasons and audit queries would shift under it.
+fn warn_policies_without_id(bundle: &Bundle, policies: &Policies) {
+    let Some(cedar) = policies.cedar() else {
+        return;
+    };
+    for (file, id, offset) in cedar.policies_without_id() {
+        let text = bundle
+            .cedar
+            .iter()
+            .find(|f| f.path == file)
+            .map(|f| f.text.as_str())
+            .unwrap_or_default();
+        let (line, column) = sluice_engine::diagnostic::line_column(text, offset);
+        eprintln!(
+            "warning: {file}:{line}:{column}: Cedar policy has no @id(\"...\"); its reason id `{id}` changes when policies are reordered"
+        );
+    }
+}
+
 fn eval(args: &EvalArgs) -> ExitCode {
-    let label = args.input.display().to_string();
-    let text = match std::fs::read_to_string(&args.input) {
+    let from_stdin = args.input.as_os_str() == "-";
+    let label = if from_stdin {
+        "<stdin>".to_string()
+    } else {
+        args.input.display().to_string()
+    };
+    let read = if from_stdin {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(&args.input)
+    };
+    let text = match read {
         Ok(text) => text,
         Err(e) => {
             eprintln!("error: {label}: cannot read input: {e}");
