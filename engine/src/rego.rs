@@ -76,8 +76,6 @@ pub struct LoadedEngine {
     pub engine: Engine,
     /// Packages contributing to the decision.
     pub packages: Vec<PackageRules>,
-    /// Package of every loaded module, by file.
-    pub module_packages: Vec<(String, String)>,
 }
 
 /// Loads the bundle's Rego into a fresh engine; collects every diagnostic.
@@ -89,16 +87,14 @@ pub fn load_engine(bundle: &Bundle, options: LoadOptions) -> Result<LoadedEngine
         engine.set_enable_coverage(true);
     }
     let mut diagnostics = Vec::new();
-    let mut module_packages = Vec::new();
     let modules: Vec<&SourceFile> = if options.with_tests {
         bundle.rego.iter().chain(bundle.rego_tests.iter()).collect()
     } else {
         bundle.rego.iter().collect()
     };
     for file in &modules {
-        match engine.add_policy(file.path.clone(), file.text.clone()) {
-            Ok(package) => module_packages.push((file.path.clone(), package)),
-            Err(e) => diagnostics.push(regorus_diagnostic(&file.path, &e.to_string())),
+        if let Err(e) = engine.add_policy(file.path.clone(), file.text.clone()) {
+            diagnostics.push(regorus_diagnostic(&file.path, &e.to_string()));
         }
     }
     for data in &bundle.data {
@@ -177,12 +173,8 @@ pub fn load_engine(bundle: &Bundle, options: LoadOptions) -> Result<LoadedEngine
         return Err(diagnostics);
     }
     let packages: Vec<PackageRules> = packages
-        .into_iter()
-        .filter(|(_, p)| !p.rules.is_empty())
-        .map(|(components, p)| {
-            let _ = components;
-            p
-        })
+        .into_values()
+        .filter(|p| !p.rules.is_empty())
         .collect();
     let entrypoint = entrypoint_module(&packages, &components_by_path(&components));
     if let Err(e) = engine.add_policy(ENTRYPOINT_FILE.to_string(), entrypoint) {
@@ -191,11 +183,7 @@ pub fn load_engine(bundle: &Bundle, options: LoadOptions) -> Result<LoadedEngine
             format!("generated entrypoint does not compile: {e}"),
         )]);
     }
-    Ok(LoadedEngine {
-        engine,
-        packages,
-        module_packages,
-    })
+    Ok(LoadedEngine { engine, packages })
 }
 
 fn components_by_path(
@@ -212,12 +200,24 @@ fn components_by_path(
         .collect()
 }
 
-/// A Rego reference to `data.<components>.<rule>` that works for any component text.
-fn rule_ref(components: &[String], rule: &str) -> String {
+/// A Rego reference to `data.<components>.<rule>`, bracketing components that are not
+/// identifiers, so it works for any package path.
+pub(crate) fn rule_ref(components: &[String], rule: &str) -> String {
     let mut out = String::from("data");
     for component in components {
-        let quoted = serde_json::to_string(component).unwrap_or_else(|_| "\"\"".to_string());
-        let _ = write!(out, "[{quoted}]");
+        let is_identifier = component
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && component
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if is_identifier {
+            let _ = write!(out, ".{component}");
+        } else {
+            let quoted = serde_json::to_string(component).unwrap_or_else(|_| "\"\"".to_string());
+            let _ = write!(out, "[{quoted}]");
+        }
     }
     let _ = write!(out, ".{rule}");
     out

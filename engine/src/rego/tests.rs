@@ -301,3 +301,33 @@ fn vm_and_interpreter_agree_on_the_default_policies_for_every_example() {
         assert_eq!(interpreted, vm, "{}", path.display());
     }
 }
+
+#[test]
+fn packages_whose_names_are_not_identifiers_still_contribute() {
+    let b = bundle(&[
+        (
+            "t.rego",
+            "package sluice[\"team-a\"]\n\ndeny contains \"quoted package\" if true\n",
+        ),
+        (
+            "t_test.rego",
+            "package sluice[\"team-a_test\"]\n\ntest_quoted if { data.sluice[\"team-a\"].deny == {\"quoted package\"} }\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
+    assert_eq!(outcome.denies[0].message, "quoted package");
+    let report = crate::testing::run(
+        &b,
+        &crate::testing::TestOptions {
+            timeout_ms: 1000,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        report.results[0].outcome,
+        crate::testing::Outcome::Pass,
+        "{report:?}"
+    );
+}

@@ -110,7 +110,7 @@ pub(super) fn run(
             continue;
         }
         let started = Instant::now();
-        let evaluated = engine.eval_rule(rule_path(&test.package, &test.name));
+        let evaluated = engine.eval_rule(crate::rego::rule_ref(&test.package, &test.name));
         let duration = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let output = engine.take_prints().unwrap_or_default();
         let (outcome, message) = match evaluated {
@@ -207,30 +207,4 @@ fn percent(part: usize, total: usize) -> f64 {
 
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_string()
-}
-
-/// `data.a.b.rule`, with bracketed components where a component is not an identifier.
-fn rule_path(components: &[String], rule: &str) -> String {
-    let mut out = String::from("data");
-    for component in components {
-        let is_ident = component
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && component
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if is_ident {
-            out.push('.');
-            out.push_str(component);
-        } else {
-            out.push_str(&format!(
-                "[{}]",
-                serde_json::to_string(component).unwrap_or_default()
-            ));
-        }
-    }
-    out.push('.');
-    out.push_str(rule);
-    out
 }
