@@ -10,6 +10,7 @@ mod slice;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{
     Authorizer, Decision as CedarDecision, Entities, Policy, PolicyId, PolicySet, Request, Schema,
@@ -41,7 +42,7 @@ pub struct PolicyOrigin {
 }
 
 /// Validated Cedar policies, schema and entities, shareable across threads.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CedarBackend {
     policies: PolicySet,
     entities: Entities,
@@ -49,6 +50,7 @@ pub struct CedarBackend {
     actions: HashSet<String>,
     schema: Schema,
     reach: slice::Reach,
+    slices: slice::SliceCache,
 }
 
 /// What Cedar said about one input.
@@ -366,6 +368,7 @@ impl CedarBackend {
                     actions,
                     schema,
                     reach,
+                    slices: slice::SliceCache::default(),
                 }))
             }
             _ => Err(diagnostics),
@@ -405,24 +408,40 @@ impl CedarBackend {
         &self.actions
     }
 
-    /// Builds the request and entities for an input.
-    pub fn request(&self, input: &DecisionInput) -> Result<(Request, Entities), String> {
-        let mapped = mapping::map(input, &self.actions)?;
-        let action = mapped.action.clone();
+    /// Builds the request and the entities for an input. The entities depend only on the
+    /// principal, the resource and the action, which repeat from request to request, so the
+    /// slice is cached per snapshot (a reload starts a new cache).
+    pub fn request(&self, input: &DecisionInput) -> Result<(Request, Arc<Entities>), String> {
+        let (action, with_arguments) = mapping::action(input, &self.actions)?;
+        let context = mapping::context(input, with_arguments)?;
+        let key = serde_json::to_string(&(&input.principal, &input.resource, action.to_string()))
+            .map_err(|e| format!("cannot key the request: {e}"))?;
+        let cached = self.slices.get(&key);
+        let sliced = match cached {
+            Some(sliced) => sliced,
+            None => {
+                let (principal, resource, entities) = mapping::entities(input)?;
+                // Entities the bundle defines win over the ones derived from the input; only
+                // what the request can reach is handed to the authorizer.
+                let entities = self.reach.slice(&self.entities, entities, &[&action])?;
+                let sliced = Arc::new(slice::Sliced {
+                    principal,
+                    resource,
+                    entities: Arc::new(entities),
+                });
+                self.slices.insert(key, sliced.clone());
+                sliced
+            }
+        };
         let request = Request::new(
-            mapped.principal,
-            mapped.action,
-            mapped.resource,
-            mapped.context,
+            sliced.principal.clone(),
+            action,
+            sliced.resource.clone(),
+            context,
             None,
         )
         .map_err(|e| format!("cannot build request: {e}"))?;
-        // Entities the bundle defines win over the ones derived from the input; only what
-        // the request can reach is handed to the authorizer.
-        let entities = self
-            .reach
-            .slice(&self.entities, mapped.entities, &[&action])?;
-        Ok((request, entities))
+        Ok((request, sliced.entities.clone()))
     }
 
     /// Authorises one input.

@@ -50,6 +50,36 @@ pub fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
 /// uses its per-tool action when declared, so policies can be written per tool, and then
 /// carries the tool's `arguments` in the context.
 pub fn map(input: &DecisionInput, declared_actions: &HashSet<String>) -> Result<Mapped, String> {
+    let (action, with_arguments) = action(input, declared_actions)?;
+    let context = context(input, with_arguments)?;
+    let (principal, resource, entities) = entities(input)?;
+    Ok(Mapped {
+        principal,
+        action,
+        resource,
+        context,
+        entities,
+    })
+}
+
+/// The action, and whether it is a per-tool action whose context carries `arguments`.
+pub fn action(
+    input: &DecisionInput,
+    declared_actions: &HashSet<String>,
+) -> Result<(EntityUid, bool), String> {
+    let tool_action = tool_action_id(input);
+    let per_tool = input.content.tool.is_some() || input.resource.kind == ResourceKind::Tool;
+    let (action_id, with_arguments) = if per_tool && declared_actions.contains(&tool_action) {
+        (tool_action, true)
+    } else {
+        (input.action.clone(), false)
+    };
+    Ok((uid("Action", &action_id)?, with_arguments))
+}
+
+/// The principal, the resource, and the entities for them (the principal's chain, the
+/// resource and its server). They depend on the principal and resource alone.
+pub fn entities(input: &DecisionInput) -> Result<(EntityUid, EntityUid, Vec<Entity>), String> {
     let p = &input.principal;
     if p.key_id.is_empty() {
         return Err("principal has no `key_id`".to_string());
@@ -152,25 +182,11 @@ pub fn map(input: &DecisionInput, declared_actions: &HashSet<String>) -> Result<
             .map_err(|e| format!("cannot build resource entity: {e}"))?,
     );
 
-    let tool_action = tool_action_id(input);
-    let per_tool = input.content.tool.is_some() || r.kind == ResourceKind::Tool;
-    let (action_id, with_arguments) = if per_tool && declared_actions.contains(&tool_action) {
-        (tool_action, true)
-    } else {
-        (input.action.clone(), false)
-    };
-    let action = uid("Action", &action_id)?;
-    let context = context(input, with_arguments)?;
-    Ok(Mapped {
-        principal,
-        action,
-        resource,
-        context,
-        entities,
-    })
+    Ok((principal, resource, entities))
 }
 
-fn context(input: &DecisionInput, with_arguments: bool) -> Result<Context, String> {
+/// The context of the request.
+pub fn context(input: &DecisionInput, with_arguments: bool) -> Result<Context, String> {
     let f = &input.findings;
     let classes = |spans: &[crate::input::Span]| {
         let set: std::collections::BTreeSet<&str> =

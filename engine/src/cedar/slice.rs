@@ -8,6 +8,7 @@
 //! rules, computed per static entity once at load time.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cedar_policy::{Entities, Entity, EntityUid, EvalResult, PolicySet};
 
@@ -132,5 +133,46 @@ impl Reach {
             }
         }
         Entities::from_entities(out, None).map_err(|e| format!("cannot build entities: {e}"))
+    }
+}
+
+/// Principal, resource and entity slice of one (principal, resource, action).
+#[derive(Debug)]
+pub struct Sliced {
+    /// The principal's uid.
+    pub principal: EntityUid,
+    /// The resource's uid.
+    pub resource: EntityUid,
+    /// The entities the request can reach.
+    pub entities: Arc<Entities>,
+}
+
+/// Most slices kept per snapshot; the cache is emptied when full, so a flood of distinct
+/// principals costs rebuilds, never memory.
+const MAX_SLICES: usize = 4096;
+
+/// Slices by the JSON of (principal, resource, action).
+#[derive(Debug, Default)]
+pub struct SliceCache {
+    slices: Mutex<HashMap<String, Arc<Sliced>>>,
+}
+
+impl SliceCache {
+    /// The slice for a key, if cached.
+    pub fn get(&self, key: &str) -> Option<Arc<Sliced>> {
+        self.slices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Caches a slice.
+    pub fn insert(&self, key: String, sliced: Arc<Sliced>) {
+        let mut slices = self.slices.lock().unwrap_or_else(PoisonError::into_inner);
+        if slices.len() >= MAX_SLICES {
+            slices.clear();
+        }
+        slices.insert(key, sliced);
     }
 }

@@ -450,3 +450,28 @@ fn the_request_slice_decides_like_the_whole_entity_store() {
         );
     }
 }
+
+#[test]
+fn cached_slices_never_leak_between_principals_or_contexts() {
+    let b = bundle(&[(
+        "p.cedar",
+        r#"@id("payments") permit (principal in Sluice::Team::"payments", action, resource);
+@id("no-injection") forbid (principal, action, resource) when { context.findings.injection_score > 50 };"#,
+    )]);
+    let backend = CedarBackend::compile(&b).unwrap().unwrap();
+    let payments = input(ResourceKind::Model, "llm.chat", "m");
+    let mut other = payments.clone();
+    other.principal.team = Some("other".into());
+    other.findings.injection.score = 0.0;
+    let mut clean = payments.clone();
+    clean.findings.injection.score = 0.0;
+    for _ in 0..3 {
+        // Same key id and resource every time: only the team or the context differs.
+        let a = backend.evaluate(&payments);
+        assert_eq!(a.forbids.len(), 1, "injection score 93 is forbidden");
+        let b = backend.evaluate(&other);
+        assert!(b.permits.is_empty() && b.forbids.is_empty(), "{b:?}");
+        let c = backend.evaluate(&clean);
+        assert_eq!(c.permits.len(), 1, "{c:?}");
+    }
+}
