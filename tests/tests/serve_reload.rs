@@ -8,6 +8,7 @@
 // integration test crate; in a test, failing loudly on the unexpected is the point.
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     clippy::panic,
     reason = "test helpers fail the test on anything unexpected"
 )]
@@ -118,6 +119,23 @@ fn spawn(args: &[&std::ffi::OsStr]) -> (Child, mpsc::Receiver<String>, Arc<Mutex
         }
     });
     (child, rx, log)
+}
+
+/// Runs `sluice serve` on `policy_dir` expecting it to exit by itself; returns its status
+/// and whole log.
+fn serve_until_exit(policy_dir: &std::ffi::OsStr) -> (ExitStatus, String) {
+    let (mut child, lines, log) = spawn(&[
+        "serve".as_ref(),
+        "--policy-dir".as_ref(),
+        policy_dir,
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+    ]);
+    let status = wait_exit(&mut child).expect("sluice should exit");
+    // The reader thread ends at end of output: after it, the log is complete.
+    lines.iter().for_each(drop);
+    let log = log.lock().unwrap().clone();
+    (status, log)
 }
 
 fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
@@ -286,17 +304,7 @@ fn serve_reads_a_config_file_and_guards_the_admin_api_with_its_token() {
 fn serve_refuses_to_start_on_a_broken_bundle() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("a.rego"), BROKEN).unwrap();
-    let (mut child, lines, log) = spawn(&[
-        "serve".as_ref(),
-        "--policy-dir".as_ref(),
-        root.path().as_os_str(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-    ]);
-    let status = wait_exit(&mut child).expect("sluice should exit");
-    // The reader thread ends at end of output: after it, the log is complete.
-    lines.iter().for_each(drop);
-    let log = log.lock().unwrap().clone();
+    let (status, log) = serve_until_exit(root.path().as_os_str());
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("a.rego:3:"), "{log}");
     assert!(!log.contains("sluice listening"), "{log}");
@@ -306,16 +314,7 @@ fn serve_refuses_to_start_on_a_broken_bundle() {
 fn serve_refuses_to_start_without_a_policy_directory() {
     let root = tempfile::tempdir().unwrap();
     let missing = root.path().join("missing");
-    let (mut child, lines, log) = spawn(&[
-        "serve".as_ref(),
-        "--policy-dir".as_ref(),
-        missing.as_os_str(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-    ]);
-    let status = wait_exit(&mut child).expect("sluice should exit");
-    lines.iter().for_each(drop);
-    let log = log.lock().unwrap().clone();
+    let (status, log) = serve_until_exit(missing.as_os_str());
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("does not exist"), "{log}");
 }
