@@ -205,6 +205,15 @@ fn check_reports_file_line_and_column_for_every_language() {
             "x_test.rego:",
         ),
     ];
+    let empty = tempfile::tempdir().unwrap();
+    let out = sluice(empty.path(), &["policy", "check", "."]);
+    let (_, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an empty directory is not a bundle: {stderr}"
+    );
+    assert!(stderr.contains("no policy file"), "{stderr}");
     for (file, body, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
         write(

@@ -157,6 +157,12 @@ fn check(dir: &Path) -> ExitCode {
             }
         }
     }
+    if bundle.is_empty() {
+        diagnostics.push(sluice_engine::Diagnostic::file(
+            dir.display().to_string(),
+            "the directory has no policy file (`*.rego` or `*.cedar`); `sluice serve` refuses it",
+        ));
+    }
     if diagnostics.is_empty() {
         println!(
             "ok: {} Rego, {} Rego test, {} Cedar, {} schema, {} entity, {} Cedar test, {} data file(s)",
