@@ -389,3 +389,56 @@ fn check_warns_about_cedar_policies_without_an_id_and_eval_reads_stdin() {
     assert_eq!(decision["allow"], true);
     assert_eq!(decision["reasons"][0]["rule"], "named");
 }
+
+#[test]
+fn init_writes_the_embedded_default_repo_exactly_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("mine");
+    let out = sluice(dir.path(), &["policy", "init", "mine"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+
+    // Byte for byte the repository's policies/, so the binary never embeds a stale copy.
+    let mut stack = vec![repo().join("policies")];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(repo().join("policies")).unwrap();
+            let written = std::fs::read(target.join(relative))
+                .unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
+            assert_eq!(
+                written,
+                std::fs::read(&path).unwrap(),
+                "{}",
+                relative.display()
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 10);
+
+    let out = sluice(dir.path(), &["policy", "test", "mine"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).0);
+
+    std::fs::write(target.join("models/models.rego"), "package sluice.models\n").unwrap();
+    let out = sluice(dir.path(), &["policy", "init", "mine"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("models/models.rego")).unwrap(),
+        "package sluice.models\n",
+        "nothing is overwritten without --force"
+    );
+    let out = sluice(dir.path(), &["policy", "init", "mine", "--force"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_ne!(
+        std::fs::read_to_string(target.join("models/models.rego")).unwrap(),
+        "package sluice.models\n"
+    );
+}

@@ -25,6 +25,19 @@ pub enum PolicyCommand {
     /// Run an external conformance suite through Sluice's own loading path.
     #[command(subcommand)]
     Conformance(ConformanceCommand),
+    /// Write the default policy repo (with its tests) into a directory, to start your own.
+    Init(InitArgs),
+}
+
+/// Arguments of `sluice policy init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory to write into (created if missing).
+    #[arg(default_value = "policies")]
+    dir: PathBuf,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    force: bool,
 }
 
 /// A policy directory argument.
@@ -113,6 +126,24 @@ pub fn main(command: PolicyCommand) -> ExitCode {
         PolicyCommand::Eval(args) => eval(&args),
         PolicyCommand::Check(args) => check(&args.dir),
         PolicyCommand::Conformance(ConformanceCommand::Cedar(args)) => cedar_conformance(&args),
+        PolicyCommand::Init(args) => init(&args),
+    }
+}
+
+fn init(args: &InitArgs) -> ExitCode {
+    match crate::default_policies::write_to(&args.dir, args.force) {
+        Ok(count) => {
+            println!(
+                "wrote the default policy repo ({count} files) to {}; run `sluice policy test {}`",
+                args.dir.display(),
+                args.dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_LOAD_ERROR)
+        }
     }
 }
 
