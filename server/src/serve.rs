@@ -98,7 +98,7 @@ fn configure(args: &ServeArgs) -> anyhow::Result<Config> {
             if explicit {
                 ""
             } else {
-                "; pass `--policy-dir DIR` or set `policy_dir` in a `--config` file"
+                "; pass `--policy-dir DIR`, set `policy_dir` in a `--config` file, or start from the default policy repo with `sluice policy init policies`"
             }
         );
     }
