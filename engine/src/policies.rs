@@ -44,7 +44,17 @@ impl Policies {
             }
         };
         if !diagnostics.is_empty() {
-            return Err(BundleError { diagnostics });
+            // A backend may report one problem more than once (regorus does for some
+            // import errors); each is printed once.
+            let mut unique = Vec::with_capacity(diagnostics.len());
+            for diagnostic in diagnostics {
+                if !unique.contains(&diagnostic) {
+                    unique.push(diagnostic);
+                }
+            }
+            return Err(BundleError {
+                diagnostics: unique,
+            });
         }
         Ok(Policies {
             revision,

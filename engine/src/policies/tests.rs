@@ -198,3 +198,29 @@ fn builtin_errors_fail_closed_by_default_and_can_be_made_lenient() {
         "OPA semantics: the erroring expression is undefined"
     );
 }
+
+#[test]
+fn the_vm_serves_concurrent_evaluations_from_its_pool() {
+    let p = std::sync::Arc::new(policies(&[
+        (".manifest", r#"{"sluice": {"rego_evaluator": "vm"}}"#),
+        (
+            "a.rego",
+            "package sluice.a\n\nallow if input.resource.id == \"m\"\n\ndeny contains input.resource.id if input.resource.id != \"m\"\n",
+        ),
+    ]));
+    assert!(p.rego().unwrap().serves_with_vm());
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                (0..300).all(|i| {
+                    // Alternate inputs so a VM reused from the pool must not remember the last.
+                    let model = if (i + t) % 2 == 0 { "m" } else { "x" };
+                    let d = p.evaluate(&input(Surface::Tool, model));
+                    d.allow == (model == "m")
+                })
+            })
+        })
+        .collect();
+    assert!(handles.into_iter().all(|h| h.join().unwrap()));
+}
