@@ -154,6 +154,18 @@ fn test_exit_codes_follow_opa() {
         "coverage below the threshold fails"
     );
 
+    // A Cedar policy that does not validate fails the run even though no test covers it.
+    write(
+        dir.path(),
+        "bad.cedar",
+        "@id(\"x\") permit (principal, action, resource) when { context.nope };\n",
+    );
+    let out = sluice(dir.path(), &["policy", "test", "."]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bad.cedar:1:"), "{stderr}");
+    std::fs::remove_file(dir.path().join("bad.cedar")).unwrap();
+
     write(
         dir.path(),
         "broken.rego",

@@ -298,6 +298,12 @@ fn test(args: &TestArgs) -> ExitCode {
         Ok(bundle) => bundle,
         Err(code) => return code,
     };
+    // What would not serve fails the run as a load error, as `opa test` fails on a policy
+    // that does not compile, even where no test touches it.
+    if let Err(e) = Policies::compile(&bundle, String::new()) {
+        print_bundle_error(&e);
+        return ExitCode::from(EXIT_LOAD_ERROR);
+    }
     let options = TestOptions {
         run,
         coverage: args.coverage,
