@@ -4,6 +4,8 @@
 //! - `GET /readyz`: a policy bundle is active (200 with its revision).
 //! - `GET /admin/status`: the reload status (revision, counters, last error with diagnostics).
 //! - `POST /admin/reload`: reload now and report the outcome (422 when the bundle is broken).
+//! - `GET /metrics`: the reload state in the Prometheus text format, so a failing policy
+//!   directory (the last good bundle still serving) can be alerted on.
 //!
 //! The admin endpoints take `Authorization: Bearer <token>` when `admin.token` is configured;
 //! without a token they answer only clients connecting from a loopback address.
@@ -49,6 +51,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/admin/status", get(status))
         .route("/admin/reload", post(reload))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -73,6 +76,48 @@ async fn readyz(State(state): State<AdminState>) -> Json<Ready> {
 
 async fn status(_: AdminAccess, State(state): State<AdminState>) -> Json<ReloadStatus> {
     Json(state.store.status())
+}
+
+async fn metrics(_: AdminAccess, State(state): State<AdminState>) -> Response {
+    let body = render_metrics(&state.store.status());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The reload state in the Prometheus text exposition format.
+pub fn render_metrics(status: &ReloadStatus) -> String {
+    let r = &status.reloads;
+    format!(
+        "# HELP sluice_policy_reloads_total Policy reloads since start, by result.\n\
+         # TYPE sluice_policy_reloads_total counter\n\
+         sluice_policy_reloads_total{{result=\"success\"}} {}\n\
+         sluice_policy_reloads_total{{result=\"failure\"}} {}\n\
+         # HELP sluice_policy_reload_consecutive_failures Failed reloads since the last good one; the last good bundle keeps serving meanwhile.\n\
+         # TYPE sluice_policy_reload_consecutive_failures gauge\n\
+         sluice_policy_reload_consecutive_failures {}\n\
+         # HELP sluice_policy_bundle_info The active policy bundle.\n\
+         # TYPE sluice_policy_bundle_info gauge\n\
+         sluice_policy_bundle_info{{revision=\"{}\",content_hash=\"{}\"}} 1\n",
+        r.successes,
+        r.failures,
+        r.consecutive_failures,
+        label(&status.revision),
+        label(&status.content_hash),
+    )
 }
 
 #[derive(Debug, Serialize)]

@@ -222,3 +222,44 @@ fn bearer_values_are_parsed_strictly() {
     assert!(!tokens_match("abc", "abcd"));
     assert!(!tokens_match("", "abc"));
 }
+
+#[tokio::test]
+async fn metrics_expose_reload_health_for_alerting() {
+    let (_root, dir) = policy_dir();
+    let app = app(store(&dir), None);
+    let (code, _) = send(&app, request("GET", "/metrics", REMOTE, None)).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "metrics are admin data");
+
+    std::fs::write(dir.join("a.rego"), BROKEN).unwrap();
+    let (code, _) = send(&app, request("POST", "/admin/reload", LOCAL, None)).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    let (code, body) = send(&app, request("GET", "/metrics", LOCAL, None)).await;
+    assert_eq!(code, StatusCode::OK);
+    let text = body.as_str().unwrap();
+    assert!(
+        text.contains("sluice_policy_reloads_total{result=\"failure\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_policy_reloads_total{result=\"success\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_policy_reload_consecutive_failures 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_policy_bundle_info{revision=\"sha256:"),
+        "{text}"
+    );
+    // Every sample line is `name{labels} value` or `name value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+}
+
+#[test]
+fn metric_labels_are_escaped() {
+    assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
