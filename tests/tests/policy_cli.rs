@@ -454,3 +454,35 @@ fn init_writes_the_embedded_default_repo_exactly_and_never_overwrites() {
         "package sluice.models\n"
     );
 }
+
+#[test]
+fn profile_lists_every_decision_rule_of_the_bundle() {
+    let input = repo().join("examples/inputs/prompt-allowed.json");
+    let out = sluice(
+        &repo(),
+        &[
+            "policy",
+            "profile",
+            "--input",
+            input.to_str().unwrap(),
+            "--iterations",
+            "3",
+            "policies",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.starts_with("decision: p50 "), "{stdout}");
+    assert!(stdout.contains("over 3 evaluations"), "{stdout}");
+    for rule in [
+        "data.sluice.models.deny",
+        "data.sluice.budget.route",
+        "data.sluice.pii.redact",
+        "data.sluice.tools.allow",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.trim_end().ends_with(rule)),
+            "{rule} missing:\n{stdout}"
+        );
+    }
+}

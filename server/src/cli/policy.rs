@@ -27,6 +27,23 @@ pub enum PolicyCommand {
     Conformance(ConformanceCommand),
     /// Write the default policy repo (with its tests) into a directory, to start your own.
     Init(InitArgs),
+    /// Time one decision input against a policy directory: the whole decision, each backend,
+    /// and every Rego decision rule, most expensive first.
+    Profile(ProfileArgs),
+}
+
+/// Arguments of `sluice policy profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// A decision input (JSON); `-` reads standard input.
+    #[arg(long)]
+    input: PathBuf,
+    /// Evaluations per measurement.
+    #[arg(long, default_value_t = 1000)]
+    iterations: u32,
+    /// The policy directory.
+    #[arg(default_value = "policies")]
+    dir: PathBuf,
 }
 
 /// Arguments of `sluice policy init`.
@@ -127,6 +144,7 @@ pub fn main(command: PolicyCommand) -> ExitCode {
         PolicyCommand::Check(args) => check(&args.dir),
         PolicyCommand::Conformance(ConformanceCommand::Cedar(args)) => cedar_conformance(&args),
         PolicyCommand::Init(args) => init(&args),
+        PolicyCommand::Profile(args) => profile(&args),
     }
 }
 
@@ -233,39 +251,10 @@ fn warn_policies_without_id(bundle: &Bundle, policies: &Policies) {
 }
 
 fn eval(args: &EvalArgs) -> ExitCode {
-    let from_stdin = args.input.as_os_str() == "-";
-    let label = if from_stdin {
-        "<stdin>".to_string()
-    } else {
-        args.input.display().to_string()
-    };
-    let read = if from_stdin {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(&args.input)
-    };
-    let text = match read {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("error: {label}: cannot read input: {e}");
-            return ExitCode::from(EXIT_LOAD_ERROR);
-        }
-    };
-    let mut input: DecisionInput = match serde_json::from_str(&text) {
+    let mut input = match read_input(&args.input) {
         Ok(input) => input,
-        Err(e) => {
-            eprintln!("error: {label}:{}:{}: {e}", e.line(), e.column());
-            return ExitCode::from(EXIT_LOAD_ERROR);
-        }
+        Err(code) => return code,
     };
-    if input.version != sluice_engine::input::INPUT_VERSION {
-        eprintln!(
-            "error: {label}: decision input version `{}` is not supported, expected `{}`",
-            input.version,
-            sluice_engine::input::INPUT_VERSION
-        );
-        return ExitCode::from(EXIT_LOAD_ERROR);
-    }
     if let Some(surface) = args.surface {
         input.surface = surface;
     }
@@ -284,6 +273,88 @@ fn eval(args: &EvalArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads and checks a decision input from a file or, for `-`, standard input.
+fn read_input(path: &Path) -> Result<DecisionInput, ExitCode> {
+    let from_stdin = path.as_os_str() == "-";
+    let label = if from_stdin {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let read = if from_stdin {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = read.map_err(|e| {
+        eprintln!("error: {label}: cannot read input: {e}");
+        ExitCode::from(EXIT_LOAD_ERROR)
+    })?;
+    let input: DecisionInput = serde_json::from_str(&text).map_err(|e| {
+        eprintln!("error: {label}:{}:{}: {e}", e.line(), e.column());
+        ExitCode::from(EXIT_LOAD_ERROR)
+    })?;
+    if input.version != sluice_engine::input::INPUT_VERSION {
+        eprintln!(
+            "error: {label}: decision input version `{}` is not supported, expected `{}`",
+            input.version,
+            sluice_engine::input::INPUT_VERSION
+        );
+        return Err(ExitCode::from(EXIT_LOAD_ERROR));
+    }
+    Ok(input)
+}
+
+fn profile(args: &ProfileArgs) -> ExitCode {
+    let input = match read_input(&args.input) {
+        Ok(input) => input,
+        Err(code) => return code,
+    };
+    let policies = match compile(&args.dir) {
+        Ok(policies) => policies,
+        Err(code) => return code,
+    };
+    let iterations = args.iterations.max(1);
+    let mut totals = Vec::with_capacity(iterations as usize);
+    let (mut rego, mut cedar) = (0.0, 0.0);
+    for _ in 0..iterations {
+        let decision = policies.evaluate(&input);
+        totals.push(decision.timing.total_us);
+        rego += decision.timing.rego_us;
+        cedar += decision.timing.cedar_us;
+    }
+    totals.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let index = ((totals.len() - 1) as f64 * q).round() as usize;
+        totals.get(index).copied().unwrap_or_default()
+    };
+    let n = f64::from(iterations);
+    println!(
+        "decision: p50 {:.1} µs, p99 {:.1} µs over {iterations} evaluations (mean Rego {:.1} µs, Cedar {:.1} µs)",
+        at(0.5),
+        at(0.99),
+        rego / n,
+        cedar / n
+    );
+    if let Some(backend) = policies.rego() {
+        let evaluator = if backend.serves_with_vm() {
+            "vm"
+        } else {
+            "interpreter"
+        };
+        println!("rego evaluator: {evaluator}; interpreter cost of each decision rule on its own:");
+        match sluice_engine::policies::to_rego_value(&input) {
+            Ok(value) => {
+                for (rule, cost) in backend.profile_rules(&value, iterations) {
+                    println!("  {:>9.1} µs  {rule}", cost.as_secs_f64() * 1e6);
+                }
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn test(args: &TestArgs) -> ExitCode {
