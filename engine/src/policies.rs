@@ -44,17 +44,7 @@ impl Policies {
             }
         };
         if !diagnostics.is_empty() {
-            // A backend may report one problem more than once (regorus does for some
-            // import errors); each is printed once.
-            let mut unique = Vec::with_capacity(diagnostics.len());
-            for diagnostic in diagnostics {
-                if !unique.contains(&diagnostic) {
-                    unique.push(diagnostic);
-                }
-            }
-            return Err(BundleError {
-                diagnostics: unique,
-            });
+            return Err(BundleError { diagnostics });
         }
         Ok(Policies {
             revision,

@@ -50,12 +50,11 @@ pub struct RegoBackend {
     /// The prepared interpreter: serves when the VM cannot compile the bundle, and is the
     /// reference the VM is tested against.
     engine: Engine,
-    /// The VM program, when the bundle compiles to it.
+    /// The VM program, when the bundle selects the VM (`rego_evaluator: vm`) and compiles
+    /// to it; decisions are then served by it.
     vm: Option<vm::VmPool>,
-    /// Why the bundle does not compile to the VM, when it does not.
+    /// Why a bundle that selects the VM does not compile to it.
     vm_unavailable: Option<String>,
-    /// Whether the bundle selected the VM (`rego_evaluator: vm`) and it compiled.
-    serve_with_vm: bool,
     packages: Vec<PackageRules>,
     timeout: Duration,
 }
@@ -323,20 +322,24 @@ impl RegoBackend {
         let _ = engine.take_prints();
         let strict = bundle.manifest.sluice.rego_strict_builtin_errors;
         let data = engine.get_data();
-        let wants_vm = bundle.manifest.sluice.rego_evaluator == RegoEvaluator::Vm;
-        let (vm, vm_unavailable) = match engine
-            .compile_with_entrypoint(&ENTRYPOINT.into())
-            .map_err(|e| one_line(&e.to_string()))
-            .and_then(|compiled| vm::VmPool::compile(&compiled, data, strict, timeout))
-        {
-            Ok(pool) => (Some(pool), None),
-            Err(why) => (None, Some(why)),
+        // The VM program is built only for a bundle that selects it: every reload of the
+        // others would pay for a program nothing runs.
+        let (vm, vm_unavailable) = if bundle.manifest.sluice.rego_evaluator == RegoEvaluator::Vm {
+            match engine
+                .compile_with_entrypoint(&ENTRYPOINT.into())
+                .map_err(|e| one_line(&e.to_string()))
+                .and_then(|compiled| vm::VmPool::compile(&compiled, data, strict, timeout))
+            {
+                Ok(pool) => (Some(pool), None),
+                Err(why) => (None, Some(why)),
+            }
+        } else {
+            (None, None)
         };
         Ok(Some(RegoBackend {
             engine,
             vm,
             vm_unavailable,
-            serve_with_vm: wants_vm,
             packages: loaded.packages,
             timeout,
         }))
@@ -352,22 +355,21 @@ impl RegoBackend {
         self.timeout
     }
 
-    /// Why the bundle does not compile to the VM, if it does not; it is then served by the
-    /// interpreter even when it selects the VM.
+    /// Why a bundle that selects the VM does not compile to it; the interpreter then serves.
     pub fn vm_unavailable(&self) -> Option<&str> {
         self.vm_unavailable.as_deref()
     }
 
     /// Whether decisions are served by the VM.
     pub fn serves_with_vm(&self) -> bool {
-        self.serve_with_vm && self.vm.is_some()
+        self.vm.is_some()
     }
 
     /// Evaluates the entrypoint for one input.
     pub fn evaluate(&self, input: Value) -> Result<RegoOutcome, String> {
         let value = match &self.vm {
-            Some(vm) if self.serve_with_vm => vm.evaluate(input)?,
-            _ => self.interpret(input)?,
+            Some(vm) => vm.evaluate(input)?,
+            None => self.interpret(input)?,
         };
         Ok(RegoOutcome::from_value(&value, &self.packages))
     }
@@ -404,7 +406,7 @@ impl RegoBackend {
         costs
     }
 
-    /// Evaluates the entrypoint with the VM, when the bundle compiles to it.
+    /// Evaluates the entrypoint with the VM, when the bundle is served by it.
     pub fn run_vm(&self, input: Value) -> Option<Result<Value, String>> {
         self.vm.as_ref().map(|vm| vm.evaluate(input))
     }

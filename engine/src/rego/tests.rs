@@ -286,9 +286,9 @@ fn the_vm_is_opt_in_and_lenient_where_the_interpreter_fails_closed() {
 
 #[test]
 fn vm_and_interpreter_agree_on_the_default_policies_for_every_example() {
-    let backend = RegoBackend::compile(&crate::test_support::default_policies())
-        .unwrap()
-        .unwrap();
+    let mut bundle = crate::test_support::default_policies();
+    bundle.manifest.sluice.rego_evaluator = RegoEvaluator::Vm;
+    let backend = RegoBackend::compile(&bundle).unwrap().unwrap();
     let examples = crate::test_support::example_inputs();
     assert!(examples.len() >= 6);
     for (path, input) in examples {
