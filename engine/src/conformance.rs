@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use cedar_policy::{Authorizer, Context, Decision, PolicySet, Request};
+use cedar_policy::{Authorizer, Decision, PolicySet};
 use serde::Deserialize;
 
 use crate::bundle::SourceFile;
-use crate::cedar::{build_schema, load_entities, miette_message, parse_policies, validate};
-use crate::testing::cedar_uid;
+use crate::cedar::{build_schema, load_entities, parse_policies, validate};
+use crate::testing::cedar_json_request;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -158,21 +158,13 @@ pub fn run_case(
 
     let authorizer = Authorizer::new();
     for request in &case.requests {
-        let built = (|| -> Result<Request, String> {
-            let principal = cedar_uid(&request.principal)?;
-            let action = cedar_uid(&request.action)?;
-            let resource = cedar_uid(&request.resource)?;
-            let context_json = match &request.context {
-                serde_json::Value::Null => serde_json::json!({}),
-                other => other.clone(),
-            };
-            let schema_for_request = request.validate_request.then_some(&schema);
-            let context =
-                Context::from_json_value(context_json, schema_for_request.map(|s| (s, &action)))
-                    .map_err(|e| miette_message(&e))?;
-            Request::new(principal, action, resource, context, schema_for_request)
-                .map_err(|e| miette_message(&e))
-        })();
+        let built = cedar_json_request(
+            &request.principal,
+            &request.action,
+            &request.resource,
+            &request.context,
+            request.validate_request.then_some(&schema),
+        );
         let request_built = match built {
             Ok(r) => r,
             Err(e) => {

@@ -3,7 +3,7 @@
 
 mod cedar_tests;
 
-pub use cedar_tests::parse_uid as cedar_uid;
+pub use cedar_tests::{json_request as cedar_json_request, parse_uid as cedar_uid};
 mod rego_tests;
 
 use serde::Serialize;

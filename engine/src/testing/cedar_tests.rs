@@ -5,7 +5,7 @@
 use std::str::FromStr;
 use std::time::Instant;
 
-use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, Request};
+use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, Request, Schema};
 use serde::Deserialize;
 
 use super::{Location, Outcome, TestOptions, TestResult, selected};
@@ -49,6 +49,28 @@ pub fn parse_uid(value: &serde_json::Value) -> Result<EntityUid, String> {
 }
 
 /// Diagnostics for Cedar test files that are not well-formed.
+/// A request from the JSON of a test: uids as `Type::"id"` or `{"type", "id"}`, a context
+/// object (`null` for none), validated against `schema` when one is given.
+pub fn json_request(
+    principal: &serde_json::Value,
+    action: &serde_json::Value,
+    resource: &serde_json::Value,
+    context: &serde_json::Value,
+    schema: Option<&Schema>,
+) -> Result<Request, String> {
+    let principal = parse_uid(principal)?;
+    let action = parse_uid(action)?;
+    let resource = parse_uid(resource)?;
+    let context_json = match context {
+        serde_json::Value::Null => serde_json::json!({}),
+        other => other.clone(),
+    };
+    let context = Context::from_json_value(context_json, schema.map(|s| (s, &action)))
+        .map_err(|e| format!("invalid context: {}", miette_message(&e)))?;
+    Request::new(principal, action, resource, context, schema)
+        .map_err(|e| format!("invalid request: {}", miette_message(&e)))
+}
+
 pub(super) fn check(bundle: &Bundle) -> Vec<Diagnostic> {
     bundle
         .cedar_tests
@@ -131,17 +153,14 @@ fn run_one(backend: &CedarBackend, file: &SourceFile, test: CedarTest) -> TestRe
 /// `Ok(None)` when the test passes, `Ok(Some(why))` when it fails, `Err` when it cannot run.
 fn verdict(backend: &CedarBackend, test: &CedarTest) -> Result<Option<String>, String> {
     let schema = backend.schema();
-    let principal = parse_uid(&test.request.principal)?;
-    let action = parse_uid(&test.request.action)?;
-    let resource = parse_uid(&test.request.resource)?;
-    let context_json = match &test.request.context {
-        serde_json::Value::Null => serde_json::json!({}),
-        other => other.clone(),
-    };
-    let context = Context::from_json_value(context_json, Some((schema, &action)))
-        .map_err(|e| format!("invalid context: {}", miette_message(&e)))?;
-    let request = Request::new(principal, action, resource, context, Some(schema))
-        .map_err(|e| format!("invalid request: {}", miette_message(&e)))?;
+    let r = &test.request;
+    let request = json_request(
+        &r.principal,
+        &r.action,
+        &r.resource,
+        &r.context,
+        Some(schema),
+    )?;
     let extra = Entities::from_json_value(
         serde_json::Value::Array(test.entities.clone()),
         Some(schema),
