@@ -13,8 +13,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    Authorizer, Decision as CedarDecision, Entities, Policy, PolicyId, PolicySet, Request, Schema,
-    SchemaFragment, ValidationMode, ValidationWarning, Validator,
+    ActionConstraint, Authorizer, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
+    PolicySet, Request, Schema, SchemaFragment, ValidationMode, ValidationWarning, Validator,
 };
 
 use crate::bundle::{Bundle, SourceFile};
@@ -51,6 +51,8 @@ pub struct CedarBackend {
     schema: Schema,
     reach: slice::Reach,
     slices: slice::SliceCache,
+    /// For each action the schema declares, the policies whose action scope can match it.
+    by_action: HashMap<EntityUid, PolicySet>,
 }
 
 /// What Cedar said about one input.
@@ -361,6 +363,7 @@ impl CedarBackend {
                     .map(|uid| uid.id().unescaped().to_string())
                     .collect();
                 let reach = slice::Reach::new(&entities, &policies);
+                let by_action = policies_by_action(&schema, &policies);
                 Ok(Some(CedarBackend {
                     policies,
                     entities,
@@ -369,6 +372,7 @@ impl CedarBackend {
                     schema,
                     reach,
                     slices: slice::SliceCache::default(),
+                    by_action,
                 }))
             }
             _ => Err(diagnostics),
@@ -447,6 +451,13 @@ impl CedarBackend {
     /// Authorises one input.
     pub fn evaluate(&self, input: &DecisionInput) -> CedarOutcome {
         let mut outcome = CedarOutcome::default();
+        // No policy can match this action: Cedar has nothing to say (its implicit deny is
+        // not a forbid), so neither the request nor the authorizer is worth building.
+        if let Ok((action, _)) = mapping::action(input, &self.actions)
+            && self.by_action.get(&action).is_some_and(PolicySet::is_empty)
+        {
+            return outcome;
+        }
         let (request, entities) = match self.request(input) {
             Ok(parts) => parts,
             Err(message) => {
@@ -460,7 +471,11 @@ impl CedarBackend {
                 return outcome;
             }
         };
-        let response = Authorizer::new().is_authorized(&request, &self.policies, &entities);
+        let policies = request
+            .action()
+            .and_then(|action| self.by_action.get(action))
+            .unwrap_or(&self.policies);
+        let response = Authorizer::new().is_authorized(&request, policies, &entities);
         let mut ids: Vec<&PolicyId> = response.diagnostics().reason().collect();
         ids.sort_by_key(|id| id.to_string());
         for id in ids {
@@ -496,6 +511,36 @@ impl CedarBackend {
         }
         outcome
     }
+}
+
+/// Splits the policies by the declared action they can apply to, so that authorising a
+/// request evaluates only those (the authorizer otherwise checks every policy's scope, and
+/// most of a bundle is about other actions). A policy scoped to `action in Group` belongs to
+/// every action in the group; an unscoped one to every action. Actions the schema does not
+/// declare keep the whole set.
+fn policies_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, PolicySet> {
+    let hierarchy = schema
+        .action_entities()
+        .unwrap_or_else(|_| Entities::empty());
+    let mut by_action = HashMap::new();
+    for action in schema.actions() {
+        let mut set = PolicySet::new();
+        for policy in policies.policies() {
+            let applies = match policy.action_constraint() {
+                ActionConstraint::Any => true,
+                ActionConstraint::Eq(uid) => &uid == action,
+                ActionConstraint::In(groups) => groups
+                    .iter()
+                    .any(|group| group == action || hierarchy.is_ancestor_of(group, action)),
+            };
+            // Ids are unique in the source set, so adding cannot fail.
+            if applies && set.add(policy.clone()).is_err() {
+                return HashMap::new();
+            }
+        }
+        by_action.insert(action.clone(), set);
+    }
+    by_action
 }
 
 #[cfg(test)]

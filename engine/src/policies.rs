@@ -121,9 +121,7 @@ fn micros(since: Instant) -> f64 {
 
 /// The input as a Rego value.
 pub fn to_rego_value(input: &DecisionInput) -> Result<regorus::Value, String> {
-    serde_json::to_value(input)
-        .map(regorus::Value::from)
-        .map_err(|e| format!("cannot convert input: {e}"))
+    crate::rego::to_value(input).map_err(|e| format!("cannot convert input: {e}"))
 }
 
 /// Combines the backends' outcomes (see the module documentation).

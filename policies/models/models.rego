@@ -25,8 +25,22 @@ patterns := data.models.teams[team] if listed
 else := data.models.default
 
 # allowed(model) holds when the principal's team may use `model`.
+# Exact names and `prefix*` entries (nearly every entry) are matched with string functions;
+# only an entry with a `*` elsewhere goes to glob.match, which compiles its pattern on every
+# call and was a fifth of a decision's time.
+allowed(model) if model in patterns
+
 allowed(model) if {
 	some pattern in patterns
+	endswith(pattern, "*")
+	prefix := trim_suffix(pattern, "*")
+	not contains(prefix, "*")
+	startswith(model, prefix)
+}
+
+allowed(model) if {
+	some pattern in patterns
+	contains(trim_suffix(pattern, "*"), "*")
 	glob.match(pattern, null, model)
 }
 

@@ -113,3 +113,12 @@ test_allowed_helper if {
 	models.allowed("gpt-4o") with input as chat("payments", "x") with data.models as mock_models
 	not models.allowed("gpt-4o-mini") with input as chat("payments", "x") with data.models as mock_models
 }
+
+test_star_inside_an_entry_still_matches if {
+	models.allowed("gpt-4o-mini") with input as chat("ops", "x") with data.models as {"default": ["gpt-*-mini"], "teams": {}}
+	not models.allowed("gpt-4o") with input as chat("ops", "x") with data.models as {"default": ["gpt-*-mini"], "teams": {}}
+}
+
+test_star_alone_matches_everything if {
+	models.allowed("any-model") with input as chat("ops", "x") with data.models as {"default": ["*"], "teams": {}}
+}

@@ -475,3 +475,73 @@ fn cached_slices_never_leak_between_principals_or_contexts() {
         assert_eq!(c.permits.len(), 1, "{c:?}");
     }
 }
+
+#[test]
+fn policies_split_by_action_decide_like_the_whole_set() {
+    let b = bundle(&[(
+        "p.cedar",
+        r#"
+@id("any") forbid (principal, action, resource) when { context.usage.input_tokens > 1000 };
+@id("chat") permit (principal, action == Sluice::Action::"llm.chat", resource);
+@id("mcp-group") permit (principal, action in Sluice::Action::"mcp", resource);
+@id("list") forbid (principal, action in [Sluice::Action::"retrieval.read", Sluice::Action::"memory.write"], resource);
+@id("retrieval-group") permit (principal, action in Sluice::Action::"retrieval", resource);
+"#,
+    )]);
+    let backend = CedarBackend::compile(&b).unwrap().unwrap();
+    let ids = |r: &cedar_policy::Response| {
+        let mut ids: Vec<String> = r.diagnostics().reason().map(|id| id.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let mut actions: Vec<&String> = backend.actions().iter().collect();
+    actions.sort();
+    assert!(actions.len() >= 10, "{actions:?}");
+    let mut checked = 0;
+    for action in actions {
+        for tokens in [10, 5000] {
+            let mut i = input(ResourceKind::Model, action, "m");
+            i.usage.input_tokens = tokens;
+            let (request, entities) = backend.request(&i).unwrap();
+            let whole = Authorizer::new().is_authorized(&request, backend.policies(), &entities);
+            let outcome = backend.evaluate(&i);
+            let mut got: Vec<String> = outcome
+                .permits
+                .iter()
+                .chain(&outcome.forbids)
+                .map(|r| r.rule.clone())
+                .collect();
+            got.sort();
+            assert_eq!(got, ids(&whole), "{action} with {tokens} tokens");
+            assert_eq!(
+                outcome.forbids.is_empty() && !outcome.permits.is_empty(),
+                whole.decision() == CedarDecision::Allow,
+                "{action}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20);
+    // The group and list scopes reached their members.
+    assert_eq!(
+        backend
+            .evaluate(&input(ResourceKind::Tool, "mcp.resources.read", "r"))
+            .permits
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn an_action_no_policy_names_is_left_to_the_other_backends() {
+    let b = bundle(&[(
+        "p.cedar",
+        "@id(\"chat\") permit (principal, action == Sluice::Action::\"llm.chat\", resource);",
+    )]);
+    let backend = CedarBackend::compile(&b).unwrap().unwrap();
+    let outcome = backend.evaluate(&input(ResourceKind::Model, "llm.embed", "m"));
+    assert_eq!(outcome, CedarOutcome::default());
+    // An action outside the schema is still authorised against every policy.
+    let outcome = backend.evaluate(&input(ResourceKind::Model, "llm.unknown", "m"));
+    assert!(outcome.permits.is_empty() && outcome.forbids.is_empty());
+}

@@ -331,3 +331,31 @@ fn packages_whose_names_are_not_identifiers_still_contribute() {
         "{report:?}"
     );
 }
+
+#[test]
+fn inputs_become_the_values_their_json_would_parse_to() {
+    let examples = crate::test_support::example_inputs();
+    assert!(examples.len() >= 6);
+    for (path, input) in examples {
+        let direct = super::to_value(&input).unwrap();
+        let parsed = Value::from_json_str(&serde_json::to_string(&input).unwrap()).unwrap();
+        assert_eq!(direct, parsed, "{}", path.display());
+    }
+    // Shapes the input types do not use today, so that a new field cannot change meaning.
+    let odd = serde_json::json!({
+        "n": [0, -3, 18446744073709551615u64, 2.5, 1e300, -0.0],
+        "s": "é\u{1F600}", "b": [true, false], "z": null, "nested": {"a": {"b": []}, "e": {}}
+    });
+    assert_eq!(
+        super::to_value(&odd).unwrap(),
+        Value::from_json_str(&odd.to_string()).unwrap()
+    );
+    let keyed: std::collections::BTreeMap<u32, &str> = [(1, "x"), (20, "y")].into();
+    assert_eq!(
+        super::to_value(&keyed).unwrap(),
+        Value::from_json_str(r#"{"1": "x", "20": "y"}"#).unwrap()
+    );
+    let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into();
+    assert!(super::to_value(&bad).is_err());
+    assert_eq!(super::to_value(&f64::NAN).unwrap(), Value::Null);
+}
