@@ -21,6 +21,37 @@ enum Command {
     /// Work with a policy directory: test, evaluate, check, run conformance suites.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Manage virtual API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print the `sha256:...` hash of a key for the `keys[].hash` field of the config. The
+    /// key is read from standard input (first line), so it stays out of shell history.
+    Hash,
+}
+
+fn keys(command: KeysCommand) -> ExitCode {
+    match command {
+        KeysCommand::Hash => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("error: cannot read the key from standard input: {e}");
+                return ExitCode::FAILURE;
+            }
+            let key = line.trim_end_matches(['\r', '\n']);
+            if key.is_empty() {
+                eprintln!(
+                    "error: no key on standard input (try `printf %s \"$KEY\" | sluice keys hash`)"
+                );
+                return ExitCode::FAILURE;
+            }
+            println!("{}", crate::gateway::keys::hash(key));
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 /// Entry point of the binary.
@@ -29,5 +60,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => crate::serve::main(args),
         Command::Policy(command) => policy::main(command),
+        Command::Keys(command) => keys(command),
     }
 }

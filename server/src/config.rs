@@ -7,8 +7,16 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod gateway;
+
+pub use gateway::{
+    DeploymentConfig, KeyConfig, ProviderConfig, ProviderKind, RequestLimits, Timeouts,
+};
 
 /// Longest accepted debounce window: beyond it a change would look lost to an operator.
 const MAX_DEBOUNCE_MS: u64 = 60_000;
@@ -30,6 +38,15 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// The admin endpoints (`/admin/...`).
     pub admin: AdminConfig,
+    /// Virtual API keys callers authenticate with.
+    pub keys: Vec<KeyConfig>,
+    /// Upstream providers.
+    pub providers: Vec<ProviderConfig>,
+    /// Model aliases callers name, each with the deployments that serve it, tried in
+    /// order when one fails before answering.
+    pub models: BTreeMap<String, Vec<DeploymentConfig>>,
+    /// Limits on requests.
+    pub limits: RequestLimits,
 }
 
 impl Default for Config {
@@ -41,6 +58,10 @@ impl Default for Config {
             policy_dir: PathBuf::from("./policies"),
             reload: ReloadConfig::default(),
             admin: AdminConfig::default(),
+            keys: Vec::new(),
+            providers: Vec::new(),
+            models: BTreeMap::new(),
+            limits: RequestLimits::default(),
         }
     }
 }
@@ -157,10 +178,17 @@ impl Config {
             path: path.to_path_buf(),
             message,
         })?;
-        if config.policy_dir.is_relative()
-            && let Some(base) = path.parent()
-        {
-            config.policy_dir = base.join(&config.policy_dir);
+        if let Some(base) = path.parent() {
+            if config.policy_dir.is_relative() {
+                config.policy_dir = base.join(&config.policy_dir);
+            }
+            for provider in &mut config.providers {
+                if let Some(file) = &mut provider.api_key_file
+                    && file.is_relative()
+                {
+                    *file = base.join(&*file);
+                }
+            }
         }
         config.validate()?;
         Ok(config)
@@ -207,6 +235,7 @@ impl Config {
                 ),
             });
         }
+        self.validate_gateway()?;
         if let Some(token) = &self.admin.token {
             // The token itself is never echoed: it is a secret.
             if token.is_empty() {
@@ -222,6 +251,116 @@ impl Config {
                         .to_string(),
                 });
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_gateway(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |field: &'static str, message: String| ConfigError::Invalid { field, message };
+        let mut ids = BTreeSet::new();
+        let mut hashes = BTreeSet::new();
+        for key in &self.keys {
+            if key.id.is_empty() {
+                return Err(invalid("keys.id", "must not be empty".to_string()));
+            }
+            if !ids.insert(key.id.as_str()) {
+                return Err(invalid("keys.id", format!("`{}` is used twice", key.id)));
+            }
+            let valid_hash = key
+                .hash
+                .strip_prefix("sha256:")
+                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !valid_hash {
+                return Err(invalid(
+                    "keys.hash",
+                    format!(
+                        "key `{}`: expected `sha256:` and 64 hex digits (`sluice keys hash` prints one)",
+                        key.id
+                    ),
+                ));
+            }
+            if !hashes.insert(key.hash.to_ascii_lowercase()) {
+                return Err(invalid(
+                    "keys.hash",
+                    format!("key `{}` has the same hash as another key", key.id),
+                ));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for provider in &self.providers {
+            if provider.name.is_empty() {
+                return Err(invalid("providers.name", "must not be empty".to_string()));
+            }
+            if !names.insert(provider.name.as_str()) {
+                return Err(invalid(
+                    "providers.name",
+                    format!("`{}` is used twice", provider.name),
+                ));
+            }
+            if provider.kind == ProviderKind::OpenaiCompatible && provider.base_url.is_none() {
+                return Err(invalid(
+                    "providers.base_url",
+                    format!(
+                        "provider `{}` (openai_compatible) needs a `base_url`",
+                        provider.name
+                    ),
+                ));
+            }
+            if let Some(url) = &provider.base_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "providers.base_url",
+                    format!(
+                        "provider `{}`: `{url}` is not an http(s) URL",
+                        provider.name
+                    ),
+                ));
+            }
+            if provider.api_key_env.is_some() && provider.api_key_file.is_some() {
+                return Err(invalid(
+                    "providers.api_key_env",
+                    format!(
+                        "provider `{}`: set `api_key_env` or `api_key_file`, not both",
+                        provider.name
+                    ),
+                ));
+            }
+            let t = provider.timeouts;
+            if t.connect_ms == 0 || t.first_byte_ms == 0 || t.total_ms == 0 {
+                return Err(invalid(
+                    "providers.timeouts",
+                    format!("provider `{}`: timeouts must be above 0", provider.name),
+                ));
+            }
+        }
+        for (alias, deployments) in &self.models {
+            if deployments.is_empty() {
+                return Err(invalid(
+                    "models",
+                    format!("model `{alias}` has no deployment"),
+                ));
+            }
+            for deployment in deployments {
+                if !names.contains(deployment.provider.as_str()) {
+                    return Err(invalid(
+                        "models.provider",
+                        format!(
+                            "model `{alias}` names provider `{}`, which is not configured",
+                            deployment.provider
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.limits.max_body_bytes == 0 {
+            return Err(invalid(
+                "limits.max_body_bytes",
+                "must be above 0".to_string(),
+            ));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod default_policies;
+pub mod gateway;
 pub mod reload;
 pub mod revision;
 pub mod serve;

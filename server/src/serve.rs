@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::gateway::{self, Gateway};
 use crate::reload::{self, PolicyStore};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -35,6 +36,57 @@ pub struct ServeArgs {
     /// `listen` of the configuration.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Adds the built-in demo upstream, models served by it and the API key
+    /// `sk-sluice-demo` (team `platform`), for trying Sluice without any provider account.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// The API key `--demo` adds.
+pub const DEMO_KEY: &str = "sk-sluice-demo";
+
+/// Models `--demo` serves with the demo provider.
+const DEMO_MODELS: [&str; 5] = [
+    "gpt-4o-mini",
+    "gpt-4o",
+    "claude-haiku-4-5",
+    "claude-sonnet-4-5",
+    "text-embedding-3-small",
+];
+
+fn add_demo(config: &mut Config) {
+    use crate::config::{DeploymentConfig, KeyConfig, ProviderConfig, ProviderKind};
+    let provider = "sluice-demo".to_string();
+    if !config.providers.iter().any(|p| p.name == provider) {
+        config.providers.push(ProviderConfig {
+            name: provider.clone(),
+            kind: ProviderKind::Demo,
+            base_url: None,
+            api_key_env: None,
+            api_key_file: None,
+            timeouts: Default::default(),
+        });
+    }
+    for model in DEMO_MODELS {
+        config.models.entry(model.to_string()).or_insert_with(|| {
+            vec![DeploymentConfig {
+                provider: provider.clone(),
+                model: None,
+            }]
+        });
+    }
+    let hash = crate::gateway::keys::hash(DEMO_KEY);
+    if !config.keys.iter().any(|k| k.hash == hash) {
+        config.keys.push(KeyConfig {
+            id: "demo".to_string(),
+            hash,
+            user: Some("demo".to_string()),
+            team: Some("platform".to_string()),
+            agent: None,
+            roles: vec!["developer".to_string()],
+            attributes: Default::default(),
+        });
+    }
 }
 
 /// Runs the gateway until a shutdown signal; the exit code is 1 when it cannot start.
@@ -89,6 +141,9 @@ fn configure(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if args.demo {
+        add_demo(&mut config);
+    }
     config.validate()?;
     if !config.policy_dir.is_dir() {
         let explicit = args.policy_dir.is_some() || args.config.is_some();
@@ -113,11 +168,19 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
         .local_addr()
         .with_context(|| format!("cannot read the address bound for `{}`", config.listen))?;
     let signal = shutdown_signal()?;
+    let gateway = Arc::new(Gateway::new(&config, Arc::clone(&store))?);
+    if !gateway.has_keys() {
+        tracing::warn!("no API keys are configured (`keys`): every model call will get 401");
+    }
+    if config.keys.iter().any(|k| k.id == "demo") && !local.ip().is_loopback() {
+        tracing::warn!(listen = %local, "the demo key is active on a non-loopback address");
+    }
     let watcher = reload::spawn_watcher(Arc::clone(&store), config.reload);
     let app = admin::router(AdminState {
         store: Arc::clone(&store),
         token: config.admin.token.as_deref().map(Arc::from),
-    });
+    })
+    .merge(gateway::router(gateway));
     let revision = store.current().revision().to_string();
     tracing::info!(listen = %local, %revision, policy_dir = %store.dir().display(), "serving");
     // The documented startup line, independent of the log filter and format.

@@ -8,16 +8,12 @@
 // integration test crate; in a test, failing loudly on the unexpected is the point.
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     reason = "test helpers fail the test on anything unexpected"
 )]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use sluice_tests::server::{Server, WAIT, client, serve_until_exit};
 
 const POLICY_A: &str =
     "package sluice.t\n\ndeny contains \"from-a\" if input.action == \"llm.chat\"\n";
@@ -25,138 +21,6 @@ const POLICY_B: &str =
     "package sluice.t\n\ndeny contains \"from-b\" if input.action == \"llm.chat\"\n";
 /// A parse error on line 3.
 const BROKEN: &str = "package sluice.t\n\ndeny contains \"x\" if input.action == == \"llm.chat\"\n";
-
-/// Generous: the machine may be busy compiling. Only failures wait this long.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A running `sluice serve`; killed on drop if a test failed before stopping it.
-struct Server {
-    child: Child,
-    base: String,
-    revision: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `sluice serve ARGS --listen 127.0.0.1:0` and waits for its startup line.
-    fn start(args: &[&std::ffi::OsStr]) -> Server {
-        let (child, lines, log) = spawn(args);
-        let started = Instant::now();
-        loop {
-            let remaining = WAIT.saturating_sub(started.elapsed());
-            let line = lines.recv_timeout(remaining).unwrap_or_else(|_| {
-                panic!(
-                    "no startup line within {WAIT:?}; output:\n{}",
-                    log.lock().unwrap()
-                )
-            });
-            if let Some(rest) = line.strip_prefix("sluice listening on ") {
-                let (base, revision) = rest.split_once(" revision=").unwrap();
-                return Server {
-                    child,
-                    base: base.to_string(),
-                    revision: revision.to_string(),
-                    log,
-                };
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        wait_exit(&mut self.child).unwrap_or_else(|| {
-            panic!(
-                "no exit within {WAIT:?} of SIGTERM; output:\n{}",
-                self.log()
-            )
-        })
-    }
-}
-
-/// Spawns the binary with stderr collected line by line.
-fn spawn(args: &[&std::ffi::OsStr]) -> (Child, mpsc::Receiver<String>, Arc<Mutex<String>>) {
-    let mut child = Command::new(sluice_tests::sluice_bin())
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = Arc::clone(&log);
-    // Drains stderr for the whole life of the process, so it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(mut log) = sink.lock() {
-                log.push_str(&line);
-                log.push('\n');
-            }
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx, log)
-}
-
-/// Runs `sluice serve` on `policy_dir` expecting it to exit by itself; returns its status
-/// and whole log.
-fn serve_until_exit(policy_dir: &std::ffi::OsStr) -> (ExitStatus, String) {
-    let (mut child, lines, log) = spawn(&[
-        "serve".as_ref(),
-        "--policy-dir".as_ref(),
-        policy_dir,
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-    ]);
-    let status = wait_exit(&mut child).expect("sluice should exit");
-    // The reader thread ends at end of output: after it, the log is complete.
-    lines.iter().for_each(drop);
-    let log = log.lock().unwrap().clone();
-    (status, log)
-}
-
-fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
-    let started = Instant::now();
-    while started.elapsed() < WAIT {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-fn client() -> reqwest::blocking::Client {
-    // Loopback only: never route through a proxy from the environment.
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
 
 fn get_json(
     client: &reqwest::blocking::Client,

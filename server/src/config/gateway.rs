@@ -1,0 +1,145 @@
+//! The data-plane part of the configuration: virtual API keys, upstream providers, and the
+//! model aliases that route to them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A virtual API key: what callers present, mapped to the principal policies see.
+///
+/// Only a hash of the key is stored (`sha256:<64 hex digits>` of the key's bytes; `sluice
+/// keys hash` prints one), so the configuration file is not itself a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Stable identifier of the key (`principal.key_id`), never the key itself.
+    pub id: String,
+    /// `sha256:<hex>` of the key.
+    pub hash: String,
+    /// The user the key belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The team the key belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The agent the key belongs to, when it is an agent's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Roles of the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Free-form attributes, visible to policies as `principal.attributes`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+/// The wire protocol of an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI's API (`https://api.openai.com/v1`).
+    Openai,
+    /// Any server speaking OpenAI's chat completions API (vLLM, Ollama, llama.cpp, ...).
+    OpenaiCompatible,
+    /// Sluice's built-in deterministic local model, for the quickstart and tests.
+    Demo,
+}
+
+impl ProviderKind {
+    /// The kind's name in configuration files and decision inputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::OpenaiCompatible => "openai_compatible",
+            ProviderKind::Demo => "demo",
+        }
+    }
+}
+
+/// An upstream provider.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Name used by model deployments and route obligations.
+    pub name: String,
+    /// Wire protocol.
+    pub kind: ProviderKind,
+    /// Base URL including the version path, e.g. `http://127.0.0.1:8000/v1`. Defaults to
+    /// OpenAI's for `openai`; required for `openai_compatible`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Environment variable holding the upstream API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// File holding the upstream API key (trailing whitespace is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<PathBuf>,
+    /// Timeouts for calls to this provider.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+// By hand, so that a future secret-bearing field cannot reach a log through `{:?}`.
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key_env", &self.api_key_env)
+            .field("api_key_file", &self.api_key_file)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// Timeouts of upstream calls, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Establishing the connection.
+    pub connect_ms: u64,
+    /// From sending the request to the response headers.
+    pub first_byte_ms: u64,
+    /// The whole call, body included (streams: until the last event).
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: 5_000,
+            first_byte_ms: 60_000,
+            total_ms: 600_000,
+        }
+    }
+}
+
+/// One deployment of a model alias: a provider and the model name it knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// The provider's `name`.
+    pub provider: String,
+    /// The model name sent upstream; defaults to the alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Limits on what callers may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestLimits {
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}

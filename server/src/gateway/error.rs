@@ -1,0 +1,133 @@
+//! Errors of the data plane, rendered in the caller's own API format with the status its
+//! SDK maps to the right exception.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+/// The API format a caller speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenAI: `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+}
+
+/// What went wrong, in terms both formats can express.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 400: the request is malformed.
+    InvalidRequest,
+    /// 401: no or unknown API key.
+    Authentication,
+    /// 403: a policy denied the request.
+    PolicyDenied,
+    /// 404: the model is not configured.
+    ModelNotFound,
+    /// 413: the body is larger than the limit.
+    TooLarge,
+    /// 429: rate limited (by Sluice or upstream).
+    RateLimited,
+    /// 502: the upstream failed or answered with an error Sluice cannot pass on.
+    BadGateway,
+    /// 503: no upstream is available.
+    Unavailable,
+    /// 504: the upstream did not answer in time.
+    Timeout,
+    /// 500: a fault inside Sluice.
+    Internal,
+}
+
+impl Kind {
+    fn status(self) -> StatusCode {
+        match self {
+            Kind::InvalidRequest => StatusCode::BAD_REQUEST,
+            Kind::Authentication => StatusCode::UNAUTHORIZED,
+            Kind::PolicyDenied => StatusCode::FORBIDDEN,
+            Kind::ModelNotFound => StatusCode::NOT_FOUND,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Kind::BadGateway => StatusCode::BAD_GATEWAY,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `type` and `code`.
+    fn openai(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Kind::InvalidRequest => ("invalid_request_error", None),
+            Kind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
+            Kind::PolicyDenied => ("permission_error", Some("policy_denied")),
+            Kind::ModelNotFound => ("invalid_request_error", Some("model_not_found")),
+            Kind::TooLarge => ("invalid_request_error", Some("request_too_large")),
+            Kind::RateLimited => ("rate_limit_error", Some("rate_limit_exceeded")),
+            Kind::BadGateway => ("api_error", Some("upstream_error")),
+            Kind::Unavailable => ("api_error", Some("upstream_unavailable")),
+            Kind::Timeout => ("api_error", Some("upstream_timeout")),
+            Kind::Internal => ("api_error", None),
+        }
+    }
+}
+
+/// An error for the caller.
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    /// What kind of failure.
+    pub kind: Kind,
+    /// The message, safe to show the caller (never a secret or an upstream credential).
+    pub message: String,
+    /// The request parameter at fault.
+    pub param: Option<String>,
+    /// Seconds after which a retry may succeed (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+impl GatewayError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: Kind, message: impl Into<String>) -> GatewayError {
+        GatewayError {
+            kind,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The body in `format`.
+    pub fn body(&self, format: Format) -> Value {
+        match format {
+            Format::OpenAi => {
+                let (kind, code) = self.kind.openai();
+                super::openai::error_body(&self.message, kind, self.param.as_deref(), code)
+            }
+        }
+    }
+
+    /// The whole response in `format`.
+    pub fn into_response(self, format: Format) -> Response {
+        let mut response = (self.status(), axum::Json(self.body(format))).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<super::openai::BadRequest> for GatewayError {
+    fn from(bad: super::openai::BadRequest) -> Self {
+        GatewayError {
+            kind: Kind::InvalidRequest,
+            message: bad.message,
+            param: bad.param,
+            retry_after: None,
+        }
+    }
+}

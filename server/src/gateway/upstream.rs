@@ -1,0 +1,240 @@
+//! Upstream providers and the deployments of each model alias.
+//!
+//! A provider is a closed set of kinds; each knows how to send a call. Credentials are read
+//! once at startup from the environment variable or file the configuration names; they are
+//! sent only upstream and never logged or shown to callers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::config::{Config, ProviderConfig, ProviderKind, Timeouts};
+
+/// OpenAI's API, the default base URL of the `openai` kind.
+const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// A configured provider, ready to call.
+pub struct Provider {
+    /// The configured name.
+    pub name: String,
+    /// The wire protocol.
+    pub kind: ProviderKind,
+    base_url: String,
+    api_key: Option<String>,
+    timeouts: Timeouts,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// One way to serve an alias: a provider and the model name it knows.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The provider.
+    pub provider: Arc<Provider>,
+    /// The model name sent upstream.
+    pub model: String,
+}
+
+/// All providers and model aliases.
+#[derive(Debug, Default)]
+pub struct Upstreams {
+    models: BTreeMap<String, Vec<Deployment>>,
+}
+
+/// Why an upstream call failed before Sluice could pass anything on.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// The connection could not be made (refused, reset, DNS, TLS).
+    Connect(String),
+    /// No response headers within the first-byte timeout (or the whole call's).
+    Timeout,
+    /// The upstream answered with an error status.
+    Status {
+        /// The status.
+        status: StatusCode,
+        /// Its `retry-after`, in seconds.
+        retry_after: Option<u64>,
+        /// Its body.
+        body: Bytes,
+    },
+}
+
+impl UpstreamError {
+    /// Whether another deployment may be tried: connection failures, timeouts, 429 and 5xx.
+    /// The request was not accepted in any of these cases, so retrying cannot duplicate it.
+    pub fn retryable(&self) -> bool {
+        match self {
+            UpstreamError::Connect(_) | UpstreamError::Timeout => true,
+            UpstreamError::Status { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            }
+        }
+    }
+}
+
+fn read_key(config: &ProviderConfig) -> anyhow::Result<Option<String>> {
+    if let Some(var) = &config.api_key_env {
+        let value = std::env::var(var).map_err(|_| {
+            anyhow::anyhow!(
+                "provider `{}`: environment variable `{var}` (api_key_env) is not set",
+                config.name
+            )
+        })?;
+        return Ok(Some(value.trim().to_string()));
+    }
+    if let Some(file) = &config.api_key_file {
+        let value = std::fs::read_to_string(file).map_err(|e| {
+            anyhow::anyhow!(
+                "provider `{}`: cannot read api_key_file `{}`: {e}",
+                config.name,
+                file.display()
+            )
+        })?;
+        return Ok(Some(value.trim().to_string()));
+    }
+    if config.kind == ProviderKind::Openai {
+        anyhow::bail!(
+            "provider `{}` (openai) needs `api_key_env` or `api_key_file`",
+            config.name
+        );
+    }
+    Ok(None)
+}
+
+impl Provider {
+    fn new(config: &ProviderConfig) -> anyhow::Result<Provider> {
+        let api_key = read_key(config)?;
+        let base_url = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| OPENAI_BASE_URL.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.timeouts.connect_ms))
+            .timeout(Duration::from_millis(config.timeouts.total_ms))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| anyhow::anyhow!("provider `{}`: {e}", config.name))?;
+        Ok(Provider {
+            name: config.name.clone(),
+            kind: config.kind,
+            base_url,
+            api_key,
+            timeouts: config.timeouts,
+            client,
+        })
+    }
+
+    /// POSTs a JSON body to `path` under the base URL and waits for the response headers.
+    /// Error statuses come back as [`UpstreamError::Status`] with their body read.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        extra_headers: &HeaderMap,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .headers(extra_headers.clone())
+            .json(body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let first_byte = Duration::from_millis(self.timeouts.first_byte_ms);
+        let response = match tokio::time::timeout(first_byte, request.send()).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Err(e)) if e.is_timeout() => return Err(UpstreamError::Timeout),
+            Ok(Err(e)) => return Err(UpstreamError::Connect(describe(&e))),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = match tokio::time::timeout(first_byte, response.bytes()).await {
+            Ok(Ok(body)) => body,
+            _ => Bytes::new(),
+        };
+        Err(UpstreamError::Status {
+            status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// The error's chain without the URL (which may carry a host the caller should not learn).
+fn describe(error: &reqwest::Error) -> String {
+    let mut message = if error.is_connect() {
+        "connection failed".to_string()
+    } else if error.is_request() {
+        "request failed".to_string()
+    } else {
+        "transport error".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    message
+}
+
+impl Upstreams {
+    /// Builds the providers and aliases of a validated configuration; fails when a
+    /// credential cannot be read.
+    pub fn new(config: &Config) -> anyhow::Result<Upstreams> {
+        let mut providers = BTreeMap::new();
+        for provider in &config.providers {
+            providers.insert(provider.name.clone(), Arc::new(Provider::new(provider)?));
+        }
+        let mut models = BTreeMap::new();
+        for (alias, deployments) in &config.models {
+            let resolved = deployments
+                .iter()
+                .map(|d| {
+                    let provider = providers.get(&d.provider).cloned().ok_or_else(|| {
+                        anyhow::anyhow!("model `{alias}`: unknown provider `{}`", d.provider)
+                    })?;
+                    Ok(Deployment {
+                        provider,
+                        model: d.model.clone().unwrap_or_else(|| alias.clone()),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            models.insert(alias.clone(), resolved);
+        }
+        Ok(Upstreams { models })
+    }
+
+    /// The deployments of an alias, in failover order.
+    pub fn deployments(&self, alias: &str) -> Option<&[Deployment]> {
+        self.models.get(alias).map(Vec::as_slice)
+    }
+
+    /// Every alias, sorted.
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,229 @@
+//! A scripted OpenAI-compatible upstream on a loopback port, written on raw TCP so that a
+//! test can make it fail in every way a real one does: error statuses, hanging, resetting
+//! the connection, cutting a stream mid-way.
+//!
+//! The behaviour is chosen by the `model` the gateway forwards:
+//! - `ok`: answers `echo: <last user message>`, streamed when the request asks for it;
+//! - `leak`: the same, with `LAUNCH-CODE` in the answer;
+//! - `fail500`, `busy429` (with `retry-after: 7`), `bad400`: error statuses with OpenAI
+//!   error bodies;
+//! - `hang`: never answers (until the connection is dropped);
+//! - `reset`: closes the connection without answering;
+//! - `cut`: starts a stream, then closes it in the middle of the chunked body;
+//! - `embed`: an embeddings answer.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a test upstream fails loudly"
+)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// One request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Request path.
+    pub path: String,
+    /// Headers, names lowercased.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body.
+    pub body: Value,
+}
+
+/// The running upstream.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http://127.0.0.1:PORT/v1`.
+    pub base_url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Upstream {
+    /// Starts listening; each connection is served on its own thread.
+    pub fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &log);
+                });
+            }
+        });
+        Upstream {
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            received,
+        }
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Requests for upstream model `model`.
+    pub fn received_for(&self, model: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.body["model"] == model)
+            .collect()
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    log.lock().unwrap().push(Received {
+        path,
+        headers,
+        body: body.clone(),
+    });
+    respond(stream, &body)
+}
+
+fn last_user_text(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+fn write_json(
+    mut stream: TcpStream,
+    status: &str,
+    extra: &str,
+    body: &Value,
+) -> std::io::Result<()> {
+    let text = body.to_string();
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{text}",
+        text.len()
+    )?;
+    stream.flush()
+}
+
+fn chunk(stream: &mut TcpStream, data: &str) -> std::io::Result<()> {
+    let event = format!("data: {data}\n\n");
+    write!(stream, "{:x}\r\n{event}\r\n", event.len())?;
+    stream.flush()
+}
+
+fn respond(mut stream: TcpStream, body: &Value) -> std::io::Result<()> {
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    let error = |message: &str| json!({"error": {"message": message, "type": "test", "param": null, "code": null}});
+    match model.as_str() {
+        "fail500" => write_json(stream, "500 Internal Server Error", "", &error("boom")),
+        "busy429" => write_json(
+            stream,
+            "429 Too Many Requests",
+            "retry-after: 7\r\n",
+            &error("slow down"),
+        ),
+        "bad400" => write_json(
+            stream,
+            "400 Bad Request",
+            "",
+            &error("max_tokens is too large"),
+        ),
+        "hang" => {
+            std::thread::sleep(Duration::from_secs(20));
+            Ok(())
+        }
+        "reset" => {
+            drop(stream);
+            Ok(())
+        }
+        "embed" => write_json(
+            stream,
+            "200 OK",
+            "",
+            &json!({"object": "list", "model": model,
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.5]}],
+                    "usage": {"prompt_tokens": 2, "total_tokens": 2}}),
+        ),
+        _ => {
+            let mut text = format!("echo: {}", last_user_text(body));
+            if model == "leak" {
+                text.push_str(" LAUNCH-CODE 0000");
+            }
+            if body["stream"] == true {
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                )?;
+                let (first, second) = text.split_at(text.len() / 2);
+                for piece in [first, second] {
+                    let event = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+                        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+                    chunk(&mut stream, &event.to_string())?;
+                    if model == "cut" {
+                        // Half a chunk, then the connection goes away.
+                        write!(stream, "40\r\ndata: {{\"trunc")?;
+                        stream.flush()?;
+                        return Ok(());
+                    }
+                }
+                if body["stream_options"]["include_usage"] == true {
+                    let usage = json!({"id": "c1", "object": "chat.completion.chunk", "model": model, "choices": [],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
+                    chunk(&mut stream, &usage.to_string())?;
+                }
+                chunk(&mut stream, "[DONE]")?;
+                write!(stream, "0\r\n\r\n")?;
+                stream.flush()
+            } else {
+                write_json(
+                    stream,
+                    "200 OK",
+                    "",
+                    &json!({"id": "c1", "object": "chat.completion", "created": 0, "model": model,
+                            "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": text}}],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}),
+                )
+            }
+        }
+    }
+}
