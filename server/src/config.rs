@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 mod gateway;
 
 pub use gateway::{
-    DeploymentConfig, KeyConfig, ProviderConfig, ProviderKind, RequestLimits, Timeouts,
+    DeploymentConfig, KeyConfig, ProviderConfig, ProviderKind, RequestLimits, RoutingConfig,
+    Timeouts,
 };
 
 /// Longest accepted debounce window: beyond it a change would look lost to an operator.
@@ -45,6 +46,11 @@ pub struct Config {
     /// Model aliases callers name, each with the deployments that serve it, tried in
     /// order when one fails before answering.
     pub models: BTreeMap<String, Vec<DeploymentConfig>>,
+    /// Fallback chains: when every deployment of an alias failed, the aliases to try next,
+    /// in order (for example another provider's model).
+    pub fallbacks: BTreeMap<String, Vec<String>>,
+    /// Load balancing, retries and circuit breaking.
+    pub routing: RoutingConfig,
     /// Limits on requests.
     pub limits: RequestLimits,
 }
@@ -61,6 +67,8 @@ impl Default for Config {
             keys: Vec::new(),
             providers: Vec::new(),
             models: BTreeMap::new(),
+            fallbacks: BTreeMap::new(),
+            routing: RoutingConfig::default(),
             limits: RequestLimits::default(),
         }
     }
@@ -300,12 +308,26 @@ impl Config {
                     format!("`{}` is used twice", provider.name),
                 ));
             }
-            if provider.kind == ProviderKind::OpenaiCompatible && provider.base_url.is_none() {
+            if matches!(provider.kind, ProviderKind::Azure) && provider.api_version.is_none() {
+                return Err(invalid(
+                    "providers.api_version",
+                    format!(
+                        "provider `{}` (azure) needs an `api_version`",
+                        provider.name
+                    ),
+                ));
+            }
+            if matches!(
+                provider.kind,
+                ProviderKind::OpenaiCompatible | ProviderKind::Azure
+            ) && provider.base_url.is_none()
+            {
                 return Err(invalid(
                     "providers.base_url",
                     format!(
-                        "provider `{}` (openai_compatible) needs a `base_url`",
-                        provider.name
+                        "provider `{}` ({}) needs a `base_url`",
+                        provider.name,
+                        provider.kind.as_str()
                     ),
                 ));
             }
@@ -355,6 +377,36 @@ impl Config {
                     ));
                 }
             }
+        }
+        for (alias, chain) in &self.fallbacks {
+            if !self.models.contains_key(alias) {
+                return Err(invalid(
+                    "fallbacks",
+                    format!("`{alias}` is not a configured model"),
+                ));
+            }
+            for next in chain {
+                if !self.models.contains_key(next) || next == alias {
+                    return Err(invalid(
+                        "fallbacks",
+                        format!(
+                            "`{alias}` falls back to `{next}`, which is not another configured model"
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.models.values().flatten().any(|d| d.weight == 0) {
+            return Err(invalid(
+                "models.weight",
+                "weights must be above 0 (remove a deployment to stop using it)".to_string(),
+            ));
+        }
+        if self.routing.breaker_failures == 0 {
+            return Err(invalid(
+                "routing.breaker_failures",
+                "must be above 0".to_string(),
+            ));
         }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid(

@@ -16,27 +16,31 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::StreamExt as _;
 use serde_json::{Map, Value, json};
 use sluice_engine::input::{
-    Content, DecisionInput, INPUT_VERSION, Message, Principal, RequestInfo, Resource, ResourceKind,
-    Session, Surface,
+    Content, DecisionInput, INPUT_VERSION, Principal, RequestInfo, Resource, ResourceKind, Session,
+    Surface,
 };
 use sluice_engine::{Decision, Policies};
 
 use crate::config::{Config, ProviderKind};
 use crate::reload::PolicyStore;
 
+pub mod anthropic;
+mod converse;
 pub mod demo;
 pub mod error;
 pub mod keys;
 pub mod openai;
+pub mod routing;
 pub mod sse;
+pub mod stream;
+pub mod translate;
 pub mod upstream;
 
 use error::{Format, GatewayError, Kind};
 use keys::Keys;
-use openai::{ChatRequest, EmbeddingsRequest};
+use openai::EmbeddingsRequest;
 use upstream::{Deployment, UpstreamError, Upstreams};
 
 /// Request headers copied into the decision input (`request.headers`). Credentials never are.
@@ -80,7 +84,9 @@ impl Gateway {
 /// The front-door routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/chat/completions", post(converse::chat_completions))
+        .route("/v1/messages", post(converse::messages))
+        .route("/v1/messages/count_tokens", post(converse::count_tokens))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         // Bodies are read with the configured limit, so that a 413 is in the caller's format.
@@ -293,18 +299,20 @@ fn redactor(decision: &Decision) -> Result<Option<impl Fn(&str) -> String>, Gate
     }))
 }
 
-/// The deployments to try: the alias's, with a `route` obligation applied.
-fn plan<'a>(
-    gateway: &'a Gateway,
-    requested: &str,
-    decision: &Decision,
-) -> Result<(String, Vec<&'a Deployment>), GatewayError> {
+/// Where a call goes: the alias (a `route` obligation may replace it) and a provider to
+/// prefer.
+struct Plan {
+    alias: String,
+    prefer: Option<String>,
+}
+
+fn plan(gateway: &Gateway, requested: &str, decision: &Decision) -> Result<Plan, GatewayError> {
     let route = decision.obligations.route.as_ref();
     let alias = route
         .and_then(|r| r.model.clone())
         .filter(|m| gateway.upstreams.deployments(m).is_some())
         .unwrap_or_else(|| requested.to_string());
-    let Some(deployments) = gateway.upstreams.deployments(&alias) else {
+    if gateway.upstreams.deployments(&alias).is_none() {
         return Err(GatewayError {
             param: Some("model".to_string()),
             ..GatewayError::new(
@@ -312,13 +320,11 @@ fn plan<'a>(
                 format!("the model `{alias}` does not exist or you do not have access to it"),
             )
         });
-    };
-    let mut ordered: Vec<&Deployment> = deployments.iter().collect();
-    if let Some(provider) = route.and_then(|r| r.provider.as_deref()) {
-        // Preferred provider first, the others kept as fallbacks.
-        ordered.sort_by_key(|d| d.provider.name != provider);
     }
-    Ok((alias, ordered))
+    Ok(Plan {
+        alias,
+        prefer: route.and_then(|r| r.provider.clone()),
+    })
 }
 
 /// An upstream's answer, or the demo provider's.
@@ -328,44 +334,151 @@ enum Answer {
     LocalStream(Vec<String>),
 }
 
-/// Phase 7, forward: each deployment in turn until one answers; only failures that happened
-/// before the upstream accepted the request move on to the next.
+/// The deployment that answered, its answer, and the in-flight count it holds until the
+/// answer is consumed.
+struct Forwarded {
+    deployment: Deployment,
+    answer: Answer,
+    in_flight: routing::InFlight,
+}
+
+/// Phase 7, forward. Within the alias and then each fallback alias, every attempt picks a
+/// deployment whose breaker is closed by power of two choices, preferring ones this call
+/// has not tried yet; failures that happened before the upstream accepted the call
+/// (connection, timeout, 429, 5xx) are retried after a jittered backoff, other errors go
+/// straight back to the caller.
 async fn forward(
-    deployments: &[&Deployment],
-    path: &str,
-    body: &Map<String, Value>,
+    gateway: &Gateway,
+    plan: &Plan,
     headers: &HeaderMap,
-    local: impl Fn(&Deployment) -> Answer,
-) -> Result<(Deployment, Answer), GatewayError> {
+    build: impl Fn(&Deployment) -> Result<(&'static str, Value), GatewayError>,
+    local: impl Fn(&Deployment) -> Result<Answer, GatewayError>,
+) -> Result<Forwarded, GatewayError> {
+    let config = gateway.upstreams.routing;
     let mut last = None;
-    for deployment in deployments {
-        if deployment.provider.kind == ProviderKind::Demo {
-            return Ok(((*deployment).clone(), local(deployment)));
-        }
-        let mut body = body.clone();
-        body.insert("model".to_string(), Value::String(deployment.model.clone()));
-        match deployment
-            .provider
-            .post_json(path, &Value::Object(body), headers)
-            .await
-        {
-            Ok(response) => return Ok(((*deployment).clone(), Answer::Upstream(response))),
-            Err(error) => {
-                tracing::warn!(provider = %deployment.provider.name, model = %deployment.model, error = ?error, "upstream call failed");
-                let retryable = error.retryable();
-                last = Some((deployment.provider.name.clone(), error));
-                if !retryable {
-                    break;
+    let mut soonest_open: Option<std::time::Instant> = None;
+    let mut attempt = 0u32;
+    for (_, deployments) in gateway.upstreams.tiers(&plan.alias) {
+        let mut failed = std::collections::BTreeSet::new();
+        let mut tier_attempts = 0;
+        while tier_attempts <= config.retries {
+            let now = std::time::Instant::now();
+            let available: Vec<(usize, &Deployment)> = deployments
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.health.available(now))
+                .collect();
+            for d in deployments {
+                if let Some(until) = d.health.open_until() {
+                    soonest_open = Some(soonest_open.map_or(until, |s| s.min(until)));
+                }
+            }
+            let untried: Vec<(usize, &Deployment)> = available
+                .iter()
+                .copied()
+                .filter(|(i, _)| !failed.contains(i))
+                .collect();
+            let pool = if untried.is_empty() {
+                available
+            } else {
+                untried
+            };
+            let preferred: Vec<(usize, &Deployment)> = pool
+                .iter()
+                .copied()
+                .filter(|(_, d)| Some(&d.provider.name) == plan.prefer.as_ref())
+                .collect();
+            let pool = if preferred.is_empty() {
+                pool
+            } else {
+                preferred
+            };
+            let candidates: Vec<(usize, u32, &routing::Health)> = pool
+                .iter()
+                .map(|(i, d)| (*i, d.weight, &*d.health))
+                .collect();
+            let Some(index) = routing::power_of_two(&candidates) else {
+                break;
+            };
+            let Some(deployment) = deployments.get(index) else {
+                break;
+            };
+            tier_attempts += 1;
+            if !deployment.health.admit(now) {
+                // Another call took the half-open probe first.
+                failed.insert(index);
+                continue;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(routing::backoff(&config, attempt)).await;
+            }
+            attempt += 1;
+            let in_flight = deployment.health.start();
+            let started = std::time::Instant::now();
+            if deployment.provider.kind == ProviderKind::Demo {
+                deployment.health.record(
+                    true,
+                    started.elapsed(),
+                    &config,
+                    std::time::Instant::now(),
+                );
+                return Ok(Forwarded {
+                    deployment: deployment.clone(),
+                    answer: local(deployment)?,
+                    in_flight,
+                });
+            }
+            let (path, body) = build(deployment)?;
+            let result = deployment
+                .provider
+                .post_json(path, &deployment.model, &body, headers)
+                .await;
+            let finished = std::time::Instant::now();
+            match result {
+                Ok(response) => {
+                    deployment
+                        .health
+                        .record(true, finished - started, &config, finished);
+                    return Ok(Forwarded {
+                        deployment: deployment.clone(),
+                        answer: Answer::Upstream(response),
+                        in_flight,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(provider = %deployment.provider.name, model = %deployment.model, attempt, error = ?error, "upstream call failed");
+                    let retryable = error.retryable();
+                    // A request the upstream rejected as invalid says nothing about its
+                    // health; only failures count against the breaker.
+                    deployment
+                        .health
+                        .record(!retryable, finished - started, &config, finished);
+                    if !retryable {
+                        return Err(upstream_error(&deployment.provider.name, error));
+                    }
+                    failed.insert(index);
+                    last = Some((deployment.provider.name.clone(), error));
                 }
             }
         }
     }
     Err(match last {
-        None => GatewayError::new(
-            Kind::Unavailable,
-            "no deployment is available for this model",
-        ),
         Some((name, error)) => upstream_error(&name, error),
+        None => {
+            let wait = soonest_open
+                .map(|until| until.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_default();
+            GatewayError {
+                retry_after: Some(wait.as_secs().max(1)),
+                ..GatewayError::new(
+                    Kind::Unavailable,
+                    format!(
+                        "every deployment of `{}` is unavailable (circuit breakers open after repeated failures)",
+                        plan.alias
+                    ),
+                )
+            }
+        }
     })
 }
 
@@ -439,258 +552,6 @@ fn with_decision_header(mut response: Response, decision: &Decision) -> Response
     response
 }
 
-async fn chat_completions(
-    State(gateway): State<Arc<Gateway>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
-    match chat(&gateway, client, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(Format::OpenAi),
-    }
-}
-
-async fn chat(
-    gateway: &Gateway,
-    client: SocketAddr,
-    request: Request,
-) -> Result<Response, GatewayError> {
-    let mut call = Call::start(
-        gateway,
-        request.headers(),
-        "POST",
-        "/v1/chat/completions",
-        Some(client),
-    )?;
-    let mut chat = ChatRequest::parse(read_body(request, gateway.max_body_bytes).await?)?;
-    call.request.stream = chat.stream;
-
-    let mut input = call.input(Surface::Prompt, "llm.chat", &chat.model, chat.content());
-    let text_len: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
-    input.usage.input_tokens = (text_len as u64).div_ceil(4);
-    let decision = call.decide(&input)?;
-    if let Some(redact) = redactor(&decision)? {
-        chat.rewrite_text(redact);
-    }
-    let (alias, deployments) = plan(gateway, &chat.model, &decision)?;
-    let headers = upstream_headers(&decision);
-    let stream = chat.stream;
-    let local = |d: &Deployment| {
-        if stream {
-            Answer::LocalStream(demo::chat_stream(&d.model, &chat))
-        } else {
-            Answer::Local(demo::chat(&d.model, &chat))
-        }
-    };
-    let (deployment, answer) = forward(
-        &deployments,
-        "/chat/completions",
-        &chat.body,
-        &headers,
-        local,
-    )
-    .await?;
-    let response_call = ResponseCall {
-        call,
-        alias,
-        provider: deployment.provider.name.clone(),
-    };
-    let response = if stream {
-        let events: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>> =
-            match answer {
-                Answer::Upstream(response) => response
-                    .bytes_stream()
-                    .map(|r| r.map_err(|e| e.to_string()))
-                    .boxed(),
-                Answer::LocalStream(events) => futures_util::stream::iter(
-                    events
-                        .into_iter()
-                        .map(|e| Ok(bytes::Bytes::from(sse::data_event(&e)))),
-                )
-                .boxed(),
-                Answer::Local(_) => futures_util::stream::empty().boxed(),
-            };
-        stream_chat(response_call, events)
-    } else {
-        let body = match answer {
-            Answer::Upstream(response) => {
-                let bytes = response.bytes().await.map_err(|e| {
-                    GatewayError::new(
-                        Kind::BadGateway,
-                        format!(
-                            "upstream `{}` broke off its answer: {e}",
-                            response_call.provider
-                        ),
-                    )
-                })?;
-                serde_json::from_slice::<Value>(&bytes).map_err(|_| {
-                    GatewayError::new(
-                        Kind::BadGateway,
-                        format!(
-                            "upstream `{}` answered with a body that is not JSON",
-                            response_call.provider
-                        ),
-                    )
-                })?
-            }
-            Answer::Local(body) => body,
-            Answer::LocalStream(_) => Value::Null,
-        };
-        finish_chat(&response_call, body)?
-    };
-    Ok(with_decision_header(response, &decision))
-}
-
-/// What the response side needs from the call.
-struct ResponseCall {
-    call: Call,
-    alias: String,
-    provider: String,
-}
-
-impl ResponseCall {
-    fn input(&self, messages: Vec<Message>, output_tokens: u64) -> DecisionInput {
-        let mut input = self.call.input(
-            Surface::Response,
-            "llm.chat",
-            &self.alias,
-            Content {
-                messages,
-                ..Content::default()
-            },
-        );
-        input.resource.provider = Some(self.provider.clone());
-        input.usage.output_tokens = output_tokens;
-        input
-    }
-}
-
-/// Phase 8 for a whole answer: decide on it, apply redactions, return it.
-fn finish_chat(call: &ResponseCall, mut body: Value) -> Result<Response, GatewayError> {
-    let answer = openai::answer(&body);
-    let input = call.input(answer.messages, answer.output_tokens);
-    let decision = call.call.decide(&input)?;
-    if let Some(redact) = redactor(&decision)?
-        && let Some(Value::Array(choices)) = body.get_mut("choices")
-    {
-        for choice in choices.iter_mut() {
-            if let Some(Value::String(text)) =
-                choice.get_mut("message").and_then(|m| m.get_mut("content"))
-            {
-                *text = redact(text);
-            }
-        }
-    }
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
-}
-
-/// Phase 8 for a stream: events pass through as they arrive while their text accumulates;
-/// before the closing `[DONE]` the whole answer is decided on, and a deny (or an upstream
-/// that breaks off) ends the stream with an error event in OpenAI's format instead.
-fn stream_chat(
-    call: ResponseCall,
-    mut upstream: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>>,
-) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
-    tokio::spawn(async move {
-        let mut splitter = sse::Splitter::default();
-        let mut text = String::new();
-        let mut output_tokens = 0;
-        let mut done = false;
-        let send = |bytes: Vec<u8>| {
-            let tx = tx.clone();
-            async move { tx.send(Ok(bytes::Bytes::from(bytes))).await.is_ok() }
-        };
-        let error_event = |message: &str, kind: Kind| {
-            let error = GatewayError::new(kind, message);
-            sse::data_event(&error.body(Format::OpenAi).to_string())
-        };
-        'outer: while let Some(chunk) = upstream.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let message = format!("upstream `{}` broke off the stream: {e}", call.provider);
-                    let _ = send(error_event(&message, Kind::BadGateway)).await;
-                    return;
-                }
-            };
-            let events = match splitter.push(&chunk) {
-                Ok(events) => events,
-                Err(sse::EventTooLarge) => {
-                    let message = format!("upstream `{}` sent an oversized event", call.provider);
-                    let _ = send(error_event(&message, Kind::BadGateway)).await;
-                    return;
-                }
-            };
-            for event in events {
-                if event.data.trim() == "[DONE]" {
-                    done = true;
-                    break 'outer;
-                }
-                if let Ok(value) = serde_json::from_str::<Value>(&event.data) {
-                    accumulate(&value, &mut text, &mut output_tokens);
-                }
-                if !send(event.raw).await {
-                    // The client went away; stop reading from the upstream.
-                    return;
-                }
-            }
-        }
-        let input = call.input(
-            vec![Message {
-                role: "assistant".to_string(),
-                content: text,
-                tool_calls: Vec::new(),
-            }],
-            output_tokens,
-        );
-        if let Err(error) = call.call.decide(&input) {
-            let _ = send(sse::data_event(&error.body(Format::OpenAi).to_string())).await;
-            return;
-        }
-        if done {
-            let _ = send(sse::data_event("[DONE]")).await;
-        } else {
-            let message = format!(
-                "upstream `{}` ended the stream before it was complete",
-                call.provider
-            );
-            let _ = send(error_event(&message, Kind::BadGateway)).await;
-        }
-    });
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-/// Adds a chunk's text deltas and usage to what the stream has said so far.
-fn accumulate(chunk: &Value, text: &mut String, output_tokens: &mut u64) {
-    if let Some(Value::Array(choices)) = chunk.get("choices") {
-        for choice in choices {
-            if let Some(delta) = choice
-                .get("delta")
-                .and_then(|d| d.get("content"))
-                .and_then(Value::as_str)
-            {
-                text.push_str(delta);
-            }
-        }
-    }
-    if let Some(tokens) = chunk
-        .get("usage")
-        .and_then(|u| u.get("completion_tokens"))
-        .and_then(Value::as_u64)
-    {
-        *output_tokens = tokens;
-    }
-}
-
 async fn embeddings(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -727,17 +588,28 @@ async fn embed(
     let chars: usize = embeddings.texts.iter().map(String::len).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     let decision = call.decide(&input)?;
-    let (_, deployments) = plan(gateway, &embeddings.model, &decision)?;
+    let plan = plan(gateway, &embeddings.model, &decision)?;
     let headers = upstream_headers(&decision);
-    let local = |d: &Deployment| Answer::Local(demo::embeddings(&d.model, &embeddings.texts));
-    let (deployment, answer) = forward(
-        &deployments,
-        "/embeddings",
-        &embeddings.body,
-        &headers,
-        local,
-    )
-    .await?;
+    let build = |d: &Deployment| {
+        if d.provider.kind == ProviderKind::Anthropic {
+            return Err(GatewayError::new(
+                Kind::InvalidRequest,
+                format!(
+                    "model `{}` is served by an Anthropic provider, which has no embeddings API",
+                    plan.alias
+                ),
+            ));
+        }
+        let mut body = embeddings.body.clone();
+        body.insert("model".to_string(), Value::String(d.model.clone()));
+        Ok(("/embeddings", Value::Object(body)))
+    };
+    let local = |d: &Deployment| Ok(Answer::Local(demo::embeddings(&d.model, &embeddings.texts)));
+    let Forwarded {
+        deployment,
+        answer,
+        in_flight: _in_flight,
+    } = forward(gateway, &plan, &headers, build, local).await?;
     let body = match answer {
         Answer::Upstream(response) => response.bytes().await.map_err(|e| {
             GatewayError::new(

@@ -65,6 +65,7 @@ fn add_demo(config: &mut Config) {
             api_key_env: None,
             api_key_file: None,
             timeouts: Default::default(),
+            api_version: None,
         });
     }
     for model in DEMO_MODELS {
@@ -72,6 +73,7 @@ fn add_demo(config: &mut Config) {
             vec![DeploymentConfig {
                 provider: provider.clone(),
                 model: None,
+                weight: 1,
             }]
         });
     }

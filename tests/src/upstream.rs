@@ -10,7 +10,11 @@
 //! - `hang`: never answers (until the connection is dropped);
 //! - `reset`: closes the connection without answering;
 //! - `cut`: starts a stream, then closes it in the middle of the chunked body;
-//! - `embed`: an embeddings answer.
+//! - `embed`: an embeddings answer;
+//! - `flaky3`: 500 for its first three requests, then like `ok`.
+//!
+//! Requests to `/v1/messages` are answered in Anthropic's Messages format instead (`ok` and
+//! `leak` as above, streamed as Anthropic streams).
 
 #![expect(
     clippy::unwrap_used,
@@ -110,12 +114,93 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    log.lock().unwrap().push(Received {
-        path,
-        headers,
-        body: body.clone(),
-    });
-    respond(stream, &body)
+    let anthropic = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .ends_with("/messages");
+    let nth = {
+        let mut log = log.lock().unwrap();
+        log.push(Received {
+            path,
+            headers,
+            body: body.clone(),
+        });
+        log.iter()
+            .filter(|r| r.body["model"] == body["model"])
+            .count()
+    };
+    if anthropic {
+        return respond_anthropic(stream, &body);
+    }
+    respond(stream, &body, nth)
+}
+
+fn anthropic_event(stream: &mut TcpStream, event: &Value) -> std::io::Result<()> {
+    let kind = event["type"].as_str().unwrap_or_default();
+    let text = format!("event: {kind}\ndata: {event}\n\n");
+    write!(stream, "{:x}\r\n{text}\r\n", text.len())?;
+    stream.flush()
+}
+
+/// An Anthropic Messages answer quoting the last user message.
+fn respond_anthropic(mut stream: TcpStream, body: &Value) -> std::io::Result<()> {
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(""),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let mut text = format!("echo: {user}");
+    if model == "leak" {
+        text.push_str(" LAUNCH-CODE 0000");
+    }
+    if body["stream"] != true {
+        return write_json(
+            stream,
+            "200 OK",
+            "",
+            &json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn", "stop_sequence": null,
+                    "usage": {"input_tokens": 5, "output_tokens": 3}}),
+        );
+    }
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )?;
+    let (first, second) = text.split_at(text.len() / 2);
+    let mut events = vec![
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+               "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+               "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "ping"}),
+    ];
+    for piece in [first, second] {
+        events.push(json!({"type": "content_block_delta", "index": 0,
+                           "delta": {"type": "text_delta", "text": piece}}));
+    }
+    events.push(json!({"type": "content_block_stop", "index": 0}));
+    events.push(
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                       "usage": {"output_tokens": 3}}),
+    );
+    events.push(json!({"type": "message_stop"}));
+    for event in &events {
+        anthropic_event(&mut stream, event)?;
+    }
+    write!(stream, "0\r\n\r\n")?;
+    stream.flush()
 }
 
 fn last_user_text(body: &Value) -> String {
@@ -150,10 +235,17 @@ fn chunk(stream: &mut TcpStream, data: &str) -> std::io::Result<()> {
     stream.flush()
 }
 
-fn respond(mut stream: TcpStream, body: &Value) -> std::io::Result<()> {
+/// Answers the `nth` request (from 1) for its model.
+fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<()> {
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let error = |message: &str| json!({"error": {"message": message, "type": "test", "param": null, "code": null}});
     match model.as_str() {
+        "flaky3" if nth <= 3 => write_json(
+            stream,
+            "500 Internal Server Error",
+            "",
+            &error("warming up"),
+        ),
         "fail500" => write_json(stream, "500 Internal Server Error", "", &error("boom")),
         "busy429" => write_json(
             stream,

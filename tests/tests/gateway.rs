@@ -13,103 +13,38 @@ use std::path::Path;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use sluice_server::gateway::keys::hash;
+use sluice_tests::gateway_setup::{Gateway, MARKETING_KEY, PLATFORM_KEY, UPSTREAM_KEY};
 use sluice_tests::server::{Server, client};
 use sluice_tests::upstream::Upstream;
 
-const PLATFORM_KEY: &str = "sk-test-platform";
-const MARKETING_KEY: &str = "sk-test-marketing";
-const UPSTREAM_KEY: &str = "sk-upstream-secret";
-
-const POLICY: &str = r#"package sluice.gate
-
-deny contains "marketing may not use gpt-4o" if {
-	input.surface == "prompt"
-	input.principal.team == "marketing"
-	input.resource.id == "gpt-4o"
-}
-
-deny contains "the answer leaked the launch code" if {
-	input.surface == "response"
-	some m in input.content.messages
-	contains(m.content, "LAUNCH-CODE")
-}
-
-redact contains {"pattern": "secret-[0-9]+", "replacement": "[SECRET]"} if input.surface == "prompt"
-
-headers := {"x-sluice-team": input.principal.team} if input.surface == "prompt"
-
-route := {"model": "gpt-4o"} if {
-	input.surface == "prompt"
-	input.resource.id == "retired-model"
-}
-"#;
-
+/// The shared end-to-end gateway, and an HTTP client for it.
 struct Setup {
-    _dir: tempfile::TempDir,
+    /// Keeps the server, the upstream and their files alive for the test.
+    _gateway: Gateway,
     upstream: Upstream,
-    server: Server,
+    server_url: String,
     http: Client,
 }
 
 fn setup() -> Setup {
-    let upstream = Upstream::start();
-    let dir = tempfile::tempdir().unwrap();
-    let write = |path: &str, text: &str| sluice_tests::write_file(dir.path(), path, text);
-    write(
-        "policies/.manifest",
-        r#"{"sluice": {"defaults": {"prompt": "allow", "response": "allow"}}}"#,
-    );
-    write("policies/gate.rego", POLICY);
-    write("upstream.key", &format!("{UPSTREAM_KEY}\n"));
-    let base = &upstream.base_url;
-    write(
-        "sluice.yaml",
-        &format!(
-            r#"listen: 127.0.0.1:0
-policy_dir: policies
-reload: {{poll_interval_ms: 0}}
-limits: {{max_body_bytes: 65536}}
-keys:
-  - {{id: k-platform, hash: "{}", user: alice, team: platform}}
-  - {{id: k-marketing, hash: "{}", team: marketing}}
-providers:
-  - {{name: mock, kind: openai_compatible, base_url: "{base}", api_key_file: upstream.key}}
-  - {{name: slow, kind: openai_compatible, base_url: "{base}", timeouts: {{first_byte_ms: 300}}}}
-  - {{name: dead, kind: openai_compatible, base_url: "http://127.0.0.1:1/v1"}}
-  - {{name: local-demo, kind: demo}}
-models:
-  gpt-4o: [{{provider: mock, model: ok}}]
-  leaky: [{{provider: mock, model: leak}}]
-  flaky: [{{provider: mock, model: fail500}}, {{provider: dead, model: ok}}, {{provider: mock, model: ok}}]
-  busy: [{{provider: mock, model: busy429}}]
-  broken: [{{provider: mock, model: fail500}}]
-  picky: [{{provider: mock, model: bad400}}]
-  hangs: [{{provider: slow, model: hang}}]
-  resets: [{{provider: mock, model: reset}}]
-  cuts: [{{provider: mock, model: cut}}]
-  unreachable: [{{provider: dead}}]
-  demo-model: [{{provider: local-demo}}]
-  text-embedding-3-small: [{{provider: mock, model: embed}}]
-"#,
-            hash(PLATFORM_KEY),
-            hash(MARKETING_KEY)
-        ),
-    );
-    let config = dir.path().join("sluice.yaml");
-    let server = Server::start(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    let gateway = Gateway::start();
     Setup {
-        _dir: dir,
-        upstream,
-        server,
+        upstream: gateway.upstream.clone(),
+        server_url: gateway.server.url(""),
+        _gateway: gateway,
         http: client(),
     }
 }
 
 impl Setup {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server_url)
+    }
+
     fn post(&self, path: &str, key: Option<&str>, body: &str) -> Response {
         let mut request = self
             .http
-            .post(self.server.url(path))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .body(body.to_string());
         if let Some(key) = key {
@@ -260,10 +195,20 @@ fn streams_pass_through_and_end_with_an_error_event_when_denied_or_cut() {
 #[test]
 fn failover_and_upstream_faults_map_to_gateway_statuses() {
     let s = setup();
-    // 500, then a refused connection, then a healthy deployment.
-    let response = s.chat("flaky", "retry me", false);
-    assert_eq!(response.status(), 200);
-    assert_eq!(s.upstream.received_for("fail500").len(), 1);
+    // A pool of a failing, an unreachable and a healthy deployment: each attempt prefers
+    // one not tried yet, so the call succeeds whatever the order.
+    for _ in 0..5 {
+        assert_eq!(s.chat("flaky", "retry me", false).status(), 200);
+    }
+    // When every deployment of an alias fails (each attempt retried, three in all), its
+    // fallback chain is tried.
+    let failed_before = s.upstream.received_for("fail500").len();
+    assert_eq!(s.chat("primary", "fall back", false).status(), 200);
+    assert_eq!(s.upstream.received_for("fail500").len(), failed_before + 3);
+    assert_eq!(
+        s.upstream.received_for("ok").last().unwrap().body["messages"][0]["content"],
+        "fall back"
+    );
 
     let cases = [
         ("busy", 429, "429"),
@@ -328,7 +273,7 @@ fn bad_requests_get_openai_errors_and_nothing_goes_upstream() {
     for (key, body, status, needle) in cases {
         let mut request = s
             .http
-            .post(s.server.url("/v1/chat/completions"))
+            .post(s.url("/v1/chat/completions"))
             .header("content-type", "application/json")
             .body(body);
         if let Some(key) = key {
@@ -351,7 +296,7 @@ fn models_and_embeddings_follow_the_key_and_policy() {
     let list = |key: &str| -> Vec<String> {
         let body: Value = s
             .http
-            .get(s.server.url("/v1/models"))
+            .get(s.url("/v1/models"))
             .header("x-api-key", key)
             .send()
             .unwrap()
@@ -443,4 +388,227 @@ fn keys_hash_prints_what_the_config_expects() {
         .output()
         .unwrap();
     assert!(!empty.status.success());
+}
+
+#[test]
+fn the_circuit_breaker_opens_sheds_load_and_closes_after_a_good_probe() {
+    let s = setup();
+    // Three failed attempts (one call with two retries) open the breaker.
+    let (status, _) = error_of(s.chat("recovering", "x", false));
+    assert_eq!(status, 502);
+    assert_eq!(s.upstream.received_for("flaky3").len(), 3);
+    // While open, calls fail fast without reaching the upstream.
+    let response = s.chat("recovering", "x", false);
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, error) = error_of(response);
+    assert_eq!(status, 503, "{error}");
+    assert!(error.to_string().contains("circuit"), "{error}");
+    assert_eq!(s.upstream.received_for("flaky3").len(), 3);
+    // After the open period one probe goes through; it succeeds and closes the breaker.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(s.chat("recovering", "x", false).status(), 200);
+    assert_eq!(s.chat("recovering", "x", false).status(), 200);
+    assert_eq!(s.upstream.received_for("flaky3").len(), 5);
+}
+
+#[test]
+fn weighted_pools_spread_calls_over_their_deployments() {
+    let s = setup();
+    let mut demo = 0;
+    for _ in 0..60 {
+        let body: Value = s.chat("weighted", "spread", false).json().unwrap();
+        let text = body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if text.contains("demo model") {
+            demo += 1;
+        }
+    }
+    let upstream = s.upstream.received_for("ok").len();
+    assert_eq!(demo + upstream, 60);
+    // Power of two choices favours the faster local deployment, but both draws land on the
+    // other about a quarter of the time: both serve (failing by chance: below 1e-6).
+    assert!(
+        demo >= 2 && upstream >= 2,
+        "demo {demo}, upstream {upstream}"
+    );
+}
+
+/// A Messages API call as Anthropic's SDK makes it.
+fn messages(s: &Setup, key: &str, model: &str, content: &str, stream: bool) -> Response {
+    let body = json!({
+        "model": model, "max_tokens": 256, "stream": stream,
+        "system": "be brief",
+        "messages": [{"role": "user", "content": content}]
+    });
+    s.http
+        .post(s.url("/v1/messages"))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .unwrap()
+}
+
+/// `(event, data)` pairs of an Anthropic SSE body.
+fn anthropic_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_string());
+                }
+                if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            Some((event?, data?))
+        })
+        .collect()
+}
+
+fn anthropic_text(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(e, _)| e == "content_block_delta")
+        .filter_map(|(_, d)| d["delta"]["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn anthropic_callers_reach_openai_and_anthropic_upstreams() {
+    let s = setup();
+    // Anthropic format in, OpenAI-compatible upstream, Anthropic format out.
+    let response = messages(&s, PLATFORM_KEY, "gpt-4o", "hi there", false);
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["content"][0]["text"], "echo: hi there");
+    let sent = s.upstream.received_for("ok");
+    let last = sent.last().unwrap();
+    assert_eq!(last.path, "/v1/chat/completions");
+    assert_eq!(last.body["messages"][0]["role"], "system");
+
+    // Streamed the same way: Anthropic events built from OpenAI chunks.
+    let events = anthropic_events(
+        &messages(&s, PLATFORM_KEY, "gpt-4o", "stream it", true)
+            .text()
+            .unwrap(),
+    );
+    assert_eq!(anthropic_text(&events), "echo: stream it");
+    assert_eq!(events.first().unwrap().0, "message_start");
+    assert_eq!(events.last().unwrap().0, "message_stop");
+
+    // Anthropic to Anthropic: passed through, with the upstream's own key and version.
+    let body: Value = messages(&s, PLATFORM_KEY, "claude-sonnet", "native", false)
+        .json()
+        .unwrap();
+    assert_eq!(body["content"][0]["text"], "echo: native");
+    let last = s
+        .upstream
+        .received()
+        .into_iter()
+        .rfind(|r| r.path == "/v1/messages")
+        .unwrap();
+    assert_eq!(last.headers["x-api-key"], UPSTREAM_KEY);
+    assert_eq!(last.headers["anthropic-version"], "2023-06-01");
+    let events = anthropic_events(
+        &messages(&s, PLATFORM_KEY, "claude-sonnet", "native stream", true)
+            .text()
+            .unwrap(),
+    );
+    assert_eq!(anthropic_text(&events), "echo: native stream");
+    assert_eq!(events.last().unwrap().0, "message_stop");
+
+    // A streamed answer the response policy denies ends with an Anthropic error event.
+    let events = anthropic_events(
+        &messages(&s, PLATFORM_KEY, "claude-leaky", "x", true)
+            .text()
+            .unwrap(),
+    );
+    let (last_event, last_data) = events.last().unwrap();
+    assert_eq!(last_event, "error");
+    assert_eq!(last_data["error"]["type"], "permission_error");
+    assert!(!events.iter().any(|(e, _)| e == "message_stop"));
+
+    // Errors in Anthropic's shape.
+    let response = messages(&s, "sk-wrong", "gpt-4o", "x", false);
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().unwrap();
+    assert_eq!(
+        (body["type"].as_str(), body["error"]["type"].as_str()),
+        (Some("error"), Some("authentication_error"))
+    );
+    let response = messages(&s, MARKETING_KEY, "gpt-4o", "x", false);
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["type"], "permission_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("marketing may not use gpt-4o")
+    );
+    let response = s
+        .http
+        .post(s.url("/v1/messages"))
+        .header("x-api-key", PLATFORM_KEY)
+        .json(
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "no max_tokens"}]}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    // count_tokens: an estimate, after authentication and validation.
+    let response = s
+        .http
+        .post(s.url("/v1/messages/count_tokens"))
+        .header("x-api-key", PLATFORM_KEY)
+        .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "count these words please"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().unwrap();
+    assert!(body["input_tokens"].as_u64().unwrap() > 0, "{body}");
+}
+
+#[test]
+fn openai_callers_reach_anthropic_and_azure_upstreams() {
+    let s = setup();
+    let body: Value = s.chat("claude-sonnet", "cross", false).json().unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: cross");
+    assert_eq!(body["usage"]["completion_tokens"], 3);
+    let sent = s
+        .upstream
+        .received()
+        .into_iter()
+        .rfind(|r| r.path == "/v1/messages")
+        .unwrap();
+    assert!(sent.body["max_tokens"].as_u64().unwrap() > 0);
+
+    let all = events(
+        &s.chat("claude-sonnet", "cross stream", true)
+            .text()
+            .unwrap(),
+    );
+    assert_eq!(streamed_text(&all), "echo: cross stream");
+    assert_eq!(all.last().unwrap(), "[DONE]");
+
+    let body: Value = s.chat("azure-gpt", "via azure", false).json().unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: via azure");
+    let sent = s.upstream.received_for("ok");
+    let last = sent.last().unwrap();
+    assert_eq!(
+        last.path,
+        "/openai/deployments/ok/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(last.headers["api-key"], UPSTREAM_KEY);
+    assert!(!last.headers.contains_key("authorization"));
 }

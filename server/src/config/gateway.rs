@@ -43,6 +43,10 @@ pub enum ProviderKind {
     Openai,
     /// Any server speaking OpenAI's chat completions API (vLLM, Ollama, llama.cpp, ...).
     OpenaiCompatible,
+    /// Azure OpenAI: deployments in the URL, `api-version`, the `api-key` header.
+    Azure,
+    /// Anthropic's Messages API (`https://api.anthropic.com/v1`).
+    Anthropic,
     /// Sluice's built-in deterministic local model, for the quickstart and tests.
     Demo,
 }
@@ -53,6 +57,8 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai => "openai",
             ProviderKind::OpenaiCompatible => "openai_compatible",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Anthropic => "anthropic",
             ProviderKind::Demo => "demo",
         }
     }
@@ -79,6 +85,9 @@ pub struct ProviderConfig {
     /// Timeouts for calls to this provider.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Azure's `api-version` query parameter (required for `azure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
 }
 
 // By hand, so that a future secret-bearing field cannot reach a log through `{:?}`.
@@ -91,6 +100,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("api_key_env", &self.api_key_env)
             .field("api_key_file", &self.api_key_file)
             .field("timeouts", &self.timeouts)
+            .field("api_version", &self.api_version)
             .finish()
     }
 }
@@ -126,6 +136,44 @@ pub struct DeploymentConfig {
     /// The model name sent upstream; defaults to the alias.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Share of the alias's traffic relative to its other deployments.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// How calls are spread over deployments and retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Extra attempts within an alias after a failure that happened before the upstream
+    /// accepted the call (connection error, timeout, 429, 5xx); a started stream is never
+    /// retried. Another deployment is preferred for each attempt.
+    pub retries: u32,
+    /// Base of the jittered exponential backoff between attempts, in milliseconds.
+    pub backoff_ms: u64,
+    /// Longest backoff between attempts, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Consecutive failures that open a deployment's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker keeps the deployment out before one probe call is let
+    /// through, in milliseconds.
+    pub breaker_open_ms: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            retries: 2,
+            backoff_ms: 50,
+            max_backoff_ms: 2_000,
+            breaker_failures: 5,
+            breaker_open_ms: 30_000,
+        }
+    }
 }
 
 /// Limits on what callers may send.

@@ -10,6 +10,8 @@ use serde_json::Value;
 pub enum Format {
     /// OpenAI: `{"error": {"message", "type", "param", "code"}}`.
     OpenAi,
+    /// Anthropic: `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
 }
 
 /// What went wrong, in terms both formats can express.
@@ -50,6 +52,21 @@ impl Kind {
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Anthropic's error `type`.
+    fn anthropic(self) -> &'static str {
+        match self {
+            Kind::InvalidRequest => "invalid_request_error",
+            Kind::Authentication => "authentication_error",
+            Kind::PolicyDenied => "permission_error",
+            Kind::ModelNotFound => "not_found_error",
+            Kind::TooLarge => "request_too_large",
+            Kind::RateLimited => "rate_limit_error",
+            Kind::Unavailable => "overloaded_error",
+            Kind::Timeout => "timeout_error",
+            Kind::BadGateway | Kind::Internal => "api_error",
         }
     }
 
@@ -106,6 +123,16 @@ impl GatewayError {
                 let (kind, code) = self.kind.openai();
                 super::openai::error_body(&self.message, kind, self.param.as_deref(), code)
             }
+            Format::Anthropic => super::anthropic::error_body(self.kind.anthropic(), &self.message),
+        }
+    }
+
+    /// The error as one server-sent event that ends a stream in `format`.
+    pub fn stream_event(&self, format: Format) -> Vec<u8> {
+        let body = self.body(format).to_string();
+        match format {
+            Format::OpenAi => super::sse::data_event(&body),
+            Format::Anthropic => format!("event: error\ndata: {body}\n\n").into_bytes(),
         }
     }
 

@@ -12,10 +12,17 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::config::{Config, ProviderConfig, ProviderKind, Timeouts};
+use super::routing::Health;
+use crate::config::{Config, ProviderConfig, ProviderKind, RoutingConfig, Timeouts};
 
 /// OpenAI's API, the default base URL of the `openai` kind.
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Anthropic's API, the default base URL of the `anthropic` kind.
+const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com/v1";
+
+/// The Messages API version Sluice speaks to Anthropic.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// A configured provider, ready to call.
 pub struct Provider {
@@ -25,6 +32,7 @@ pub struct Provider {
     pub kind: ProviderKind,
     base_url: String,
     api_key: Option<String>,
+    api_version: Option<String>,
     timeouts: Timeouts,
     client: reqwest::Client,
 }
@@ -47,12 +55,19 @@ pub struct Deployment {
     pub provider: Arc<Provider>,
     /// The model name sent upstream.
     pub model: String,
+    /// Share of the alias's traffic.
+    pub weight: u32,
+    /// Load, latency and circuit breaker.
+    pub health: Arc<Health>,
 }
 
 /// All providers and model aliases.
 #[derive(Debug, Default)]
 pub struct Upstreams {
     models: BTreeMap<String, Vec<Deployment>>,
+    fallbacks: BTreeMap<String, Vec<String>>,
+    /// Retries, backoff and breaker settings.
+    pub routing: RoutingConfig,
 }
 
 /// Why an upstream call failed before Sluice could pass anything on.
@@ -106,10 +121,14 @@ fn read_key(config: &ProviderConfig) -> anyhow::Result<Option<String>> {
         })?;
         return Ok(Some(value.trim().to_string()));
     }
-    if config.kind == ProviderKind::Openai {
+    if matches!(
+        config.kind,
+        ProviderKind::Openai | ProviderKind::Azure | ProviderKind::Anthropic
+    ) {
         anyhow::bail!(
-            "provider `{}` (openai) needs `api_key_env` or `api_key_file`",
-            config.name
+            "provider `{}` ({}) needs `api_key_env` or `api_key_file`",
+            config.name,
+            config.kind.as_str()
         );
     }
     Ok(None)
@@ -118,10 +137,14 @@ fn read_key(config: &ProviderConfig) -> anyhow::Result<Option<String>> {
 impl Provider {
     fn new(config: &ProviderConfig) -> anyhow::Result<Provider> {
         let api_key = read_key(config)?;
+        let default = match config.kind {
+            ProviderKind::Anthropic => ANTHROPIC_BASE_URL,
+            _ => OPENAI_BASE_URL,
+        };
         let base_url = config
             .base_url
             .clone()
-            .unwrap_or_else(|| OPENAI_BASE_URL.to_string())
+            .unwrap_or_else(|| default.to_string())
             .trim_end_matches('/')
             .to_string();
         let client = reqwest::Client::builder()
@@ -135,26 +158,47 @@ impl Provider {
             kind: config.kind,
             base_url,
             api_key,
+            api_version: config.api_version.clone(),
             timeouts: config.timeouts,
             client,
         })
     }
 
-    /// POSTs a JSON body to `path` under the base URL and waits for the response headers.
-    /// Error statuses come back as [`UpstreamError::Status`] with their body read.
+    /// The URL of an operation (`/chat/completions`, `/embeddings`, `/messages`) for
+    /// `model`: Azure puts the deployment and the API version in the URL.
+    pub fn url(&self, path: &str, model: &str) -> String {
+        match (self.kind, &self.api_version) {
+            (ProviderKind::Azure, Some(version)) => format!(
+                "{}/openai/deployments/{model}{path}?api-version={version}",
+                self.base_url
+            ),
+            _ => format!("{}{path}", self.base_url),
+        }
+    }
+
+    /// POSTs a JSON body to an operation for `model` and waits for the response headers,
+    /// authenticating the way the provider expects. Error statuses come back as
+    /// [`UpstreamError::Status`] with their body read.
     pub async fn post_json(
         &self,
         path: &str,
+        model: &str,
         body: &Value,
         extra_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut request = self
             .client
-            .post(format!("{}{path}", self.base_url))
+            .post(self.url(path, model))
             .headers(extra_headers.clone())
             .json(body);
         if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+            request = match self.kind {
+                ProviderKind::Azure => request.header("api-key", key),
+                ProviderKind::Anthropic => request
+                    .header("x-api-key", key)
+                    .header("anthropic-version", ANTHROPIC_VERSION),
+                _ => request.bearer_auth(key),
+            };
         }
         let first_byte = Duration::from_millis(self.timeouts.first_byte_ms);
         let response = match tokio::time::timeout(first_byte, request.send()).await {
@@ -220,12 +264,27 @@ impl Upstreams {
                     Ok(Deployment {
                         provider,
                         model: d.model.clone().unwrap_or_else(|| alias.clone()),
+                        weight: d.weight,
+                        health: Arc::new(Health::default()),
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             models.insert(alias.clone(), resolved);
         }
-        Ok(Upstreams { models })
+        Ok(Upstreams {
+            models,
+            fallbacks: config.fallbacks.clone(),
+            routing: config.routing,
+        })
+    }
+
+    /// The aliases to try for `alias`, in order: itself, then its fallback chain.
+    pub fn tiers<'a>(&'a self, alias: &'a str) -> Vec<(&'a str, &'a [Deployment])> {
+        let chain = self.fallbacks.get(alias).map(Vec::as_slice).unwrap_or(&[]);
+        std::iter::once(alias)
+            .chain(chain.iter().map(String::as_str))
+            .filter_map(|a| self.deployments(a).map(|d| (a, d)))
+            .collect()
     }
 
     /// The deployments of an alias, in failover order.

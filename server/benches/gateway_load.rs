@@ -1,0 +1,338 @@
+//! Load harness for the data plane: the real `sluice` binary with the default policy repo
+//! in front of a fast in-process upstream (a canned chat completion), measured against the
+//! same upstream called directly, in the same run on the same machine.
+//!
+//! Reports:
+//! - requests/s at saturation (closed loop, 64 concurrent callers), direct and through
+//!   Sluice, and their ratio (target ≥ 0.7);
+//! - latency p50/p99 at a fixed 2,000 requests/s (open loop), direct and through Sluice,
+//!   and the overhead (targets: p50 ≤ 100 µs, p99 ≤ 1 ms);
+//! - Sluice's resident memory idle and at the peak of 1,000 concurrent streaming calls
+//!   (target ≤ 256 MB).
+//!
+//! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
+//! length of each phase, default 5).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark harness stops loudly on a broken setup"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use axum::routing::post;
+use tokio::sync::Semaphore;
+
+const KEY: &str = "sk-load-test";
+
+const ANSWER: &str = r#"{"id":"c1","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#;
+
+const REQUEST: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello to the load test, briefly and politely."}]}"#;
+
+/// Streams of the memory phase: chunks and the pause between them (a stream lasts ~2 s).
+const STREAM_CHUNKS: usize = 20;
+const STREAM_PAUSE: Duration = Duration::from_millis(100);
+
+async fn upstream(body: String) -> Response {
+    if body.contains("\"stream\":true") {
+        let stream = futures_util::stream::unfold(0usize, |i| async move {
+            if i > STREAM_CHUNKS {
+                return None;
+            }
+            tokio::time::sleep(STREAM_PAUSE).await;
+            let event = if i == STREAM_CHUNKS {
+                "data: [DONE]\n\n".to_string()
+            } else {
+                format!(
+                    "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"word{i} \"}},\"finish_reason\":null}}]}}\n\n"
+                )
+            };
+            Some((Ok::<_, std::io::Error>(event), i + 1))
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from(ANSWER))
+        .unwrap()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_gateway(dir: &Path, upstream: &str) -> Gateway {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = dir.join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: load, hash: \"{}\", user: load, team: platform}}\nproviders:\n  - {{name: fast, kind: openai_compatible, base_url: \"{upstream}/v1\"}}\nmodels:\n  gpt-4o-mini: [{{provider: fast}}]\n",
+            repo.join("policies").display(),
+            sluice_server::gateway::keys::hash(KEY)
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("sluice exited before listening")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("sluice listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stderr so the gateway never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Gateway { child, base }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(2048)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn call(client: &reqwest::Client, url: &str) -> bool {
+    match client
+        .post(url)
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(REQUEST)
+        .send()
+        .await
+    {
+        Ok(response) => {
+            let ok = response.status().is_success();
+            ok && response.bytes().await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Closed loop: `concurrency` callers as fast as they can for `length`; requests/s.
+async fn saturate(url: &str, concurrency: usize, length: Duration) -> (f64, usize) {
+    let client = client();
+    let deadline = Instant::now() + length;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.to_string();
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0usize, 0usize);
+                while Instant::now() < deadline {
+                    if call(&client, &url).await {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, 0);
+    for task in tasks {
+        let (o, f) = task.await.unwrap();
+        ok += o;
+        failed += f;
+    }
+    (ok as f64 / started.elapsed().as_secs_f64(), failed)
+}
+
+/// Open loop: one call every `1/rate` s for `length`, latency from the scheduled start;
+/// `(p50, p99, failures)`.
+async fn fixed_rate(url: &str, rate: u32, length: Duration) -> (Duration, Duration, usize) {
+    let client = client();
+    // Warm the connection pool.
+    for _ in 0..200 {
+        call(&client, url).await;
+    }
+    let interval = Duration::from_secs(1) / rate;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let count = (length.as_secs_f64() * f64::from(rate)) as usize;
+    let limit = Arc::new(Semaphore::new(4096));
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let scheduled = ticker.tick().await;
+        let client = client.clone();
+        let url = url.to_string();
+        let permit = Arc::clone(&limit).acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let ok = call(&client, &url).await;
+            drop(permit);
+            (scheduled.elapsed(), ok)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut failed = 0;
+    for task in tasks {
+        let (latency, ok) = task.await.unwrap();
+        if ok {
+            latencies.push(latency);
+        } else {
+            failed += 1;
+        }
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    (at(0.50), at(0.99), failed)
+}
+
+/// 1,000 streaming calls at once; the gateway's peak RSS while they are open.
+async fn streams(url: &str, pid: u32, count: usize) -> (u64, usize) {
+    let client = client();
+    let body = REQUEST.replace("\"messages\"", "\"stream\":true,\"messages\"");
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.to_string();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(response) = client
+                    .post(&url)
+                    .bearer_auth(KEY)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                else {
+                    return false;
+                };
+                match response.text().await {
+                    Ok(text) => text.contains("[DONE]"),
+                    Err(_) => false,
+                }
+            })
+        })
+        .collect();
+    let mut peak = 0;
+    let sampler = async {
+        loop {
+            peak = peak.max(rss_kib(pid));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let mut completed = 0;
+    tokio::select! {
+        () = sampler => {}
+        results = futures_util::future::join_all(tasks) => {
+            completed = results.into_iter().filter(|r| matches!(r, Ok(true))).count();
+        }
+    }
+    (peak, completed)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter that does not name this harness skips it.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args
+        .iter()
+        .any(|a| !a.starts_with('-') && !"gateway_load".contains(a.as_str()))
+    {
+        return;
+    }
+    let secs: u64 = std::env::var("SLUICE_LOAD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let length = Duration::from_secs(secs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().route("/v1/chat/completions", post(upstream));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = start_gateway(dir.path(), &upstream_addr);
+        let pid = gateway.child.id();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let idle = rss_kib(pid);
+
+        let direct_url = format!("{upstream_addr}/v1/chat/completions");
+        let sluice_url = format!("{}/v1/chat/completions", gateway.base);
+        assert!(call(&client(), &sluice_url).await, "a call through Sluice fails");
+
+        let (direct_rps, direct_failed) = saturate(&direct_url, 64, length).await;
+        let (sluice_rps, sluice_failed) = saturate(&sluice_url, 64, length).await;
+        println!(
+            "saturation (64 callers): direct {direct_rps:.0} req/s, through sluice {sluice_rps:.0} req/s, ratio {:.2} (target >= 0.70); failures {direct_failed}/{sluice_failed}",
+            sluice_rps / direct_rps
+        );
+
+        let (d50, d99, df) = fixed_rate(&direct_url, 2000, length).await;
+        let (s50, s99, sf) = fixed_rate(&sluice_url, 2000, length).await;
+        println!(
+            "at 2000 req/s: direct p50 {:.0} us p99 {:.0} us; through sluice p50 {:.0} us p99 {:.0} us; overhead p50 {:.0} us (target <= 100), p99 {:.0} us (target <= 1000); failures {df}/{sf}",
+            micros(d50),
+            micros(d99),
+            micros(s50),
+            micros(s99),
+            micros(s50.saturating_sub(d50)),
+            micros(s99.saturating_sub(d99)),
+        );
+
+        let (peak, completed) = streams(&sluice_url, pid, 1000).await;
+        println!(
+            "memory: idle {:.1} MB, peak with 1000 concurrent streams {:.1} MB (target <= 256 MB); {completed}/1000 streams completed",
+            idle as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    });
+}

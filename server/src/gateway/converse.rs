@@ -1,0 +1,430 @@
+//! Conversations: OpenAI's `POST /v1/chat/completions` and Anthropic's `POST /v1/messages`
+//! (with `POST /v1/messages/count_tokens`). Either front door can reach either kind of
+//! upstream: the request, the answer and the stream are translated when the caller's format
+//! and the upstream's differ, and both sides are decided on in the caller's terms.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use serde_json::{Map, Value};
+use sluice_engine::Decision;
+use sluice_engine::input::{Content, DecisionInput, Message, Surface};
+
+use super::error::{Format, GatewayError, Kind};
+use super::openai::{self, ChatRequest};
+use super::stream::{self, Adapter};
+use super::upstream::Deployment;
+use super::{
+    Answer, Call, Forwarded, Gateway, anthropic, demo, forward, plan, read_body, redactor, sse,
+    translate, upstream_headers, with_decision_header,
+};
+use crate::config::ProviderKind;
+
+/// A conversation request in the caller's format.
+struct Conversation {
+    format: Format,
+    body: Map<String, Value>,
+    model: String,
+    stream: bool,
+}
+
+impl Conversation {
+    fn parse(format: Format, body: Map<String, Value>) -> Result<Conversation, GatewayError> {
+        Ok(match format {
+            Format::OpenAi => {
+                let chat = ChatRequest::parse(body)?;
+                Conversation {
+                    format,
+                    model: chat.model,
+                    stream: chat.stream,
+                    body: chat.body,
+                }
+            }
+            Format::Anthropic => {
+                let messages = anthropic::MessagesRequest::parse(body)?;
+                Conversation {
+                    format,
+                    model: messages.model,
+                    stream: messages.stream,
+                    body: messages.body,
+                }
+            }
+        })
+    }
+
+    fn content(&self) -> Content {
+        match self.format {
+            Format::OpenAi => ChatRequest {
+                body: self.body.clone(),
+                model: self.model.clone(),
+                stream: self.stream,
+            }
+            .content(),
+            Format::Anthropic => anthropic::MessagesRequest {
+                body: self.body.clone(),
+                model: self.model.clone(),
+                stream: self.stream,
+            }
+            .content(),
+        }
+    }
+
+    fn rewrite_text(&mut self, f: impl FnMut(&str) -> String) {
+        let body = std::mem::take(&mut self.body);
+        self.body = match self.format {
+            Format::OpenAi => {
+                let mut chat = ChatRequest {
+                    body,
+                    model: self.model.clone(),
+                    stream: self.stream,
+                };
+                chat.rewrite_text(f);
+                chat.body
+            }
+            Format::Anthropic => {
+                let mut messages = anthropic::MessagesRequest {
+                    body,
+                    model: self.model.clone(),
+                    stream: self.stream,
+                };
+                messages.rewrite_text(f);
+                messages.body
+            }
+        };
+    }
+
+    /// The request as OpenAI's chat completions API would take it, for `model`.
+    fn as_openai(&self, model: &str) -> Result<Map<String, Value>, GatewayError> {
+        Ok(match self.format {
+            Format::OpenAi => {
+                let mut body = self.body.clone();
+                body.insert("model".to_string(), Value::String(model.to_string()));
+                body
+            }
+            Format::Anthropic => {
+                let mut body = translate::anthropic_to_openai_request(&self.body, model)?;
+                if self.stream {
+                    // Usage is how the answer is settled; ask for it in the stream.
+                    body.insert(
+                        "stream_options".to_string(),
+                        serde_json::json!({"include_usage": true}),
+                    );
+                }
+                body
+            }
+        })
+    }
+
+    /// The request as Anthropic's Messages API would take it, for `model`.
+    fn as_anthropic(&self, model: &str) -> Result<Map<String, Value>, GatewayError> {
+        Ok(match self.format {
+            Format::Anthropic => {
+                let mut body = self.body.clone();
+                body.insert("model".to_string(), Value::String(model.to_string()));
+                body
+            }
+            Format::OpenAi => translate::openai_to_anthropic_request(&self.body, model)?,
+        })
+    }
+
+    fn include_usage(&self) -> bool {
+        self.body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
+/// The wire format a deployment speaks.
+fn wire(deployment: &Deployment) -> Format {
+    match deployment.provider.kind {
+        ProviderKind::Anthropic => Format::Anthropic,
+        ProviderKind::Openai
+        | ProviderKind::OpenaiCompatible
+        | ProviderKind::Azure
+        | ProviderKind::Demo => Format::OpenAi,
+    }
+}
+
+/// `POST /v1/chat/completions`.
+pub(super) async fn chat_completions(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    respond(
+        &gateway,
+        client,
+        request,
+        Format::OpenAi,
+        "/v1/chat/completions",
+    )
+    .await
+}
+
+/// `POST /v1/messages`.
+pub(super) async fn messages(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    respond(&gateway, client, request, Format::Anthropic, "/v1/messages").await
+}
+
+async fn respond(
+    gateway: &Gateway,
+    client: SocketAddr,
+    request: Request,
+    format: Format,
+    path: &str,
+) -> Response {
+    match converse(gateway, client, request, format, path).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(format),
+    }
+}
+
+/// `POST /v1/messages/count_tokens`: a documented estimate (about four characters per
+/// token), after authentication and validation like a real call.
+pub(super) async fn count_tokens(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let result = async {
+        Call::start(
+            &gateway,
+            request.headers(),
+            "POST",
+            "/v1/messages/count_tokens",
+            Some(client),
+        )?;
+        let body = read_body(request, gateway.max_body_bytes).await?;
+        let parsed = anthropic::MessagesRequest::parse_count_tokens(body)?;
+        let tokens = anthropic::count_tokens_estimate(&parsed);
+        Ok::<_, GatewayError>(axum::Json(anthropic::count_tokens_body(tokens)).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|error| error.into_response(Format::Anthropic))
+}
+
+async fn converse(
+    gateway: &Gateway,
+    client: SocketAddr,
+    request: Request,
+    format: Format,
+    path: &str,
+) -> Result<Response, GatewayError> {
+    // 1. authenticate, 2. parse.
+    let mut call = Call::start(gateway, request.headers(), "POST", path, Some(client))?;
+    let body = read_body(request, gateway.max_body_bytes).await?;
+    let mut conversation = Conversation::parse(format, body)?;
+    call.request.stream = conversation.stream;
+
+    // 5. decide on the prompt, 6. apply.
+    let mut input = call.input(
+        Surface::Prompt,
+        "llm.chat",
+        &conversation.model,
+        conversation.content(),
+    );
+    let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
+    input.usage.input_tokens = (chars as u64).div_ceil(4);
+    let decision = call.decide(&input)?;
+    if let Some(redact) = redactor(&decision)? {
+        conversation.rewrite_text(redact);
+    }
+    let plan = plan(gateway, &conversation.model, &decision)?;
+    let headers = upstream_headers(&decision);
+
+    // 7. forward, translating for the deployment's wire format.
+    let build = |d: &Deployment| -> Result<(&'static str, Value), GatewayError> {
+        Ok(match wire(d) {
+            Format::OpenAi => (
+                "/chat/completions",
+                Value::Object(conversation.as_openai(&d.model)?),
+            ),
+            Format::Anthropic => (
+                "/messages",
+                Value::Object(conversation.as_anthropic(&d.model)?),
+            ),
+        })
+    };
+    let local = |d: &Deployment| -> Result<Answer, GatewayError> {
+        let chat = ChatRequest {
+            body: conversation.as_openai(&d.model)?,
+            model: d.model.clone(),
+            stream: conversation.stream,
+        };
+        Ok(if conversation.stream {
+            Answer::LocalStream(demo::chat_stream(&d.model, &chat))
+        } else {
+            Answer::Local(demo::chat(&d.model, &chat))
+        })
+    };
+    let Forwarded {
+        deployment,
+        answer,
+        in_flight,
+    } = forward(gateway, &plan, &headers, build, local).await?;
+
+    // 8. decide on the answer, in the caller's format.
+    let provider = deployment.provider.name.clone();
+    let upstream_format = wire(&deployment);
+    let respond_call = Respond {
+        call,
+        alias: plan.alias.clone(),
+        provider: provider.clone(),
+    };
+    let response = if conversation.stream {
+        let events = match answer {
+            Answer::Upstream(response) => response
+                .bytes_stream()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .boxed(),
+            Answer::LocalStream(events) => futures_util::stream::iter(
+                events
+                    .into_iter()
+                    .map(|e| Ok(bytes::Bytes::from(sse::data_event(&e)))),
+            )
+            .boxed(),
+            Answer::Local(_) => futures_util::stream::empty().boxed(),
+        };
+        let adapter: Box<dyn Adapter> = match (upstream_format, format) {
+            (Format::OpenAi, Format::OpenAi) => Box::new(stream::OpenAiPassthrough::default()),
+            (Format::Anthropic, Format::Anthropic) => {
+                Box::new(stream::AnthropicPassthrough::default())
+            }
+            (Format::Anthropic, Format::OpenAi) => Box::new(
+                translate::AnthropicToOpenAiStream::new(&plan.alias, conversation.include_usage()),
+            ),
+            (Format::OpenAi, Format::Anthropic) => {
+                Box::new(translate::OpenAiToAnthropicStream::new(&plan.alias))
+            }
+        };
+        let body = stream::relay(
+            events,
+            adapter,
+            format,
+            provider,
+            move |text, output_tokens| {
+                let input = respond_call.input(text_message(text), output_tokens);
+                respond_call.call.decide(&input).map(drop)
+            },
+            in_flight,
+        );
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    } else {
+        let body = match answer {
+            Answer::Upstream(response) => {
+                let bytes = response.bytes().await.map_err(|e| {
+                    GatewayError::new(
+                        Kind::BadGateway,
+                        format!("upstream `{provider}` broke off its answer: {e}"),
+                    )
+                })?;
+                serde_json::from_slice::<Value>(&bytes).map_err(|_| {
+                    GatewayError::new(
+                        Kind::BadGateway,
+                        format!("upstream `{provider}` answered with a body that is not JSON"),
+                    )
+                })?
+            }
+            Answer::Local(body) => body,
+            Answer::LocalStream(_) => Value::Null,
+        };
+        drop(in_flight);
+        let body = match (upstream_format, format) {
+            (Format::OpenAi, Format::Anthropic) => {
+                translate::openai_to_anthropic_response(&body, &plan.alias)
+            }
+            (Format::Anthropic, Format::OpenAi) => {
+                translate::anthropic_to_openai_response(&body, &plan.alias)
+            }
+            _ => body,
+        };
+        finish(&respond_call, format, body)?
+    };
+    Ok(with_decision_header(response, &decision))
+}
+
+fn text_message(text: &str) -> Vec<Message> {
+    vec![Message {
+        role: "assistant".to_string(),
+        content: text.to_string(),
+        tool_calls: Vec::new(),
+    }]
+}
+
+/// What the response side needs from the call.
+struct Respond {
+    call: Call,
+    alias: String,
+    provider: String,
+}
+
+impl Respond {
+    fn input(&self, messages: Vec<Message>, output_tokens: u64) -> DecisionInput {
+        let mut input = self.call.input(
+            Surface::Response,
+            "llm.chat",
+            &self.alias,
+            Content {
+                messages,
+                ..Content::default()
+            },
+        );
+        input.resource.provider = Some(self.provider.clone());
+        input.usage.output_tokens = output_tokens;
+        input
+    }
+}
+
+/// Phase 8 for a whole answer: decide on it, apply redactions, return it.
+fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, GatewayError> {
+    let answer = match format {
+        Format::OpenAi => openai::answer(&body),
+        Format::Anthropic => anthropic::answer(&body),
+    };
+    let input = call.input(answer.messages, answer.output_tokens);
+    let decision: Decision = call.call.decide(&input)?;
+    if let Some(redact) = redactor(&decision)? {
+        redact_answer(format, &mut body, redact);
+    }
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+fn redact_answer(format: Format, body: &mut Value, redact: impl Fn(&str) -> String) {
+    match format {
+        Format::OpenAi => {
+            if let Some(Value::Array(choices)) = body.get_mut("choices") {
+                for choice in choices.iter_mut() {
+                    if let Some(Value::String(text)) =
+                        choice.get_mut("message").and_then(|m| m.get_mut("content"))
+                    {
+                        *text = redact(text);
+                    }
+                }
+            }
+        }
+        Format::Anthropic => {
+            if let Some(Value::Array(blocks)) = body.get_mut("content") {
+                for block in blocks.iter_mut() {
+                    if let Some(Value::String(text)) = block.get_mut("text") {
+                        *text = redact(text);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Streams from an upstream to the caller: each upstream event goes through an adapter that
+//! re-emits it in the caller's format (unchanged when the formats match, translated when
+//! not) and remembers what the answer has said, so the response policy can decide on it.
+//!
+//! The terminal event (`data: [DONE]`, Anthropic's `message_stop`) is held back until the
+//! whole answer is decided: a denied or broken-off stream ends with an error event in the
+//! caller's format instead, never with a clean end.
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
+use serde_json::Value;
+
+use super::error::{Format, GatewayError, Kind};
+use super::sse;
+use super::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+
+/// One direction of stream handling.
+pub trait Adapter: Send {
+    /// The events to send the caller for one upstream event's `data`.
+    fn push(&mut self, data: &str) -> Vec<Vec<u8>>;
+    /// Events owed when the upstream stream ends.
+    fn finish(&mut self) -> Vec<Vec<u8>>;
+    /// The answer's text so far.
+    fn text(&self) -> &str;
+    /// Output tokens the upstream reported.
+    fn output_tokens(&self) -> u64;
+    /// Whether the upstream ended its stream properly.
+    fn completed(&self) -> bool;
+}
+
+/// OpenAI chunks passed on as they are.
+#[derive(Debug, Default)]
+pub struct OpenAiPassthrough {
+    text: String,
+    output_tokens: u64,
+    done: bool,
+}
+
+impl Adapter for OpenAiPassthrough {
+    fn push(&mut self, data: &str) -> Vec<Vec<u8>> {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return vec![sse::data_event("[DONE]")];
+        }
+        if let Ok(chunk) = serde_json::from_str::<Value>(data) {
+            if let Some(Value::Array(choices)) = chunk.get("choices") {
+                for choice in choices {
+                    if let Some(delta) = choice
+                        .get("delta")
+                        .and_then(|d| d.get("content"))
+                        .and_then(Value::as_str)
+                    {
+                        self.text.push_str(delta);
+                    }
+                }
+            }
+            if let Some(tokens) = chunk
+                .get("usage")
+                .and_then(|u| u.get("completion_tokens"))
+                .and_then(Value::as_u64)
+            {
+                self.output_tokens = tokens;
+            }
+        }
+        vec![sse::data_event(data)]
+    }
+    fn finish(&mut self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn text(&self) -> &str {
+        &self.text
+    }
+    fn output_tokens(&self) -> u64 {
+        self.output_tokens
+    }
+    fn completed(&self) -> bool {
+        self.done
+    }
+}
+
+/// Anthropic events passed on as they are.
+#[derive(Debug, Default)]
+pub struct AnthropicPassthrough {
+    text: String,
+    output_tokens: u64,
+    done: bool,
+}
+
+impl Adapter for AnthropicPassthrough {
+    fn push(&mut self, data: &str) -> Vec<Vec<u8>> {
+        let Ok(event) = serde_json::from_str::<Value>(data) else {
+            return Vec::new();
+        };
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message")
+            .to_string();
+        match kind.as_str() {
+            "content_block_delta" => {
+                if let Some(text) = event
+                    .get("delta")
+                    .filter(|d| d.get("type").and_then(Value::as_str) == Some("text_delta"))
+                    .and_then(|d| d.get("text"))
+                    .and_then(Value::as_str)
+                {
+                    self.text.push_str(text);
+                }
+            }
+            "message_delta" => {
+                if let Some(tokens) = event
+                    .get("usage")
+                    .and_then(|u| u.get("output_tokens"))
+                    .and_then(Value::as_u64)
+                {
+                    self.output_tokens = tokens;
+                }
+            }
+            "message_stop" => self.done = true,
+            _ => {}
+        }
+        vec![format!("event: {kind}\ndata: {data}\n\n").into_bytes()]
+    }
+    fn finish(&mut self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn text(&self) -> &str {
+        &self.text
+    }
+    fn output_tokens(&self) -> u64 {
+        self.output_tokens
+    }
+    fn completed(&self) -> bool {
+        self.done
+    }
+}
+
+impl Adapter for AnthropicToOpenAiStream {
+    fn push(&mut self, data: &str) -> Vec<Vec<u8>> {
+        AnthropicToOpenAiStream::push(self, data)
+    }
+    fn finish(&mut self) -> Vec<Vec<u8>> {
+        AnthropicToOpenAiStream::finish(self)
+    }
+    fn text(&self) -> &str {
+        AnthropicToOpenAiStream::text(self)
+    }
+    fn output_tokens(&self) -> u64 {
+        AnthropicToOpenAiStream::output_tokens(self)
+    }
+    fn completed(&self) -> bool {
+        AnthropicToOpenAiStream::completed(self)
+    }
+}
+
+impl Adapter for OpenAiToAnthropicStream {
+    fn push(&mut self, data: &str) -> Vec<Vec<u8>> {
+        OpenAiToAnthropicStream::push(self, data)
+    }
+    fn finish(&mut self) -> Vec<Vec<u8>> {
+        OpenAiToAnthropicStream::finish(self)
+    }
+    fn text(&self) -> &str {
+        OpenAiToAnthropicStream::text(self)
+    }
+    fn output_tokens(&self) -> u64 {
+        OpenAiToAnthropicStream::output_tokens(self)
+    }
+    fn completed(&self) -> bool {
+        OpenAiToAnthropicStream::completed(self)
+    }
+}
+
+/// Whether an outgoing event ends the stream (held back until the answer is decided).
+fn is_terminal(event: &[u8]) -> bool {
+    event.starts_with(b"data: [DONE]") || event.starts_with(b"event: message_stop")
+}
+
+/// Runs a stream to its end: upstream events through `adapter` to the caller; then
+/// `decide` on the whole answer (text, output tokens) before the terminal event. Returns
+/// the caller's body.
+pub fn relay(
+    mut upstream: BoxStream<'static, Result<Bytes, String>>,
+    mut adapter: Box<dyn Adapter>,
+    format: Format,
+    provider: String,
+    decide: impl FnOnce(&str, u64) -> Result<(), GatewayError> + Send + 'static,
+    hold: impl Send + 'static,
+) -> axum::body::Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        // Kept until the stream ends (the deployment's in-flight count).
+        let _hold = hold;
+        let send = |bytes: Vec<u8>| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(Bytes::from(bytes))).await.is_ok() }
+        };
+        let fail =
+            |message: String| GatewayError::new(Kind::BadGateway, message).stream_event(format);
+        let mut splitter = sse::Splitter::default();
+        let mut held = Vec::new();
+        while let Some(chunk) = upstream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = send(fail(format!(
+                        "upstream `{provider}` broke off the stream: {e}"
+                    )))
+                    .await;
+                    return;
+                }
+            };
+            let Ok(events) = splitter.push(&chunk) else {
+                let _ = send(fail(format!(
+                    "upstream `{provider}` sent an oversized event"
+                )))
+                .await;
+                return;
+            };
+            for event in events {
+                if event.data.is_empty() {
+                    continue;
+                }
+                for out in adapter.push(&event.data) {
+                    if is_terminal(&out) {
+                        held.push(out);
+                    } else if !send(out).await {
+                        // The caller went away: stop reading from the upstream.
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(event) = splitter.finish()
+            && !event.data.is_empty()
+        {
+            for out in adapter.push(&event.data) {
+                if is_terminal(&out) {
+                    held.push(out);
+                } else if !send(out).await {
+                    return;
+                }
+            }
+        }
+        for out in adapter.finish() {
+            if is_terminal(&out) {
+                held.push(out);
+            } else if !send(out).await {
+                return;
+            }
+        }
+        if let Err(error) = decide(adapter.text(), adapter.output_tokens()) {
+            let _ = send(error.stream_event(format)).await;
+            return;
+        }
+        if !adapter.completed() {
+            let _ = send(fail(format!(
+                "upstream `{provider}` ended the stream before it was complete"
+            )))
+            .await;
+            return;
+        }
+        for out in held {
+            if !send(out).await {
+                return;
+            }
+        }
+    });
+    axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}

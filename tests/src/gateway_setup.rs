@@ -1,0 +1,127 @@
+//! A gateway ready for end-to-end calls: the real `sluice serve` with a config file, two
+//! keys, a Rego policy on both surfaces and the scripted upstream behind every alias.
+//!
+//! Policy, as the tests rely on it:
+//! - team `marketing` may not use `gpt-4o` (a prompt deny);
+//! - an answer containing `LAUNCH-CODE` is denied (a response deny; alias `leaky`);
+//! - `secret-<digits>` in a prompt is redacted, the team goes upstream as `x-sluice-team`,
+//!   and `retired-model` is routed to `gpt-4o`.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test support: a broken test setup must fail the run loudly"
+)]
+
+use sluice_server::gateway::keys::hash;
+
+use crate::server::Server;
+use crate::upstream::Upstream;
+
+/// Key of `alice`, team `platform`: every alias is allowed.
+pub const PLATFORM_KEY: &str = "sk-test-platform";
+/// Key of team `marketing`: denied `gpt-4o` by policy.
+pub const MARKETING_KEY: &str = "sk-test-marketing";
+/// The key the gateway sends to the `mock` provider (never a caller's key).
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
+
+pub const POLICY: &str = r#"package sluice.gate
+
+deny contains "marketing may not use gpt-4o" if {
+	input.surface == "prompt"
+	input.principal.team == "marketing"
+	input.resource.id == "gpt-4o"
+}
+
+deny contains "the answer leaked the launch code" if {
+	input.surface == "response"
+	some m in input.content.messages
+	contains(m.content, "LAUNCH-CODE")
+}
+
+redact contains {"pattern": "secret-[0-9]+", "replacement": "[SECRET]"} if input.surface == "prompt"
+
+headers := {"x-sluice-team": input.principal.team} if input.surface == "prompt"
+
+route := {"model": "gpt-4o"} if {
+	input.surface == "prompt"
+	input.resource.id == "retired-model"
+}
+"#;
+
+/// A running gateway and the upstream behind it; both stop when dropped.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Holds the config, key file and policies for the life of the server.
+    pub dir: tempfile::TempDir,
+    pub upstream: Upstream,
+    pub server: Server,
+}
+
+impl Gateway {
+    /// Starts the scripted upstream and `sluice serve --config` in front of it.
+    pub fn start() -> Gateway {
+        let upstream = Upstream::start();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let write = |path: &str, text: &str| crate::write_file(dir.path(), path, text);
+        write(
+            "policies/.manifest",
+            r#"{"sluice": {"defaults": {"prompt": "allow", "response": "allow"}}}"#,
+        );
+        write("policies/gate.rego", POLICY);
+        write("upstream.key", &format!("{UPSTREAM_KEY}\n"));
+        write("sluice.yaml", &config(&upstream.base_url));
+        let config = dir.path().join("sluice.yaml");
+        let server = Server::start(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+        Gateway {
+            dir,
+            upstream,
+            server,
+        }
+    }
+}
+
+/// The gateway config: every alias maps to one behaviour of the scripted upstream at `base`.
+fn config(base: &str) -> String {
+    format!(
+        r#"listen: 127.0.0.1:0
+policy_dir: policies
+reload: {{poll_interval_ms: 0}}
+limits: {{max_body_bytes: 65536}}
+routing: {{retries: 2, backoff_ms: 10, breaker_failures: 3, breaker_open_ms: 1000}}
+keys:
+  - {{id: k-platform, hash: "{platform}", user: alice, team: platform}}
+  - {{id: k-marketing, hash: "{marketing}", team: marketing}}
+providers:
+  - {{name: mock, kind: openai_compatible, base_url: "{base}", api_key_file: upstream.key}}
+  - {{name: slow, kind: openai_compatible, base_url: "{base}", timeouts: {{first_byte_ms: 300}}}}
+  - {{name: dead, kind: openai_compatible, base_url: "http://127.0.0.1:1/v1"}}
+  - {{name: local-demo, kind: demo}}
+  - {{name: claude, kind: anthropic, base_url: "{base}", api_key_file: upstream.key}}
+  - {{name: azure, kind: azure, base_url: "{root}", api_version: "2024-10-21", api_key_file: upstream.key}}
+fallbacks:
+  primary: [gpt-4o]
+models:
+  gpt-4o: [{{provider: mock, model: ok}}]
+  leaky: [{{provider: mock, model: leak}}]
+  flaky: [{{provider: mock, model: fail500}}, {{provider: dead, model: ok}}, {{provider: mock, model: ok}}]
+  busy: [{{provider: mock, model: busy429}}]
+  broken: [{{provider: mock, model: fail500}}]
+  picky: [{{provider: mock, model: bad400}}]
+  hangs: [{{provider: slow, model: hang}}]
+  resets: [{{provider: mock, model: reset}}]
+  cuts: [{{provider: mock, model: cut}}]
+  unreachable: [{{provider: dead}}]
+  demo-model: [{{provider: local-demo}}]
+  recovering: [{{provider: mock, model: flaky3}}]
+  primary: [{{provider: mock, model: fail500}}]
+  weighted: [{{provider: mock, model: ok, weight: 1}}, {{provider: local-demo, weight: 1}}]
+  claude-sonnet: [{{provider: claude, model: ok}}]
+  claude-leaky: [{{provider: claude, model: leak}}]
+  azure-gpt: [{{provider: azure, model: ok}}]
+  text-embedding-3-small: [{{provider: mock, model: embed}}]
+"#,
+        platform = hash(PLATFORM_KEY),
+        marketing = hash(MARKETING_KEY),
+        root = base.trim_end_matches("/v1"),
+    )
+}
