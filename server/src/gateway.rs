@@ -27,6 +27,7 @@ use crate::config::{Config, ProviderKind};
 use crate::reload::PolicyStore;
 
 pub mod anthropic;
+pub mod bedrock;
 mod converse;
 pub mod demo;
 pub mod error;
