@@ -57,6 +57,25 @@ pub fn sluice(dir: &Path, args: &[&str]) -> Output {
         .expect("sluice runs")
 }
 
+/// Runs `sluice ARGS` in `dir` with `stdin` as its standard input.
+pub fn sluice_with_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(sluice_bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice runs");
+    if let Some(mut input) = child.stdin.take() {
+        // A command that exits without reading its input closes the pipe; that is its answer.
+        let _ = input.write_all(stdin);
+    }
+    child.wait_with_output().expect("sluice runs")
+}
+
 /// Stdout and stderr of an output as text, for assertion messages.
 pub fn text(output: &Output) -> (String, String) {
     (

@@ -363,31 +363,17 @@ fn the_demo_flag_serves_the_quickstart_without_any_upstream() {
 
 #[test]
 fn keys_hash_prints_what_the_config_expects() {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new(sluice_tests::sluice_bin())
-        .args(["keys", "hash"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"sk-test-platform\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        sluice_tests::sluice_with_stdin(dir.path(), &["keys", "hash"], b"sk-test-platform\n");
     assert!(output.status.success());
     assert_eq!(
         String::from_utf8(output.stdout).unwrap().trim(),
         hash(PLATFORM_KEY)
     );
-    let empty = std::process::Command::new(sluice_tests::sluice_bin())
-        .args(["keys", "hash"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let empty = sluice_tests::sluice_with_stdin(dir.path(), &["keys", "hash"], b"");
     assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no key on standard input"));
 }
 
 #[test]

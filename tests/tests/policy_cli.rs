@@ -382,21 +382,11 @@ fn check_warns_about_cedar_policies_without_an_id_and_eval_reads_stdin() {
     assert!(!stderr.contains("named"), "{stderr}");
 
     let input = "{\"version\": \"1\", \"id\": \"d\", \"time\": \"t\", \"surface\": \"prompt\", \"action\": \"llm.chat\", \"principal\": {\"key_id\": \"k\"}, \"resource\": {\"kind\": \"model\", \"id\": \"m\"}}";
-    let mut child = std::process::Command::new(sluice_tests::sluice_bin())
-        .args(["policy", "eval", "--input", "-", "."])
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = sluice_tests::sluice_with_stdin(
+        dir.path(),
+        &["policy", "eval", "--input", "-", "."],
+        input.as_bytes(),
+    );
     let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(decision["allow"], true);
     assert_eq!(decision["reasons"][0]["rule"], "named");

@@ -1,11 +1,12 @@
-//! The official OpenAI Python SDK as the client: `tests/python/test_openai_sdk.py` run
-//! against the real `sluice serve` in front of the scripted upstream. What the SDK raises
-//! (its exception class per status, its in-stream error) is part of the contract callers
-//! rely on, and only the SDK itself can check it.
+//! The official OpenAI and Anthropic Python SDKs as clients: `tests/python/test_*_sdk.py`
+//! run against the real `sluice serve` in front of the scripted upstream. What an SDK raises
+//! (its exception class per status, its in-stream error) and what it can parse (the answers,
+//! the streamed events) is part of the contract callers rely on, and only the SDK itself can
+//! check it.
 //!
-//! The SDK lives in a virtualenv that `.ci/run` creates (`$HOME/.cache/sluice/venv`, with
-//! `tests/python/requirements.txt`) and names in `SLUICE_PYTHON`. A missing venv fails this
-//! test with the command to create it: a skipped SDK test would look like a passing one.
+//! The SDKs live in a virtualenv that `.ci/run` creates (`$HOME/.cache/sluice/venv`, with
+//! `tests/python/requirements.txt`) and names in `SLUICE_PYTHON`. A missing venv fails these
+//! tests with the command to create it: a skipped SDK test would look like a passing one.
 
 #![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
@@ -14,10 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_tests::gateway_setup::{Gateway, MARKETING_KEY, PLATFORM_KEY};
+use sluice_tests::gateway_setup::{Gateway, MARKETING_KEY, PLATFORM_KEY, UPSTREAM_KEY};
 
 /// Each SDK call has its own 20 s timeout; this only bounds a script that is stuck.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Prefixes of the variables the SDKs read for themselves.
+const SDK_VARIABLE_PREFIXES: [&str; 2] = ["OPENAI_", "ANTHROPIC_"];
 
 const PROXY_VARIABLES: [&str; 6] = [
     "HTTP_PROXY",
@@ -62,8 +66,8 @@ fn pinned(package: &str) -> String {
         .to_string()
 }
 
-/// Fails, with the command that fixes it, unless `python` runs and has the pinned `openai`.
-fn assert_sdk_installed(python: &Path) {
+/// Fails, with the command that fixes it, unless `python` runs and has the pinned `package`.
+fn assert_sdk_installed(python: &Path, package: &str) {
     assert!(
         python.exists(),
         "the Python SDK venv is missing: {} does not exist; {}",
@@ -71,7 +75,10 @@ fn assert_sdk_installed(python: &Path) {
         how_to_install()
     );
     let output = Command::new(python)
-        .args(["-c", "import openai; print(openai.__version__)"])
+        .args([
+            "-c",
+            &format!("import {package}; print({package}.__version__)"),
+        ])
         .output()
         .unwrap_or_else(|e| {
             panic!(
@@ -83,15 +90,15 @@ fn assert_sdk_installed(python: &Path) {
     let (stdout, stderr) = sluice_tests::text(&output);
     assert!(
         output.status.success(),
-        "{} cannot import the `openai` package:\n{stderr}\n{}",
+        "{} cannot import the `{package}` package:\n{stderr}\n{}",
         python.display(),
         how_to_install()
     );
-    let want = pinned("openai");
+    let want = pinned(package);
     assert_eq!(
         stdout.trim(),
         want,
-        "the venv has openai {} but requirements.txt pins {want}; {}",
+        "the venv has {package} {} but requirements.txt pins {want}; {}",
         stdout.trim(),
         how_to_install()
     );
@@ -135,17 +142,20 @@ fn run_bounded(mut command: Command) -> (bool, String, String) {
     (status.is_some_and(|s| s.success()), stdout, stderr)
 }
 
-#[test]
-fn the_openai_python_sdk_gets_answers_and_typed_errors() {
+/// Starts a gateway and runs `tests/python/{script}` against it with the venv's `package`
+/// SDK, giving it the gateway's URL at `base_path` (the base URL that SDK expects) and the
+/// two keys. Fails with the script's output and the gateway log unless every check passed;
+/// returns the gateway, for checks on what reached the upstream.
+fn run_sdk_script(package: &str, script: &str, base_path: &str) -> Gateway {
     let python = venv_python();
-    assert_sdk_installed(&python);
+    assert_sdk_installed(&python, package);
     let gateway = Gateway::start();
 
-    let script = sluice_tests::repo().join("tests/python/test_openai_sdk.py");
+    let script = sluice_tests::repo().join("tests/python").join(script);
     let mut command = Command::new(&python);
     command
         .arg(&script)
-        .env("SLUICE_BASE_URL", gateway.server.url("/v1"))
+        .env("SLUICE_BASE_URL", gateway.server.url(base_path))
         .env("SLUICE_KEY", PLATFORM_KEY)
         .env("SLUICE_DENIED_KEY", MARKETING_KEY)
         // Loopback only: the SDK's HTTP client honours proxy variables.
@@ -155,13 +165,27 @@ fn the_openai_python_sdk_gets_answers_and_typed_errors() {
     for variable in PROXY_VARIABLES {
         command.env_remove(variable);
     }
+    // The SDKs also read their own variables (extra headers, organisation, credentials
+    // profiles): none of this environment's may change what the script sends.
+    for (variable, _) in std::env::vars_os() {
+        let name = variable.to_string_lossy();
+        if SDK_VARIABLE_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(&variable);
+        }
+    }
     let (success, stdout, stderr) = run_bounded(command);
     assert!(
         success,
-        "the OpenAI SDK checks failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- gateway log\n{}",
+        "the {package} SDK checks failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- gateway log\n{}",
         gateway.server.log()
     );
     println!("{stdout}");
+    gateway
+}
+
+#[test]
+fn the_openai_python_sdk_gets_answers_and_typed_errors() {
+    let gateway = run_sdk_script("openai", "test_openai_sdk.py", "/v1");
 
     // The SDK's tool definitions reached the upstream as sent.
     let forwarded_tools = gateway
@@ -170,4 +194,46 @@ fn the_openai_python_sdk_gets_answers_and_typed_errors() {
         .into_iter()
         .any(|r| r.body["tools"][0]["function"]["name"] == "get_weather");
     assert!(forwarded_tools, "the tool definitions were not forwarded");
+}
+
+#[test]
+fn the_anthropic_python_sdk_gets_answers_and_typed_errors() {
+    // The Anthropic SDK appends `/v1/messages` to its base URL itself.
+    let gateway = run_sdk_script("anthropic", "test_anthropic_sdk.py", "");
+
+    // The SDK's system prompt and tools reached both upstreams: as sent to the Anthropic
+    // one, converted to OpenAI's shape for the OpenAI-compatible one.
+    let received = gateway.upstream.received_for("ok");
+    let native = received.iter().any(|r| {
+        r.path == "/v1/messages"
+            && r.body["system"] == "You are terse."
+            && r.body["tools"][0]["name"] == "get_weather"
+            && r.body["tools"][0]["input_schema"]["required"][0] == "city"
+    });
+    assert!(
+        native,
+        "the system prompt and tools did not reach the Anthropic upstream"
+    );
+    let converted = received.iter().any(|r| {
+        r.path == "/v1/chat/completions"
+            && r.body["messages"][0]["role"] == "system"
+            && r.body["messages"][0]["content"] == "You are terse."
+            && r.body["tools"][0]["function"]["name"] == "get_weather"
+    });
+    assert!(
+        converted,
+        "the system prompt and tools did not reach the OpenAI-compatible upstream"
+    );
+
+    // This SDK sends its key as `Authorization: Bearer`: the Anthropic upstream got the
+    // gateway's own key and never the caller's.
+    for request in gateway.upstream.received() {
+        assert!(
+            !request.headers.values().any(|v| v.contains(PLATFORM_KEY)),
+            "the caller's key reached the upstream: {request:?}"
+        );
+        if request.path == "/v1/messages" {
+            assert_eq!(request.headers["x-api-key"], UPSTREAM_KEY, "{request:?}");
+        }
+    }
 }

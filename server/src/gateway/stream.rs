@@ -136,41 +136,30 @@ impl Adapter for AnthropicPassthrough {
     }
 }
 
-impl Adapter for AnthropicToOpenAiStream {
-    fn push(&mut self, data: &str) -> Vec<Vec<u8>> {
-        AnthropicToOpenAiStream::push(self, data)
-    }
-    fn finish(&mut self) -> Vec<Vec<u8>> {
-        AnthropicToOpenAiStream::finish(self)
-    }
-    fn text(&self) -> &str {
-        AnthropicToOpenAiStream::text(self)
-    }
-    fn output_tokens(&self) -> u64 {
-        AnthropicToOpenAiStream::output_tokens(self)
-    }
-    fn completed(&self) -> bool {
-        AnthropicToOpenAiStream::completed(self)
-    }
+/// The translators in `translate` already have the adapter's methods.
+macro_rules! adapter_for_translator {
+    ($($translator:ty),*) => {$(
+        impl Adapter for $translator {
+            fn push(&mut self, data: &str) -> Vec<Vec<u8>> {
+                <$translator>::push(self, data)
+            }
+            fn finish(&mut self) -> Vec<Vec<u8>> {
+                <$translator>::finish(self)
+            }
+            fn text(&self) -> &str {
+                <$translator>::text(self)
+            }
+            fn output_tokens(&self) -> u64 {
+                <$translator>::output_tokens(self)
+            }
+            fn completed(&self) -> bool {
+                <$translator>::completed(self)
+            }
+        }
+    )*};
 }
 
-impl Adapter for OpenAiToAnthropicStream {
-    fn push(&mut self, data: &str) -> Vec<Vec<u8>> {
-        OpenAiToAnthropicStream::push(self, data)
-    }
-    fn finish(&mut self) -> Vec<Vec<u8>> {
-        OpenAiToAnthropicStream::finish(self)
-    }
-    fn text(&self) -> &str {
-        OpenAiToAnthropicStream::text(self)
-    }
-    fn output_tokens(&self) -> u64 {
-        OpenAiToAnthropicStream::output_tokens(self)
-    }
-    fn completed(&self) -> bool {
-        OpenAiToAnthropicStream::completed(self)
-    }
-}
+adapter_for_translator!(AnthropicToOpenAiStream, OpenAiToAnthropicStream);
 
 /// Whether an outgoing event ends the stream (held back until the answer is decided).
 fn is_terminal(event: &[u8]) -> bool {
