@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 mod gateway;
 
 pub use gateway::{
-    DeploymentConfig, KeyConfig, ProviderConfig, ProviderKind, RequestLimits, RoutingConfig,
-    Timeouts,
+    AwsCredentialsConfig, DeploymentConfig, KeyConfig, ProviderConfig, ProviderKind, RequestLimits,
+    RoutingConfig, Timeouts,
 };
 
 /// Longest accepted debounce window: beyond it a change would look lost to an operator.
@@ -306,6 +306,12 @@ impl Config {
                 return Err(invalid(
                     "providers.name",
                     format!("`{}` is used twice", provider.name),
+                ));
+            }
+            if provider.kind == ProviderKind::Bedrock && provider.region.is_none() {
+                return Err(invalid(
+                    "providers.region",
+                    format!("provider `{}` (bedrock) needs a `region`", provider.name),
                 ));
             }
             if matches!(provider.kind, ProviderKind::Azure) && provider.api_version.is_none() {

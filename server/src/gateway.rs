@@ -352,7 +352,7 @@ async fn forward(
     gateway: &Gateway,
     plan: &Plan,
     headers: &HeaderMap,
-    build: impl Fn(&Deployment) -> Result<(&'static str, Value), GatewayError>,
+    build: impl Fn(&Deployment) -> Result<(String, Value), GatewayError>,
     local: impl Fn(&Deployment) -> Result<Answer, GatewayError>,
 ) -> Result<Forwarded, GatewayError> {
     let config = gateway.upstreams.routing;
@@ -432,7 +432,7 @@ async fn forward(
             let (path, body) = build(deployment)?;
             let result = deployment
                 .provider
-                .post_json(path, &deployment.model, &body, headers)
+                .post_json(&path, &deployment.model, &body, headers)
                 .await;
             let finished = std::time::Instant::now();
             match result {
@@ -498,11 +498,13 @@ fn upstream_error(name: &str, error: UpstreamError) -> GatewayError {
             retry_after,
             body,
         } => {
+            // OpenAI and Anthropic nest the message under `error`; Bedrock does not.
             let upstream_message = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| {
                     v.get("error")
                         .and_then(|e| e.get("message"))
+                        .or_else(|| v.get("message"))
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 })
@@ -592,18 +594,22 @@ async fn embed(
     let plan = plan(gateway, &embeddings.model, &decision)?;
     let headers = upstream_headers(&decision);
     let build = |d: &Deployment| {
-        if d.provider.kind == ProviderKind::Anthropic {
+        if matches!(
+            d.provider.kind,
+            ProviderKind::Anthropic | ProviderKind::Bedrock
+        ) {
             return Err(GatewayError::new(
                 Kind::InvalidRequest,
                 format!(
-                    "model `{}` is served by an Anthropic provider, which has no embeddings API",
-                    plan.alias
+                    "model `{}` is served by a {} provider, for which Sluice has no embeddings API",
+                    plan.alias,
+                    d.provider.kind.as_str()
                 ),
             ));
         }
         let mut body = embeddings.body.clone();
         body.insert("model".to_string(), Value::String(d.model.clone()));
-        Ok(("/embeddings", Value::Object(body)))
+        Ok(("/embeddings".to_string(), Value::Object(body)))
     };
     let local = |d: &Deployment| Ok(Answer::Local(demo::embeddings(&d.model, &embeddings.texts)));
     let Forwarded {

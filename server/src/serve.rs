@@ -66,6 +66,8 @@ fn add_demo(config: &mut Config) {
             api_key_file: None,
             timeouts: Default::default(),
             api_version: None,
+            region: None,
+            aws: Default::default(),
         });
     }
     for model in DEMO_MODELS {

@@ -21,6 +21,8 @@ use crate::upstream::Upstream;
 pub const PLATFORM_KEY: &str = "sk-test-platform";
 /// Key of team `marketing`: denied `gpt-4o` by policy.
 pub const MARKETING_KEY: &str = "sk-test-marketing";
+/// The AWS access key id the `bedrock` provider signs with.
+pub const AWS_KEY_ID: &str = "AKIDSLUICETEST";
 /// The key the gateway sends to the `mock` provider (never a caller's key).
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
@@ -71,7 +73,13 @@ impl Gateway {
         write("upstream.key", &format!("{UPSTREAM_KEY}\n"));
         write("sluice.yaml", &config(&upstream.base_url));
         let config = dir.path().join("sluice.yaml");
-        let server = Server::start(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+        let server = Server::start_with_env(
+            &["serve".as_ref(), "--config".as_ref(), config.as_os_str()],
+            &[
+                ("SLUICE_TEST_AWS_KEY_ID", AWS_KEY_ID),
+                ("SLUICE_TEST_AWS_SECRET", "test-secret-key"),
+            ],
+        );
         Gateway {
             dir,
             upstream,
@@ -97,6 +105,7 @@ providers:
   - {{name: dead, kind: openai_compatible, base_url: "http://127.0.0.1:1/v1"}}
   - {{name: local-demo, kind: demo}}
   - {{name: claude, kind: anthropic, base_url: "{base}", api_key_file: upstream.key}}
+  - {{name: aws, kind: bedrock, region: us-east-1, base_url: "{root}", aws: {{access_key_id_env: SLUICE_TEST_AWS_KEY_ID, secret_access_key_env: SLUICE_TEST_AWS_SECRET}}}}
   - {{name: azure, kind: azure, base_url: "{root}", api_version: "2024-10-21", api_key_file: upstream.key}}
 fallbacks:
   primary: [gpt-4o]
@@ -118,6 +127,7 @@ models:
   claude-sonnet: [{{provider: claude, model: ok}}]
   claude-leaky: [{{provider: claude, model: leak}}]
   azure-gpt: [{{provider: azure, model: ok}}]
+  bedrock-claude: [{{provider: aws, model: "anthropic.claude-v2:1"}}]
   text-embedding-3-small: [{{provider: mock, model: embed}}]
 "#,
         platform = hash(PLATFORM_KEY),

@@ -36,7 +36,12 @@ impl Drop for Server {
 impl Server {
     /// Starts `sluice serve ARGS --listen 127.0.0.1:0` and waits for its startup line.
     pub fn start(args: &[&std::ffi::OsStr]) -> Server {
-        let (child, lines, log) = spawn(args);
+        Server::start_with_env(args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for the process.
+    pub fn start_with_env(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Server {
+        let (child, lines, log) = spawn_with_env(args, env);
         let started = Instant::now();
         loop {
             let remaining = WAIT.saturating_sub(started.elapsed());
@@ -84,8 +89,17 @@ impl Server {
 
 /// Spawns the binary with stderr collected line by line.
 pub fn spawn(args: &[&std::ffi::OsStr]) -> (Child, mpsc::Receiver<String>, Arc<Mutex<String>>) {
+    spawn_with_env(args, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+pub fn spawn_with_env(
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (Child, mpsc::Receiver<String>, Arc<Mutex<String>>) {
     let mut child = Command::new(crate::sluice_bin())
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -14,7 +14,9 @@
 //! - `flaky3`: 500 for its first three requests, then like `ok`.
 //!
 //! Requests to `/v1/messages` are answered in Anthropic's Messages format instead (`ok` and
-//! `leak` as above, streamed as Anthropic streams).
+//! `leak` as above, streamed as Anthropic streams), and requests to
+//! `/model/{id}/converse[-stream]` as Bedrock's Converse API does (binary event-stream
+//! frames for streams), quoting the last user message.
 
 #![expect(
     clippy::unwrap_used,
@@ -114,11 +116,9 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let anthropic = path
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .ends_with("/messages");
+    let route = path.split('?').next().unwrap_or_default().to_string();
+    let anthropic = route.ends_with("/messages");
+    let bedrock = route.starts_with("/model/");
     let nth = {
         let mut log = log.lock().unwrap();
         log.push(Received {
@@ -133,7 +133,71 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
     if anthropic {
         return respond_anthropic(stream, &body);
     }
+    if bedrock {
+        return respond_bedrock(stream, &body, route.ends_with("/converse-stream"));
+    }
     respond(stream, &body, nth)
+}
+
+/// A Converse answer quoting the last user message's text blocks.
+fn respond_bedrock(mut stream: TcpStream, body: &Value, streamed: bool) -> std::io::Result<()> {
+    let user: String = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_array())
+        .map(|blocks| blocks.iter().filter_map(|b| b["text"].as_str()).collect())
+        .unwrap_or_default();
+    let text = format!("echo: {user}");
+    if !streamed {
+        return write_json(
+            stream,
+            "200 OK",
+            "",
+            &json!({"output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                    "stopReason": "end_turn",
+                    "usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8},
+                    "metrics": {"latencyMs": 1}}),
+        );
+    }
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )?;
+    let (first, second) = text.split_at(text.len() / 2);
+    let events = [
+        ("messageStart", json!({"role": "assistant"})),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": first}}),
+        ),
+        (
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": second}}),
+        ),
+        ("contentBlockStop", json!({"contentBlockIndex": 0})),
+        ("messageStop", json!({"stopReason": "end_turn"})),
+        (
+            "metadata",
+            json!({"usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8},
+                            "metrics": {"latencyMs": 1}}),
+        ),
+    ];
+    for (kind, payload) in events {
+        let frame = sluice_server::gateway::bedrock::encode(
+            &[
+                (":event-type", kind),
+                (":content-type", "application/json"),
+                (":message-type", "event"),
+            ],
+            payload.to_string().as_bytes(),
+        );
+        write!(stream, "{:x}\r\n", frame.len())?;
+        stream.write_all(&frame)?;
+        write!(stream, "\r\n")?;
+        stream.flush()?;
+    }
+    write!(stream, "0\r\n\r\n")?;
+    stream.flush()
 }
 
 fn anthropic_event(stream: &mut TcpStream, event: &Value) -> std::io::Result<()> {

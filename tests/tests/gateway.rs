@@ -598,3 +598,63 @@ fn openai_callers_reach_anthropic_and_azure_upstreams() {
     assert_eq!(last.headers["api-key"], UPSTREAM_KEY);
     assert!(!last.headers.contains_key("authorization"));
 }
+
+#[test]
+fn bedrock_upstreams_are_signed_and_translated_both_ways() {
+    let s = setup();
+    let bedrock_calls = || -> Vec<sluice_tests::upstream::Received> {
+        s.upstream
+            .received()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/model/"))
+            .collect()
+    };
+    // OpenAI format in, Converse out and back.
+    let body: Value = s
+        .chat("bedrock-claude", "to bedrock", false)
+        .json()
+        .unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: to bedrock");
+    assert_eq!(body["usage"]["completion_tokens"], 3);
+    let sent = bedrock_calls();
+    let last = sent.last().unwrap();
+    // The model id's `:` is percent-encoded in the path; the call is SigV4-signed.
+    assert_eq!(last.path, "/model/anthropic.claude-v2%3A1/converse");
+    let authorization = &last.headers["authorization"];
+    assert!(
+        authorization.starts_with(&format!(
+            "AWS4-HMAC-SHA256 Credential={}/",
+            sluice_tests::gateway_setup::AWS_KEY_ID
+        )) && authorization.contains("/us-east-1/bedrock/aws4_request"),
+        "{authorization}"
+    );
+    assert!(last.headers.contains_key("x-amz-date"));
+    assert_eq!(last.body["messages"][0]["content"][0]["text"], "to bedrock");
+
+    // Streamed: binary event-stream frames become OpenAI chunks ...
+    let all = events(
+        &s.chat("bedrock-claude", "stream bedrock", true)
+            .text()
+            .unwrap(),
+    );
+    assert_eq!(streamed_text(&all), "echo: stream bedrock");
+    assert_eq!(all.last().unwrap(), "[DONE]");
+    assert_eq!(
+        bedrock_calls().last().unwrap().path,
+        "/model/anthropic.claude-v2%3A1/converse-stream"
+    );
+    // ... or Anthropic events for an Anthropic caller.
+    let events = anthropic_events(
+        &messages(
+            &s,
+            PLATFORM_KEY,
+            "bedrock-claude",
+            "anthropic via bedrock",
+            true,
+        )
+        .text()
+        .unwrap(),
+    );
+    assert_eq!(anthropic_text(&events), "echo: anthropic via bedrock");
+    assert_eq!(events.last().unwrap().0, "message_stop");
+}

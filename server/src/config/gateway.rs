@@ -47,6 +47,8 @@ pub enum ProviderKind {
     Azure,
     /// Anthropic's Messages API (`https://api.anthropic.com/v1`).
     Anthropic,
+    /// AWS Bedrock's Converse API, signed with SigV4 (or a Bedrock API key).
+    Bedrock,
     /// Sluice's built-in deterministic local model, for the quickstart and tests.
     Demo,
 }
@@ -59,6 +61,7 @@ impl ProviderKind {
             ProviderKind::OpenaiCompatible => "openai_compatible",
             ProviderKind::Azure => "azure",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Bedrock => "bedrock",
             ProviderKind::Demo => "demo",
         }
     }
@@ -88,6 +91,36 @@ pub struct ProviderConfig {
     /// Azure's `api-version` query parameter (required for `azure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// AWS region (required for `bedrock`); the base URL defaults to
+    /// `https://bedrock-runtime.<region>.amazonaws.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Where `bedrock` finds AWS credentials when no Bedrock API key (`api_key_env`,
+    /// `api_key_file`) is configured.
+    #[serde(default)]
+    pub aws: AwsCredentialsConfig,
+}
+
+/// Environment variables holding AWS credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsCredentialsConfig {
+    /// The access key id.
+    pub access_key_id_env: String,
+    /// The secret access key.
+    pub secret_access_key_env: String,
+    /// The session token of temporary credentials; used when the variable is set.
+    pub session_token_env: String,
+}
+
+impl Default for AwsCredentialsConfig {
+    fn default() -> Self {
+        AwsCredentialsConfig {
+            access_key_id_env: "AWS_ACCESS_KEY_ID".to_string(),
+            secret_access_key_env: "AWS_SECRET_ACCESS_KEY".to_string(),
+            session_token_env: "AWS_SESSION_TOKEN".to_string(),
+        }
+    }
 }
 
 // By hand, so that a future secret-bearing field cannot reach a log through `{:?}`.
@@ -101,6 +134,8 @@ impl std::fmt::Debug for ProviderConfig {
             .field("api_key_file", &self.api_key_file)
             .field("timeouts", &self.timeouts)
             .field("api_version", &self.api_version)
+            .field("region", &self.region)
+            .field("aws", &self.aws)
             .finish()
     }
 }

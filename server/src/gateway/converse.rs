@@ -19,8 +19,8 @@ use super::openai::{self, ChatRequest};
 use super::stream::{self, Adapter};
 use super::upstream::Deployment;
 use super::{
-    Answer, Call, Forwarded, Gateway, anthropic, demo, forward, plan, read_body, redactor, sse,
-    translate, upstream_headers, with_decision_header,
+    Answer, Call, Forwarded, Gateway, anthropic, bedrock, demo, forward, plan, read_body, redactor,
+    sse, translate, upstream_headers, with_decision_header,
 };
 use crate::config::ProviderKind;
 
@@ -141,14 +141,78 @@ impl Conversation {
 }
 
 /// The wire format a deployment speaks.
-fn wire(deployment: &Deployment) -> Format {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+    /// Converse: translated to and from OpenAI's format at the edge of the call.
+    Bedrock,
+}
+
+fn wire(deployment: &Deployment) -> Wire {
     match deployment.provider.kind {
-        ProviderKind::Anthropic => Format::Anthropic,
+        ProviderKind::Anthropic => Wire::Anthropic,
+        ProviderKind::Bedrock => Wire::Bedrock,
         ProviderKind::Openai
         | ProviderKind::OpenaiCompatible
         | ProviderKind::Azure
-        | ProviderKind::Demo => Format::OpenAi,
+        | ProviderKind::Demo => Wire::OpenAi,
     }
+}
+
+/// The format of what a wire answers, once Bedrock's is translated.
+fn answer_format(wire: Wire) -> Format {
+    match wire {
+        Wire::Anthropic => Format::Anthropic,
+        Wire::OpenAi | Wire::Bedrock => Format::OpenAi,
+    }
+}
+
+/// A Bedrock `ConverseStream` body (binary event-stream frames) as OpenAI chunk events.
+fn bedrock_events(
+    upstream: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>>,
+    translator: bedrock::ConverseStreamToOpenAi,
+) -> futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>> {
+    struct State {
+        upstream: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>>,
+        decoder: bedrock::Decoder,
+        translator: bedrock::ConverseStreamToOpenAi,
+        ended: bool,
+    }
+    let state = State {
+        upstream,
+        decoder: bedrock::Decoder::new(),
+        translator,
+        ended: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.ended {
+            return None;
+        }
+        let out: Result<Vec<u8>, String> = match state.upstream.next().await {
+            Some(Ok(chunk)) => match state.decoder.push(&chunk) {
+                Ok(frames) => Ok(frames
+                    .iter()
+                    .flat_map(|frame| state.translator.push(frame))
+                    .flatten()
+                    .collect()),
+                Err(e) => Err(format!("malformed event stream: {e}")),
+            },
+            Some(Err(e)) => Err(e),
+            None => {
+                state.ended = true;
+                match state.decoder.finish() {
+                    Ok(()) => Ok(state.translator.finish().into_iter().flatten().collect()),
+                    Err(e) => Err(format!("malformed event stream: {e}")),
+                }
+            }
+        };
+        if out.is_err() {
+            state.ended = true;
+        }
+        Some((out.map(bytes::Bytes::from), state))
+    })
+    .boxed()
 }
 
 /// `POST /v1/chat/completions`.
@@ -243,15 +307,19 @@ async fn converse(
     let headers = upstream_headers(&decision);
 
     // 7. forward, translating for the deployment's wire format.
-    let build = |d: &Deployment| -> Result<(&'static str, Value), GatewayError> {
+    let build = |d: &Deployment| -> Result<(String, Value), GatewayError> {
         Ok(match wire(d) {
-            Format::OpenAi => (
-                "/chat/completions",
+            Wire::OpenAi => (
+                "/chat/completions".to_string(),
                 Value::Object(conversation.as_openai(&d.model)?),
             ),
-            Format::Anthropic => (
-                "/messages",
+            Wire::Anthropic => (
+                "/messages".to_string(),
                 Value::Object(conversation.as_anthropic(&d.model)?),
+            ),
+            Wire::Bedrock => (
+                bedrock::paths(&d.model, conversation.stream),
+                bedrock::openai_to_converse(&conversation.as_openai(&d.model)?)?,
             ),
         })
     };
@@ -275,7 +343,8 @@ async fn converse(
 
     // 8. decide on the answer, in the caller's format.
     let provider = deployment.provider.name.clone();
-    let upstream_format = wire(&deployment);
+    let upstream_wire = wire(&deployment);
+    let upstream_format = answer_format(upstream_wire);
     let respond_call = Respond {
         call,
         alias: plan.alias.clone(),
@@ -283,10 +352,23 @@ async fn converse(
     };
     let response = if conversation.stream {
         let events = match answer {
-            Answer::Upstream(response) => response
-                .bytes_stream()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .boxed(),
+            Answer::Upstream(response) => {
+                let bytes = response
+                    .bytes_stream()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .boxed();
+                if upstream_wire == Wire::Bedrock {
+                    // An Anthropic caller's translator needs the usage chunk; an OpenAI
+                    // caller gets one only when it asked.
+                    let usage = format == Format::Anthropic || conversation.include_usage();
+                    bedrock_events(
+                        bytes,
+                        bedrock::ConverseStreamToOpenAi::new(&plan.alias, usage),
+                    )
+                } else {
+                    bytes
+                }
+            }
             Answer::LocalStream(events) => futures_util::stream::iter(
                 events
                     .into_iter()
@@ -344,6 +426,11 @@ async fn converse(
             Answer::LocalStream(_) => Value::Null,
         };
         drop(in_flight);
+        let body = if upstream_wire == Wire::Bedrock {
+            bedrock::converse_to_openai(&body, &plan.alias)
+        } else {
+            body
+        };
         let body = match (upstream_format, format) {
             (Format::OpenAi, Format::Anthropic) => {
                 translate::openai_to_anthropic_response(&body, &plan.alias)

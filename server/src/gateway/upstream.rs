@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::bedrock::{Credentials, sign};
 use super::routing::Health;
 use crate::config::{Config, ProviderConfig, ProviderKind, RoutingConfig, Timeouts};
 
@@ -33,6 +34,8 @@ pub struct Provider {
     base_url: String,
     api_key: Option<String>,
     api_version: Option<String>,
+    /// Region and credentials of a `bedrock` provider signing with SigV4.
+    aws: Option<(String, Credentials)>,
     timeouts: Timeouts,
     client: reqwest::Client,
 }
@@ -125,6 +128,7 @@ fn read_key(config: &ProviderConfig) -> anyhow::Result<Option<String>> {
         config.kind,
         ProviderKind::Openai | ProviderKind::Azure | ProviderKind::Anthropic
     ) {
+        // (A `bedrock` provider without a key signs with AWS credentials instead.)
         anyhow::bail!(
             "provider `{}` ({}) needs `api_key_env` or `api_key_file`",
             config.name,
@@ -134,17 +138,40 @@ fn read_key(config: &ProviderConfig) -> anyhow::Result<Option<String>> {
     Ok(None)
 }
 
+/// AWS credentials from the environment variables the config names.
+fn read_aws(config: &ProviderConfig) -> anyhow::Result<Credentials> {
+    let var = |name: &str, field: &str| {
+        std::env::var(name).map_err(|_| {
+            anyhow::anyhow!(
+                "provider `{}` (bedrock): environment variable `{name}` (aws.{field}) is not set; set it or configure a Bedrock API key with `api_key_env`",
+                config.name
+            )
+        })
+    };
+    Ok(Credentials {
+        access_key_id: var(&config.aws.access_key_id_env, "access_key_id_env")?,
+        secret_access_key: var(&config.aws.secret_access_key_env, "secret_access_key_env")?,
+        session_token: std::env::var(&config.aws.session_token_env).ok(),
+    })
+}
+
 impl Provider {
     fn new(config: &ProviderConfig) -> anyhow::Result<Provider> {
         let api_key = read_key(config)?;
+        let region = config.region.clone().unwrap_or_default();
+        let aws = match (config.kind, &api_key) {
+            (ProviderKind::Bedrock, None) => Some((region.clone(), read_aws(config)?)),
+            _ => None,
+        };
         let default = match config.kind {
-            ProviderKind::Anthropic => ANTHROPIC_BASE_URL,
-            _ => OPENAI_BASE_URL,
+            ProviderKind::Anthropic => ANTHROPIC_BASE_URL.to_string(),
+            ProviderKind::Bedrock => format!("https://bedrock-runtime.{region}.amazonaws.com"),
+            _ => OPENAI_BASE_URL.to_string(),
         };
         let base_url = config
             .base_url
             .clone()
-            .unwrap_or_else(|| default.to_string())
+            .unwrap_or(default)
             .trim_end_matches('/')
             .to_string();
         let client = reqwest::Client::builder()
@@ -159,6 +186,7 @@ impl Provider {
             base_url,
             api_key,
             api_version: config.api_version.clone(),
+            aws,
             timeouts: config.timeouts,
             client,
         })
@@ -186,11 +214,13 @@ impl Provider {
         body: &Value,
         extra_headers: &HeaderMap,
     ) -> Result<reqwest::Response, UpstreamError> {
+        let url = self.url(path, model);
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
         let mut request = self
             .client
-            .post(self.url(path, model))
+            .post(&url)
             .headers(extra_headers.clone())
-            .json(body);
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(key) = &self.api_key {
             request = match self.kind {
                 ProviderKind::Azure => request.header("api-key", key),
@@ -200,6 +230,25 @@ impl Provider {
                 _ => request.bearer_auth(key),
             };
         }
+        if let Some((region, credentials)) = &self.aws {
+            // Signed over exactly what is sent: the URL, the body and no other header
+            // (the policy's extra headers travel unsigned).
+            let signed = sign(
+                "POST",
+                &url,
+                &[("content-type".to_string(), "application/json".to_string())],
+                &bytes,
+                credentials,
+                region,
+                "bedrock",
+                time::OffsetDateTime::now_utc(),
+            )
+            .map_err(UpstreamError::Connect)?;
+            for (name, value) in signed {
+                request = request.header(name, value);
+            }
+        }
+        let request = request.body(bytes);
         let first_byte = Duration::from_millis(self.timeouts.first_byte_ms);
         let response = match tokio::time::timeout(first_byte, request.send()).await {
             Err(_) => return Err(UpstreamError::Timeout),

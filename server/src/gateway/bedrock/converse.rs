@@ -1,0 +1,770 @@
+//! Bedrock Runtime's Converse API in OpenAI's terms: chat completion requests become
+//! `Converse` / `ConverseStream` bodies, and answers and streams come back as chat
+//! completions and chunks.
+//!
+//! The model is not in the body but in the path ([`paths`]). Converse's content blocks are
+//! objects keyed by their kind (`{"text": ...}`, `{"image": ...}`, `{"toolUse": ...}`,
+//! `{"toolResult": ...}`); messages alternate between `user` and `assistant`, so
+//! consecutive messages of one role (tool results in particular) are merged into one.
+//!
+//! As in `translate`, what Converse cannot say is either dropped (`logprobs`, penalties,
+//! `seed`, `user`, `parallel_tool_calls`) or refused with a [`BadRequest`] naming the
+//! parameter when dropping it would change the answer: images given as links (Bedrock
+//! takes bytes only), audio, `n` > 1. Tool call ids are kept, made to fit Bedrock's
+//! `^[a-zA-Z0-9_-]{1,64}$` the same way wherever they appear.
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::sigv4::encode_path_segment;
+use crate::gateway::error::Kind;
+use crate::gateway::openai::{self, BadRequest};
+use crate::gateway::translate;
+
+mod stream;
+
+pub use stream::ConverseStreamToOpenAi;
+
+/// The system instruction standing in for OpenAI's `response_format` JSON modes.
+const JSON_INSTRUCTION: &str =
+    "Respond with a single valid JSON object and nothing else: no prose, no code fences.";
+
+/// The longest tool use id Bedrock accepts.
+const MAX_TOOL_ID: usize = 64;
+
+/// The path of a model's Converse endpoint: `/model/{id}/converse`, or
+/// `/model/{id}/converse-stream` for a stream, the id percent-encoded (`:` as `%3A`, the
+/// `/` of an inference profile ARN as `%2F`) as it must be sent and signed.
+pub fn paths(model_id: &str, stream: bool) -> String {
+    let action = if stream {
+        "converse-stream"
+    } else {
+        "converse"
+    };
+    format!("/model/{}/{action}", encode_path_segment(model_id))
+}
+
+fn bad(message: impl Into<String>, param: impl Into<String>) -> BadRequest {
+    BadRequest {
+        message: message.into(),
+        param: Some(param.into()),
+    }
+}
+
+fn str_of<'a>(value: Option<&'a Value>, field: &str) -> Option<&'a str> {
+    value?.get(field)?.as_str()
+}
+
+/// A value that is present and not `null`.
+fn given<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    body.get(field).filter(|v| !v.is_null())
+}
+
+/// A tool call id as Bedrock accepts it: other characters become `_`, at most 64 kept.
+fn tool_id(id: &str) -> String {
+    id.chars()
+        .take(MAX_TOOL_ID)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `data:<media type>;base64,<data>` split into its media type and data.
+fn data_url(url: &str) -> Option<(&str, &str)> {
+    let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
+    Some((meta.strip_suffix(";base64")?, data))
+}
+
+fn image_format(media_type: &str) -> Option<&'static str> {
+    match media_type.to_ascii_lowercase().as_str() {
+        "image/png" => Some("png"),
+        "image/jpeg" | "image/jpg" => Some("jpeg"),
+        "image/gif" => Some("gif"),
+        "image/webp" => Some("webp"),
+        _ => None,
+    }
+}
+
+fn document_format(media_type: &str) -> Option<&'static str> {
+    match media_type.to_ascii_lowercase().as_str() {
+        "application/pdf" => Some("pdf"),
+        "text/csv" => Some("csv"),
+        "application/msword" => Some("doc"),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => Some("docx"),
+        "application/vnd.ms-excel" => Some("xls"),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some("xlsx"),
+        "text/html" => Some("html"),
+        "text/plain" => Some("txt"),
+        "text/markdown" => Some("md"),
+        _ => None,
+    }
+}
+
+/// A document name as Bedrock accepts it (letters, digits, single spaces, hyphens,
+/// parentheses, square brackets): the file name without its extension, other characters
+/// as `-`; `fallback` when nothing is left.
+fn document_name(filename: Option<&str>, fallback: String) -> String {
+    let stem = filename
+        .map(|f| f.rsplit_once('.').map_or(f, |(stem, _)| stem))
+        .unwrap_or_default();
+    let mut name = String::new();
+    for c in stem.chars().take(100) {
+        if c.is_whitespace() {
+            if !name.is_empty() && !name.ends_with(' ') {
+                name.push(' ');
+            }
+        } else if c.is_ascii_alphanumeric() || matches!(c, '-' | '(' | ')' | '[' | ']') {
+            name.push(c);
+        } else {
+            name.push('-');
+        }
+    }
+    let name = name.trim_end().to_string();
+    if name.is_empty() { fallback } else { name }
+}
+
+/// Checks base64 data, as Bedrock would, so the caller hears which part is wrong.
+fn check_base64(data: &str, what: &str, param: String) -> Result<(), BadRequest> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map(|_| ())
+        .map_err(|_| bad(format!("the {what} data is not valid base64"), param))
+}
+
+/// The Converse blocks for one OpenAI user content part (`param` names the part): the
+/// block, and a cache point after it when the part asks for prompt caching.
+fn user_part(part: &Value, i: usize, j: usize, out: &mut Vec<Value>) -> Result<(), BadRequest> {
+    let param = format!("messages[{i}].content[{j}]");
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => match part.get("text") {
+            Some(Value::String(text)) if text.is_empty() => {}
+            Some(Value::String(text)) => out.push(json!({"text": text})),
+            _ => {
+                return Err(bad(
+                    "a text part needs a string `text`",
+                    format!("{param}.text"),
+                ));
+            }
+        },
+        Some("image_url") => {
+            let url = match part.get("image_url") {
+                Some(Value::String(url)) => Some(url.as_str()),
+                other => str_of(other, "url"),
+            };
+            let param = format!("{param}.image_url.url");
+            let (media_type, data) = match url {
+                Some(url) if url.starts_with("data:") => data_url(url).ok_or_else(|| {
+                    bad(
+                        "an image data URL must be base64-encoded (`data:image/png;base64,...`)",
+                        param.clone(),
+                    )
+                })?,
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    return Err(bad(
+                        "Bedrock takes images as bytes, not links: send the image inline as a base64 data URL (`data:image/png;base64,...`)",
+                        param,
+                    ));
+                }
+                _ => {
+                    return Err(bad(
+                        "an image needs a base64 data URL (`data:image/png;base64,...`)",
+                        param,
+                    ));
+                }
+            };
+            let Some(format) = image_format(media_type) else {
+                return Err(bad(
+                    format!(
+                        "images of type `{media_type}` cannot be sent to Bedrock: use PNG, JPEG, GIF or WebP"
+                    ),
+                    param,
+                ));
+            };
+            check_base64(data, "image", param)?;
+            out.push(json!({"image": {"format": format, "source": {"bytes": data}}}));
+        }
+        Some("file") => {
+            let file = part.get("file");
+            let param = format!("{param}.file");
+            let Some((media_type, data)) = str_of(file, "file_data").and_then(data_url) else {
+                return Err(bad(
+                    "only files sent inline as base64 `file_data` can be passed to Bedrock",
+                    param,
+                ));
+            };
+            let Some(format) = document_format(media_type) else {
+                return Err(bad(
+                    format!("files of type `{media_type}` cannot be sent to Bedrock"),
+                    param,
+                ));
+            };
+            check_base64(data, "file", format!("{param}.file_data"))?;
+            let name = document_name(str_of(file, "filename"), format!("document-{i}-{j}"));
+            out.push(
+                json!({"document": {"format": format, "name": name, "source": {"bytes": data}}}),
+            );
+        }
+        Some(other) => {
+            return Err(bad(
+                format!("content parts of type `{other}` cannot be sent to Bedrock"),
+                format!("{param}.type"),
+            ));
+        }
+        None => {
+            return Err(bad(
+                "each content part needs a string `type`",
+                format!("{param}.type"),
+            ));
+        }
+    }
+    // Prompt caching hints, as some OpenAI-format clients send them, keep their meaning.
+    if part.get("cache_control").is_some_and(|c| !c.is_null()) {
+        out.push(json!({"cachePoint": {"type": "default"}}));
+    }
+    Ok(())
+}
+
+fn user_blocks(content: Option<&Value>, i: usize) -> Result<Vec<Value>, BadRequest> {
+    match content {
+        // Bedrock refuses blank text blocks; an empty message says nothing anyway.
+        Some(Value::String(text)) if text.is_empty() => Ok(Vec::new()),
+        Some(Value::String(text)) => Ok(vec![json!({"text": text})]),
+        Some(Value::Array(parts)) => {
+            let mut blocks = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                user_part(part, i, j, &mut blocks)?;
+            }
+            Ok(blocks)
+        }
+        _ => Err(bad(
+            "a user message needs a string or an array of content parts",
+            format!("messages[{i}].content"),
+        )),
+    }
+}
+
+/// Tool call arguments (a JSON string) as a `toolUse` input object.
+fn tool_input(arguments: Option<&Value>, param: &str) -> Result<Value, BadRequest> {
+    let refused = || {
+        bad(
+            "tool call arguments must be a JSON object encoded as a string",
+            format!("{param}.function.arguments"),
+        )
+    };
+    match arguments {
+        None | Some(Value::Null) => Ok(json!({})),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(json!({})),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => Ok(value),
+            _ => Err(refused()),
+        },
+        Some(value @ Value::Object(_)) => Ok(value.clone()),
+        Some(_) => Err(refused()),
+    }
+}
+
+fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, BadRequest> {
+    let mut blocks = Vec::new();
+    match message.get("content") {
+        Some(Value::String(text)) if !text.is_empty() => blocks.push(json!({"text": text})),
+        Some(Value::Array(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                let text = match part.get("type").and_then(Value::as_str) {
+                    Some("text") => part.get("text").and_then(Value::as_str),
+                    Some("refusal") => part.get("refusal").and_then(Value::as_str),
+                    _ => {
+                        return Err(bad(
+                            "assistant content parts must be `text` or `refusal`",
+                            format!("messages[{i}].content[{j}].type"),
+                        ));
+                    }
+                };
+                if let Some(text) = text.filter(|t| !t.is_empty()) {
+                    blocks.push(json!({"text": text}));
+                }
+            }
+        }
+        _ => {}
+    }
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(calls)) => calls.as_slice(),
+        Some(_) => {
+            return Err(bad(
+                "`tool_calls` must be an array",
+                format!("messages[{i}].tool_calls"),
+            ));
+        }
+    };
+    for (j, call) in calls.iter().enumerate() {
+        let param = format!("messages[{i}].tool_calls[{j}]");
+        let Some(id) = call
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+        else {
+            return Err(bad(
+                "a tool call needs a string `id`",
+                format!("{param}.id"),
+            ));
+        };
+        let function = call.get("function");
+        let Some(name) = str_of(function, "name") else {
+            return Err(bad(
+                "a tool call needs a string `function.name`",
+                format!("{param}.function.name"),
+            ));
+        };
+        let input = tool_input(function.and_then(|f| f.get("arguments")), &param)?;
+        blocks.push(json!({"toolUse": {"toolUseId": tool_id(id), "name": name, "input": input}}));
+    }
+    Ok(blocks)
+}
+
+fn tool_result(message: &Value, i: usize) -> Result<Value, BadRequest> {
+    let Some(id) = message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+    else {
+        return Err(bad(
+            "a tool message needs a string `tool_call_id`",
+            format!("messages[{i}].tool_call_id"),
+        ));
+    };
+    let text = openai::text_of(message.get("content"));
+    Ok(json!({"toolResult": {"toolUseId": tool_id(id), "content": [{"text": text}]}}))
+}
+
+/// Messages being built, one per run of a role.
+#[derive(Debug, Default)]
+struct Turns(Vec<(&'static str, Vec<Value>)>);
+
+impl Turns {
+    fn push(&mut self, role: &'static str, blocks: Vec<Value>) {
+        if blocks.is_empty() {
+            return;
+        }
+        match self.0.last_mut() {
+            Some((last, content)) if *last == role => content.extend(blocks),
+            _ => self.0.push((role, blocks)),
+        }
+    }
+
+    fn has_tool_blocks(&self) -> bool {
+        self.0
+            .iter()
+            .flat_map(|(_, blocks)| blocks)
+            .any(|block| block.get("toolUse").is_some() || block.get("toolResult").is_some())
+    }
+}
+
+fn max_tokens(body: &Map<String, Value>) -> Result<Option<u64>, BadRequest> {
+    let (param, value) = match given(body, "max_completion_tokens") {
+        Some(value) => ("max_completion_tokens", value),
+        None => match given(body, "max_tokens") {
+            Some(value) => ("max_tokens", value),
+            None => return Ok(None),
+        },
+    };
+    value
+        .as_u64()
+        .filter(|n| (1..=u64::from(i32::MAX.unsigned_abs())).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            bad(
+                format!("`{param}` must be an integer greater than or equal to 1"),
+                param,
+            )
+        })
+}
+
+fn inference_config(body: &Map<String, Value>) -> Result<Map<String, Value>, BadRequest> {
+    let mut config = Map::new();
+    if let Some(max) = max_tokens(body)? {
+        config.insert("maxTokens".into(), json!(max));
+    }
+    if let Some(t) = given(body, "temperature") {
+        let Some(value) = t.as_f64() else {
+            return Err(bad("`temperature` must be a number", "temperature"));
+        };
+        // OpenAI's range is 0–2, Converse's 0–1 (it refuses more): anything above 1 is
+        // sent as 1, the most varied sampling Bedrock offers.
+        let clamped = if (0.0..=1.0).contains(&value) {
+            t.clone()
+        } else {
+            json!(value.clamp(0.0, 1.0))
+        };
+        config.insert("temperature".into(), clamped);
+    }
+    if let Some(p) = given(body, "top_p") {
+        if !p.is_number() {
+            return Err(bad("`top_p` must be a number", "top_p"));
+        }
+        config.insert("topP".into(), p.clone());
+    }
+    if let Some(stop) = given(body, "stop") {
+        let sequences = match stop {
+            Value::String(s) => vec![Value::String(s.clone())],
+            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
+            _ => {
+                return Err(bad(
+                    "`stop` must be a string or an array of strings",
+                    "stop",
+                ));
+            }
+        };
+        if !sequences.is_empty() {
+            config.insert("stopSequences".into(), Value::Array(sequences));
+        }
+    }
+    Ok(config)
+}
+
+fn tool_specs(body: &Map<String, Value>) -> Result<Vec<Value>, BadRequest> {
+    let tools = match given(body, "tools") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(bad("`tools` must be an array", "tools")),
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            if tool.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(bad(
+                    "only tools of type `function` can be sent to Bedrock",
+                    format!("tools[{i}].type"),
+                ));
+            }
+            let function = tool.get("function");
+            let Some(name) = str_of(function, "name") else {
+                return Err(bad(
+                    "a tool needs a string `function.name`",
+                    format!("tools[{i}].function.name"),
+                ));
+            };
+            let mut spec = Map::new();
+            spec.insert("name".into(), json!(name));
+            // Bedrock refuses an empty description.
+            if let Some(description) = str_of(function, "description").filter(|d| !d.is_empty()) {
+                spec.insert("description".into(), json!(description));
+            }
+            let schema = function
+                .and_then(|f| f.get("parameters"))
+                .filter(|p| p.is_object())
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            spec.insert("inputSchema".into(), json!({"json": schema}));
+            Ok(json!({"toolSpec": spec}))
+        })
+        .collect()
+}
+
+/// `toolConfig`, if any. Converse has no "none" choice: with `tool_choice: "none"` the
+/// tools are left out, unless the conversation already holds tool calls or results, which
+/// Bedrock accepts only alongside a tool configuration: then they are sent without a
+/// choice, and the model may still call one.
+fn tool_config(
+    body: &Map<String, Value>,
+    has_tool_blocks: bool,
+) -> Result<Option<Value>, BadRequest> {
+    let tools = tool_specs(body)?;
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    let choice = match given(body, "tool_choice") {
+        None => None,
+        Some(Value::String(mode)) => match mode.as_str() {
+            "auto" => Some(json!({"auto": {}})),
+            "required" => Some(json!({"any": {}})),
+            "none" if has_tool_blocks => None,
+            "none" => return Ok(None),
+            _ => {
+                return Err(bad(
+                    "`tool_choice` must be `auto`, `none`, `required` or a function",
+                    "tool_choice",
+                ));
+            }
+        },
+        Some(choice @ Value::Object(_)) => match str_of(choice.get("function"), "name") {
+            Some(name) => Some(json!({"tool": {"name": name}})),
+            None => {
+                return Err(bad(
+                    "`tool_choice` needs a string `function.name`",
+                    "tool_choice.function.name",
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(bad(
+                "`tool_choice` must be a string or an object",
+                "tool_choice",
+            ));
+        }
+    };
+    let mut config = Map::new();
+    config.insert("tools".into(), Value::Array(tools));
+    if let Some(choice) = choice {
+        config.insert("toolChoice".into(), choice);
+    }
+    Ok(Some(Value::Object(config)))
+}
+
+fn response_format_instruction(body: &Map<String, Value>) -> Result<Option<String>, BadRequest> {
+    let Some(format) = given(body, "response_format") else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(JSON_INSTRUCTION.to_string())),
+        Some("json_schema") => {
+            let schema = format
+                .get("json_schema")
+                .and_then(|s| s.get("schema"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            Ok(Some(format!(
+                "{JSON_INSTRUCTION} The object must conform to this JSON Schema: {schema}"
+            )))
+        }
+        _ => Err(bad(
+            "`response_format.type` must be `text`, `json_object` or `json_schema`",
+            "response_format.type",
+        )),
+    }
+}
+
+/// Translates an OpenAI chat completion request into a Converse request body (for
+/// `Converse` and `ConverseStream` alike; the model goes in the path, see [`paths`]).
+///
+/// System and developer messages become `system` blocks wherever they stand; tool messages
+/// become `toolResult` blocks of a user message; consecutive messages of one role are
+/// merged, empty ones left out. Images and files must be inline base64 data URLs.
+/// `max_tokens` (or `max_completion_tokens`), `temperature` (clamped to 0–1), `top_p` and
+/// `stop` become `inferenceConfig`; `tools` and `tool_choice` become `toolConfig`;
+/// `response_format` JSON modes become a system instruction.
+pub fn openai_to_converse(body: &Map<String, Value>) -> Result<Value, BadRequest> {
+    if let Some(n) = given(body, "n")
+        && n.as_u64() != Some(1)
+    {
+        return Err(bad("`n` must be 1: Bedrock returns a single choice", "n"));
+    }
+    let Some(Value::Array(list)) = body.get("messages") else {
+        return Err(bad("`messages` must be an array", "messages"));
+    };
+    let mut system: Vec<Value> = Vec::new();
+    let mut turns = Turns::default();
+    for (i, message) in list.iter().enumerate() {
+        match message.get("role").and_then(Value::as_str) {
+            Some("system" | "developer") => {
+                let text = openai::text_of(message.get("content"));
+                if !text.trim().is_empty() {
+                    system.push(json!({"text": text}));
+                }
+            }
+            Some("user") => turns.push("user", user_blocks(message.get("content"), i)?),
+            Some("assistant") => turns.push("assistant", assistant_blocks(message, i)?),
+            Some("tool") => turns.push("user", vec![tool_result(message, i)?]),
+            Some(other) => {
+                return Err(bad(
+                    format!("the role `{other}` cannot be sent to Bedrock"),
+                    format!("messages[{i}].role"),
+                ));
+            }
+            None => {
+                return Err(bad(
+                    "each message needs a string `role`",
+                    format!("messages[{i}].role"),
+                ));
+            }
+        }
+    }
+    if turns.0.is_empty() {
+        return Err(bad(
+            "`messages` must contain at least one message with content that is not a system message",
+            "messages",
+        ));
+    }
+    if let Some(instruction) = response_format_instruction(body)? {
+        system.push(json!({"text": instruction}));
+    }
+    let inference = inference_config(body)?;
+    let tools = tool_config(body, turns.has_tool_blocks())?;
+
+    let messages: Vec<Value> = turns
+        .0
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    let mut out = Map::new();
+    out.insert("messages".into(), Value::Array(messages));
+    if !system.is_empty() {
+        out.insert("system".into(), Value::Array(system));
+    }
+    if !inference.is_empty() {
+        out.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+    if let Some(tools) = tools {
+        out.insert("toolConfig".into(), tools);
+    }
+    Ok(Value::Object(out))
+}
+
+/// Translates an Anthropic Messages request into a Converse request body, by way of
+/// OpenAI's format ([`translate::anthropic_to_openai_request`], then
+/// [`openai_to_converse`]), so both front doors share one mapping. Errors found in the
+/// Anthropic body name the parameter as Anthropic does (`messages.1.content.0`); those
+/// found in the second step carry no parameter, since its positions are OpenAI's. What
+/// the first step drops stays dropped: thinking blocks and settings, `top_k`,
+/// `cache_control`.
+pub fn anthropic_to_converse(body: &Map<String, Value>) -> Result<Value, BadRequest> {
+    let openai_body = translate::anthropic_to_openai_request(body, "bedrock")?;
+    openai_to_converse(&openai_body).map_err(|e| BadRequest {
+        message: e.message,
+        param: None,
+    })
+}
+
+/// OpenAI's `finish_reason` for Converse's `stopReason`.
+fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("guardrail_intervened" | "content_filtered") => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Converse's `usage` (`inputTokens` leaves out the tokens read from or written to the
+/// prompt cache, which come separately).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    input: u64,
+    output: u64,
+    cache_read: Option<u64>,
+    cache_write: u64,
+}
+
+impl Usage {
+    fn of(usage: Option<&Value>) -> Usage {
+        let field = |name: &str| usage.and_then(|u| u.get(name)).and_then(Value::as_u64);
+        Usage {
+            input: field("inputTokens").unwrap_or(0),
+            output: field("outputTokens").unwrap_or(0),
+            cache_read: field("cacheReadInputTokens"),
+            cache_write: field("cacheWriteInputTokens").unwrap_or(0),
+        }
+    }
+
+    /// Every prompt token, cached or not: what OpenAI calls `prompt_tokens`.
+    fn prompt_tokens(&self) -> u64 {
+        self.input
+            .saturating_add(self.cache_write)
+            .saturating_add(self.cache_read.unwrap_or(0))
+    }
+
+    /// OpenAI's `usage`, cache reads as `prompt_tokens_details.cached_tokens`.
+    fn openai(&self) -> Value {
+        let prompt = self.prompt_tokens();
+        let mut out = Map::new();
+        out.insert("prompt_tokens".into(), json!(prompt));
+        out.insert("completion_tokens".into(), json!(self.output));
+        out.insert(
+            "total_tokens".into(),
+            json!(prompt.saturating_add(self.output)),
+        );
+        if let Some(cached) = self.cache_read {
+            out.insert(
+                "prompt_tokens_details".into(),
+                json!({"cached_tokens": cached}),
+            );
+        }
+        Value::Object(out)
+    }
+}
+
+/// Translates a Converse response into a chat completion answered as `model`: text blocks
+/// joined into `message.content`, `toolUse` blocks as `tool_calls`, other blocks
+/// (reasoning, citations, images) left out. Converse answers carry neither an id nor a
+/// timestamp: the id is `chatcmpl-sluice` and `created` 0, for the caller to set.
+pub fn converse_to_openai(body: &Value, model: &str) -> Value {
+    let blocks = body
+        .pointer("/output/message/content")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for block in blocks {
+        if let Some(part) = block.get("text").and_then(Value::as_str) {
+            text.push_str(part);
+        } else if let Some(tool) = block.get("toolUse") {
+            let arguments = tool
+                .get("input")
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into());
+            calls.push(json!({
+                "id": str_of(Some(tool), "toolUseId").unwrap_or(""),
+                "type": "function",
+                "function": {"name": str_of(Some(tool), "name").unwrap_or(""), "arguments": arguments},
+            }));
+        }
+    }
+    let mut message = Map::new();
+    message.insert("role".into(), json!("assistant"));
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text)
+    };
+    message.insert("content".into(), content);
+    message.insert("refusal".into(), Value::Null);
+    if !calls.is_empty() {
+        message.insert("tool_calls".into(), Value::Array(calls));
+    }
+    json!({
+        "id": "chatcmpl-sluice",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason(str_of(Some(body), "stopReason")),
+        }],
+        "usage": Usage::of(body.get("usage")).openai(),
+    })
+}
+
+/// What an error Bedrock reports by name is, in Sluice's terms: the `:exception-type` of a
+/// stream's exception frame, or the `x-amzn-ErrorType` of an error response (its suffix
+/// after `:` ignored, either case of the first letter accepted). Refused credentials and
+/// unknown models are Sluice's configuration at fault, not the caller's request, so they
+/// are a bad gateway like every error not named here.
+pub fn exception_kind(exception: &str) -> Kind {
+    let name = exception.split(':').next().unwrap_or_default();
+    let mut chars = name.chars();
+    let name: String = chars
+        .next()
+        .map(|c| c.to_ascii_lowercase())
+        .into_iter()
+        .chain(chars)
+        .collect();
+    match name.as_str() {
+        "validationException" => Kind::InvalidRequest,
+        "throttlingException" | "serviceQuotaExceededException" => Kind::RateLimited,
+        "serviceUnavailableException" | "modelNotReadyException" => Kind::Unavailable,
+        "modelTimeoutException" => Kind::Timeout,
+        _ => Kind::BadGateway,
+    }
+}
+
+#[cfg(test)]
+mod tests;
