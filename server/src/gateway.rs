@@ -235,8 +235,17 @@ pub fn denial_message(decision: &Decision) -> String {
     }
 }
 
+/// How much of an oversized body is still read (and discarded) before answering 413, so
+/// that a client that is still sending reads the answer instead of a broken pipe (as
+/// nginx's lingering close does). Larger bodies are refused on their `Content-Length`.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long draining an oversized body may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Phase 2, the body: read with the size limit, then parsed as a JSON object.
 async fn read_body(request: Request, limit: usize) -> Result<Map<String, Value>, GatewayError> {
+    use http_body_util::BodyExt as _;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -248,21 +257,47 @@ async fn read_body(request: Request, limit: usize) -> Result<Map<String, Value>,
             format!("the request body is larger than the limit of {limit} bytes"),
         )
     };
-    if declared.is_some_and(|n| n > limit) {
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_BYTES)) {
         return Err(too_large());
     }
-    let bytes = match axum::body::to_bytes(request.into_body(), limit).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let limited = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return Err(if limited {
-                too_large()
-            } else {
-                GatewayError::new(Kind::InvalidRequest, "the request body could not be read")
-            });
+    let mut body = request.into_body();
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    let mut drain_until = None;
+    loop {
+        let frame = match drain_until {
+            None => body.frame().await,
+            // Past the limit: keep reading only for a while, and only so much.
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => break,
+            },
+        };
+        let Some(frame) = frame else { break };
+        let Ok(frame) = frame else {
+            if seen > limit {
+                break;
+            }
+            return Err(GatewayError::new(
+                Kind::InvalidRequest,
+                "the request body could not be read",
+            ));
+        };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                bytes.extend_from_slice(&data);
+            } else if seen > limit.saturating_add(DRAIN_BYTES) {
+                break;
+            } else if drain_until.is_none() {
+                bytes = Vec::new();
+                drain_until = Some(tokio::time::Instant::now() + DRAIN_TIME);
+            }
         }
-    };
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
     Ok(openai::parse_object(&bytes)?)
 }
 

@@ -185,6 +185,8 @@ fn streams_pass_through_and_end_with_an_error_event_when_denied_or_cut() {
         "{last}"
     );
     assert!(!all.iter().any(|e| e == "[DONE]"));
+    // A stream that had started is never retried, even though a cut is a retryable fault.
+    assert_eq!(s.upstream.received_for("cut").len(), 1);
 
     // The demo provider streams the same way.
     let all = events(&s.chat("demo-model", "hi demo", true).text().unwrap());
@@ -262,7 +264,7 @@ fn bad_requests_get_openai_errors_and_nothing_goes_upstream() {
             Some(PLATFORM_KEY),
             format!(
                 r#"{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
-                "a".repeat(70_000)
+                "a".repeat(10 * 1024 * 1024)
             )
             .into_bytes(),
             413,
