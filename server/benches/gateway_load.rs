@@ -32,6 +32,8 @@ use axum::response::Response;
 use axum::routing::post;
 use tokio::sync::Semaphore;
 
+mod common;
+
 const KEY: &str = "sk-load-test";
 
 const ANSWER: &str = r#"{"id":"c1","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#;
@@ -273,21 +275,10 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter that does not name this harness skips it.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if args
-        .iter()
-        .any(|a| !a.starts_with('-') && !"gateway_load".contains(a.as_str()))
-    {
+    if !common::selected("gateway_load") {
         return;
     }
-    let secs: u64 = std::env::var("SLUICE_LOAD_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let secs: u64 = common::env_number("SLUICE_LOAD_SECS", 5);
     let length = Duration::from_secs(secs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -32,6 +32,8 @@ pub struct AdminState {
     pub store: Arc<PolicyStore>,
     /// The admin bearer token, if configured.
     pub token: Option<Arc<str>>,
+    /// The audit trail, when enabled.
+    pub audit: Option<Arc<crate::audit::Audit>>,
 }
 
 // Written by hand so that the token never reaches a log line through `{:?}`.
@@ -40,6 +42,7 @@ impl std::fmt::Debug for AdminState {
         f.debug_struct("AdminState")
             .field("store", &self.store)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("audit", &self.audit.is_some())
             .finish()
     }
 }
@@ -79,7 +82,10 @@ async fn status(_: AdminAccess, State(state): State<AdminState>) -> Json<ReloadS
 }
 
 async fn metrics(_: AdminAccess, State(state): State<AdminState>) -> Response {
-    let body = render_metrics(&state.store.status());
+    let mut body = render_metrics(&state.store.status());
+    if let Some(audit) = &state.audit {
+        body.push_str(&render_audit_metrics(audit.counters()));
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -88,6 +94,24 @@ async fn metrics(_: AdminAccess, State(state): State<AdminState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The audit writer's counters in the Prometheus text format. `refused` and `failed` are
+/// the rows that could not be recorded: alert on any.
+pub fn render_audit_metrics(counters: &crate::audit::AuditCounters) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    format!(
+        "# HELP sluice_audit_rows_total Audit rows by outcome: queued, written, refused (queue full or writer stopped; the request failed closed), failed (the database refused them).\n\
+         # TYPE sluice_audit_rows_total counter\n\
+         sluice_audit_rows_total{{outcome=\"queued\"}} {}\n\
+         sluice_audit_rows_total{{outcome=\"written\"}} {}\n\
+         sluice_audit_rows_total{{outcome=\"refused\"}} {}\n\
+         sluice_audit_rows_total{{outcome=\"failed\"}} {}\n",
+        counters.queued.load(Relaxed),
+        counters.written.load(Relaxed),
+        counters.refused.load(Relaxed),
+        counters.failed.load(Relaxed),
+    )
 }
 
 /// A Prometheus label value: backslash, quote and newline escaped.

@@ -53,6 +53,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Limits on requests.
     pub limits: RequestLimits,
+    /// The audit trail (DuckDB).
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             fallbacks: BTreeMap::new(),
             routing: RoutingConfig::default(),
             limits: RequestLimits::default(),
+            audit: crate::audit::AuditConfig::default(),
         }
     }
 }
@@ -189,6 +192,9 @@ impl Config {
         if let Some(base) = path.parent() {
             if config.policy_dir.is_relative() {
                 config.policy_dir = base.join(&config.policy_dir);
+            }
+            if config.audit.path.is_relative() {
+                config.audit.path = base.join(&config.audit.path);
             }
             for provider in &mut config.providers {
                 if let Some(file) = &mut provider.api_key_file

@@ -23,6 +23,7 @@ use sluice_engine::input::{
 };
 use sluice_engine::{Decision, Policies};
 
+use crate::audit::{self, Audit};
 use crate::config::{Config, ProviderKind};
 use crate::reload::PolicyStore;
 
@@ -59,6 +60,7 @@ const SESSION_HEADER: &str = "x-sluice-session";
 #[derive(Debug)]
 pub struct Gateway {
     store: Arc<PolicyStore>,
+    audit: Option<Arc<Audit>>,
     keys: Keys,
     upstreams: Upstreams,
     max_body_bytes: usize,
@@ -67,9 +69,14 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the gateway for a validated configuration; fails when a provider credential
     /// cannot be read.
-    pub fn new(config: &Config, store: Arc<PolicyStore>) -> anyhow::Result<Gateway> {
+    pub fn new(
+        config: &Config,
+        store: Arc<PolicyStore>,
+        audit: Option<Arc<Audit>>,
+    ) -> anyhow::Result<Gateway> {
         Ok(Gateway {
             store,
+            audit,
             keys: Keys::new(&config.keys),
             upstreams: Upstreams::new(config)?,
             max_body_bytes: config.limits.max_body_bytes,
@@ -97,10 +104,14 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 
 /// What one call carries through its phases.
 struct Call {
+    /// The call's id: its request and response decisions share it in the audit trail.
+    id: String,
+    started: std::time::Instant,
     principal: Principal,
     policies: Arc<Policies>,
     request: RequestInfo,
     session: Session,
+    audit: Option<Arc<Audit>>,
 }
 
 fn next_id(prefix: &str) -> String {
@@ -148,7 +159,10 @@ impl Call {
             ..Session::default()
         };
         Ok(Call {
+            id: next_id("req"),
+            started: std::time::Instant::now(),
             principal,
+            audit: gateway.audit.clone(),
             policies: gateway.store.current(),
             request: RequestInfo {
                 method: method.to_string(),
@@ -191,7 +205,27 @@ impl Call {
 
     /// Phase 5, decide; a deny becomes the caller's 403 with the policies' reasons.
     fn decide(&self, input: &DecisionInput) -> Result<Decision, GatewayError> {
+        self.decide_with(input, &audit::CallFacts::default())
+    }
+
+    /// Phase 5 (and 9): decide, then record the decision in the audit trail before its
+    /// effect; a decision that cannot be recorded fails the call closed.
+    fn decide_with(
+        &self,
+        input: &DecisionInput,
+        facts: &audit::CallFacts,
+    ) -> Result<Decision, GatewayError> {
         let decision = self.policies.evaluate(input);
+        if let Some(audit) = &self.audit {
+            let facts = audit::CallFacts {
+                request_id: self.id.clone(),
+                total_ms: self.started.elapsed().as_secs_f64() * 1e3,
+                ..facts.clone()
+            };
+            audit
+                .record(audit::row(input, &decision, &facts))
+                .map_err(|e| GatewayError::new(Kind::Unavailable, e.to_string()))?;
+        }
         tracing::info!(
             decision = %decision.id,
             surface = %input.surface,

@@ -1,6 +1,7 @@
 //! `sluice`: the binary with everything that does IO, around the pure `sluice-engine`.
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod default_policies;

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::{self, AdminState};
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::gateway::{self, Gateway};
 use crate::reload::{self, PolicyStore};
@@ -172,7 +173,15 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
         .local_addr()
         .with_context(|| format!("cannot read the address bound for `{}`", config.listen))?;
     let signal = shutdown_signal()?;
-    let gateway = Arc::new(Gateway::new(&config, Arc::clone(&store))?);
+    let audit = if config.audit.enabled {
+        let audit = Audit::start(config.audit.clone())?;
+        tracing::info!(path = %config.audit.path.display(), "audit trail open");
+        Some(Arc::new(audit))
+    } else {
+        tracing::warn!("the audit trail is disabled (`audit.enabled: false`)");
+        None
+    };
+    let gateway = Arc::new(Gateway::new(&config, Arc::clone(&store), audit.clone())?);
     if !gateway.has_keys() {
         tracing::warn!("no API keys are configured (`keys`): every model call will get 401");
     }
@@ -183,6 +192,7 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
     let app = admin::router(AdminState {
         store: Arc::clone(&store),
         token: config.admin.token.as_deref().map(Arc::from),
+        audit: audit.clone(),
     })
     .merge(gateway::router(gateway));
     let revision = store.current().revision().to_string();
@@ -214,6 +224,12 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
         }
     };
     watcher.stop().await;
+    if let Some(audit) = audit {
+        // Every decision made is written before the process exits.
+        tokio::task::spawn_blocking(move || audit.shutdown())
+            .await
+            .context("the audit writer could not be drained")?;
+    }
     tracing::info!("stopped");
     result
 }

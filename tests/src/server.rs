@@ -24,6 +24,9 @@ pub struct Server {
     pub base: String,
     pub revision: String,
     log: Arc<Mutex<String>>,
+    /// The process's working directory, so that relative defaults (the audit database)
+    /// land in a directory of its own.
+    _cwd: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -41,7 +44,7 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables for the process.
     pub fn start_with_env(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Server {
-        let (child, lines, log) = spawn_with_env(args, env);
+        let (child, lines, log, cwd) = spawn_in(args, env);
         let started = Instant::now();
         loop {
             let remaining = WAIT.saturating_sub(started.elapsed());
@@ -58,6 +61,7 @@ impl Server {
                     base: base.to_string(),
                     revision: revision.to_string(),
                     log,
+                    _cwd: cwd,
                 };
             }
         }
@@ -87,18 +91,21 @@ impl Server {
     }
 }
 
-/// Spawns the binary with stderr collected line by line.
-pub fn spawn(args: &[&std::ffi::OsStr]) -> (Child, mpsc::Receiver<String>, Arc<Mutex<String>>) {
-    spawn_with_env(args, &[])
-}
+/// The spawned process, its stderr lines, its whole log, and its working directory.
+pub type Spawned = (
+    Child,
+    mpsc::Receiver<String>,
+    Arc<Mutex<String>>,
+    tempfile::TempDir,
+);
 
-/// [`spawn`] with extra environment variables.
-pub fn spawn_with_env(
-    args: &[&std::ffi::OsStr],
-    env: &[(&str, &str)],
-) -> (Child, mpsc::Receiver<String>, Arc<Mutex<String>>) {
+/// Spawns the binary in a fresh working directory with extra environment variables,
+/// stderr collected line by line.
+pub fn spawn_in(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Spawned {
+    let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(crate::sluice_bin())
         .args(args)
+        .current_dir(cwd.path())
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -121,19 +128,22 @@ pub fn spawn_with_env(
             let _ = tx.send(line);
         }
     });
-    (child, rx, log)
+    (child, rx, log, cwd)
 }
 
 /// Runs `sluice serve` on `policy_dir` expecting it to exit by itself; returns its status
 /// and whole log.
 pub fn serve_until_exit(policy_dir: &std::ffi::OsStr) -> (ExitStatus, String) {
-    let (mut child, lines, log) = spawn(&[
-        "serve".as_ref(),
-        "--policy-dir".as_ref(),
-        policy_dir,
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-    ]);
+    let (mut child, lines, log, _cwd) = spawn_in(
+        &[
+            "serve".as_ref(),
+            "--policy-dir".as_ref(),
+            policy_dir,
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+        ],
+        &[],
+    );
     let status = wait_exit(&mut child).expect("sluice should exit");
     // The reader thread ends at end of output: after it, the log is complete.
     lines.iter().for_each(drop);

@@ -28,6 +28,7 @@ fn app(store: Arc<PolicyStore>, token: Option<&str>) -> Router {
     router(AdminState {
         store,
         token: token.map(Arc::from),
+        audit: None,
     })
 }
 

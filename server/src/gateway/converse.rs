@@ -346,6 +346,7 @@ async fn converse(
     let upstream_wire = wire(&deployment);
     let upstream_format = answer_format(upstream_wire);
     let respond_call = Respond {
+        upstream_ms: call.started.elapsed().as_secs_f64() * 1e3,
         call,
         alias: plan.alias.clone(),
         provider: provider.clone(),
@@ -396,7 +397,7 @@ async fn converse(
             provider,
             move |text, output_tokens| {
                 let input = respond_call.input(text_message(text), output_tokens);
-                respond_call.call.decide(&input).map(drop)
+                respond_call.decide(&input).map(drop)
             },
             in_flight,
         );
@@ -458,9 +459,21 @@ struct Respond {
     call: Call,
     alias: String,
     provider: String,
+    /// When the upstream's answer began, since the call started.
+    upstream_ms: f64,
 }
 
 impl Respond {
+    /// Decides on the answer, recording the upstream's part in the audit row.
+    fn decide(&self, input: &DecisionInput) -> Result<Decision, GatewayError> {
+        let facts = crate::audit::CallFacts {
+            upstream_status: Some(200),
+            upstream_ms: Some(self.upstream_ms),
+            ..Default::default()
+        };
+        self.call.decide_with(input, &facts)
+    }
+
     fn input(&self, messages: Vec<Message>, output_tokens: u64) -> DecisionInput {
         let mut input = self.call.input(
             Surface::Response,
@@ -484,7 +497,7 @@ fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, G
         Format::Anthropic => anthropic::answer(&body),
     };
     let input = call.input(answer.messages, answer.output_tokens);
-    let decision: Decision = call.call.decide(&input)?;
+    let decision: Decision = call.decide(&input)?;
     if let Some(redact) = redactor(&decision)? {
         redact_answer(format, &mut body, redact);
     }

@@ -1,0 +1,66 @@
+//! Audit ingest: rows per second through Sluice's writer (bounded queue, one DuckDB
+//! connection, Appender batches) into a DuckDB file on disk, measured from the first
+//! `record` until `shutdown` has drained and written everything. Target: ≥ 100,000 rows/s.
+//!
+//! Run: `cargo bench -p sluice-server --bench audit_ingest` (or with `--profile dev` to
+//! reuse the test build's DuckDB, which is optimised there too, instead of compiling it
+//! again for release). `SLUICE_AUDIT_ROWS` sets the row count (default 500,000).
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark harness stops loudly on a broken setup"
+)]
+
+use std::path::Path;
+use std::time::Instant;
+
+use sluice_engine::{Bundle, DecisionInput, Policies};
+use sluice_server::audit::{Audit, AuditConfig, CallFacts, row};
+
+mod common;
+
+fn main() {
+    if !common::selected("audit_ingest") {
+        return;
+    }
+    let rows: usize = common::env_number("SLUICE_AUDIT_ROWS", 500_000);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text =
+        std::fs::read_to_string(repo.join("examples/inputs/prompt-pii-redacted.json")).unwrap();
+    let input: DecisionInput = serde_json::from_str(&text).unwrap();
+    let bundle = Bundle::load(&repo.join("policies")).unwrap();
+    let policies = Policies::compile(&bundle, "bench".to_string()).unwrap();
+    let decision = policies.evaluate(&input);
+    let template = row(&input, &decision, &CallFacts::default());
+
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::start(AuditConfig {
+        path: dir.path().join("audit.duckdb"),
+        // Measure the writer's pace: producers wait for room instead of failing.
+        block_timeout_ms: 600_000,
+        ..AuditConfig::default()
+    })
+    .unwrap();
+    let started = Instant::now();
+    for i in 0..rows {
+        let mut r = template.clone();
+        r.decision_id = format!("d-{i}");
+        audit.record(r).unwrap();
+    }
+    audit.shutdown();
+    let elapsed = started.elapsed();
+    let written = audit
+        .counters()
+        .written
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(written as usize, rows);
+    let size = std::fs::metadata(dir.path().join("audit.duckdb"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "audit ingest: {rows} rows in {:.2} s = {:.0} rows/s (target >= 100000); file {:.1} MB",
+        elapsed.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64(),
+        size as f64 / 1e6
+    );
+}

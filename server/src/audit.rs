@@ -1,0 +1,377 @@
+//! The audit trail: one row per decision in an embedded DuckDB file, written off the
+//! request path.
+//!
+//! Requests hand rows to a bounded queue; one writer thread owns the only connection and
+//! appends them in batches (at most `batch_size` rows, at least every `flush_interval_ms`).
+//! A full queue never drops a row silently: the configured policy either waits for room
+//! (`block`, up to `block_timeout_ms`) or refuses, and the caller fails the request closed.
+//! Shutdown closes the queue and the writer drains it before the process exits, so a
+//! graceful stop loses nothing; a crash loses at most the rows of one flush interval (those
+//! still queued or in the batch being built).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+use duckdb::types::{TimeUnit, Value as DuckValue};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_engine::{Decision, DecisionInput};
+
+mod mask;
+pub mod row;
+
+pub use mask::masked_input;
+pub use row::{CallFacts, Row};
+
+/// The DDL, applied at startup.
+pub const DDL: &str = include_str!("../../schemas/audit.sql");
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// What a full queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFull {
+    /// Wait up to `block_timeout_ms` for room, then fail the request closed.
+    Block,
+    /// Fail the request closed at once.
+    FailClosed,
+}
+
+/// The audit configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Whether decisions are recorded.
+    pub enabled: bool,
+    /// The DuckDB file; relative paths are resolved against the config file's directory.
+    pub path: PathBuf,
+    /// Rows queued at most before `on_full` applies.
+    pub queue_capacity: usize,
+    /// Rows appended per batch at most.
+    pub batch_size: usize,
+    /// Longest time a row waits in a batch before it is written, in milliseconds; what a
+    /// crash can lose.
+    pub flush_interval_ms: u64,
+    /// What a full queue does.
+    pub on_full: OnFull,
+    /// How long `block` waits for room, in milliseconds.
+    pub block_timeout_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            path: PathBuf::from("sluice-audit.duckdb"),
+            queue_capacity: 65_536,
+            batch_size: 4_096,
+            flush_interval_ms: 200,
+            on_full: OnFull::Block,
+            block_timeout_ms: 1_000,
+        }
+    }
+}
+
+/// Why a row was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    /// The queue stayed full.
+    #[error("the audit queue is full: the decision cannot be recorded, so the request is refused")]
+    Full,
+    /// The writer has stopped (shutdown, or it failed).
+    #[error("the audit writer is not running: the decision cannot be recorded")]
+    Stopped,
+}
+
+/// Counters for `/metrics` and the status endpoint.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    /// Rows accepted into the queue.
+    pub queued: AtomicU64,
+    /// Rows written to the database.
+    pub written: AtomicU64,
+    /// Rows refused because the queue was full or the writer stopped.
+    pub refused: AtomicU64,
+    /// Rows lost because the database refused them (each also logged).
+    pub failed: AtomicU64,
+}
+
+/// The handle requests use.
+#[derive(Debug)]
+pub struct Audit {
+    sender: Mutex<Option<SyncSender<Row>>>,
+    config: AuditConfig,
+    counters: Arc<AuditCounters>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Opens (or creates) the database and applies the schema; the error names the file.
+pub fn open(path: &Path) -> anyhow::Result<Connection> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        anyhow::bail!(
+            "cannot open the audit database `{}`: directory `{}` does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    let connection = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the audit database `{}`: {e}", path.display()))?;
+    // Zero egress: never download an extension; Parquet and JSON are compiled in.
+    connection
+        .execute_batch(
+            "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;",
+        )
+        .map_err(|e| anyhow::anyhow!("cannot configure the audit database: {e}"))?;
+    connection.execute_batch(DDL).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the audit schema in `{}`: {e}",
+            path.display()
+        )
+    })?;
+    let version: Option<i32> = connection
+        .query_row("SELECT max(version) FROM sluice_schema", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| anyhow::anyhow!("cannot read the audit schema version: {e}"))?;
+    match version {
+        None => {
+            connection
+                .execute(
+                    "INSERT INTO sluice_schema VALUES (?, now()::TIMESTAMP)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(|e| anyhow::anyhow!("cannot record the audit schema version: {e}"))?;
+        }
+        Some(v) if v > SCHEMA_VERSION => anyhow::bail!(
+            "the audit database `{}` has schema version {v}, newer than this Sluice ({SCHEMA_VERSION}); upgrade Sluice",
+            path.display()
+        ),
+        Some(_) => {}
+    }
+    Ok(connection)
+}
+
+impl Audit {
+    /// Opens the database and starts the writer thread.
+    pub fn start(config: AuditConfig) -> anyhow::Result<Audit> {
+        let connection = open(&config.path)?;
+        let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_capacity.max(1));
+        let counters = Arc::new(AuditCounters::default());
+        let writer = {
+            let counters = Arc::clone(&counters);
+            let config = config.clone();
+            std::thread::Builder::new()
+                .name("sluice-audit".to_string())
+                .spawn(move || write_loop(connection, receiver, &config, &counters))
+                .map_err(|e| anyhow::anyhow!("cannot start the audit writer: {e}"))?
+        };
+        Ok(Audit {
+            sender: Mutex::new(Some(sender)),
+            config,
+            counters,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &AuditCounters {
+        &self.counters
+    }
+
+    /// Queues a row; an error means the caller must fail the request closed.
+    pub fn record(&self, row: Row) -> Result<(), AuditError> {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(sender) = sender else {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(AuditError::Stopped);
+        };
+        let result = match sender.try_send(row) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(AuditError::Stopped),
+            Err(TrySendError::Full(row)) => match self.config.on_full {
+                OnFull::FailClosed => Err(AuditError::Full),
+                OnFull::Block => block(
+                    &sender,
+                    row,
+                    Duration::from_millis(self.config.block_timeout_ms),
+                ),
+            },
+        };
+        match &result {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%error, "audit row refused");
+            }
+        }
+        result
+    }
+
+    /// Closes the queue and waits until every queued row is written.
+    pub fn shutdown(&self) {
+        drop(
+            self.sender
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            tracing::error!("the audit writer panicked while draining");
+        }
+        tracing::info!(
+            written = self.counters.written.load(Ordering::Relaxed),
+            failed = self.counters.failed.load(Ordering::Relaxed),
+            refused = self.counters.refused.load(Ordering::Relaxed),
+            "audit drained"
+        );
+    }
+}
+
+/// Waits for room in the queue (std's bounded channel has no send with a timeout).
+fn block(sender: &SyncSender<Row>, mut row: Row, timeout: Duration) -> Result<(), AuditError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match sender.try_send(row) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => return Err(AuditError::Stopped),
+            Err(TrySendError::Full(back)) => {
+                if Instant::now() >= deadline {
+                    return Err(AuditError::Full);
+                }
+                row = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
+fn write_loop(
+    connection: Connection,
+    receiver: Receiver<Row>,
+    config: &AuditConfig,
+    counters: &AuditCounters,
+) {
+    let interval = Duration::from_millis(config.flush_interval_ms.max(1));
+    let batch_size = config.batch_size.max(1);
+    let mut batch: Vec<Row> = Vec::with_capacity(batch_size);
+    let mut oldest: Option<Instant> = None;
+    loop {
+        let wait = oldest.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
+        match receiver.recv_timeout(wait) {
+            Ok(row) => {
+                if batch.is_empty() {
+                    oldest = Some(Instant::now());
+                }
+                batch.push(row);
+                if batch.len() < batch_size {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                write_batch(&connection, &mut batch, counters);
+                return;
+            }
+        }
+        write_batch(&connection, &mut batch, counters);
+        oldest = None;
+    }
+}
+
+fn timestamp(micros: i64) -> DuckValue {
+    DuckValue::Timestamp(TimeUnit::Microsecond, micros)
+}
+
+fn write_batch(connection: &Connection, batch: &mut Vec<Row>, counters: &AuditCounters) {
+    if batch.is_empty() {
+        return;
+    }
+    let count = batch.len() as u64;
+    let result = (|| -> duckdb::Result<()> {
+        let mut appender = connection.appender("decisions")?;
+        for row in batch.iter() {
+            appender.append_row(duckdb::params![
+                row.decision_id,
+                row.request_id,
+                timestamp(row.time_micros),
+                row.surface,
+                row.action,
+                row.key_id,
+                row.user_id,
+                row.team,
+                row.agent,
+                row.resource_kind,
+                row.resource_id,
+                row.provider,
+                row.deployment,
+                row.allow,
+                row.reasons,
+                row.obligations,
+                row.findings,
+                row.pii_count,
+                row.secret_count,
+                row.injection_score,
+                row.input_tokens,
+                row.output_tokens,
+                row.cached_tokens,
+                row.reasoning_tokens,
+                row.cost_usd,
+                row.upstream_status,
+                row.decide_us,
+                row.upstream_ms,
+                row.total_ms,
+                row.revision,
+                row.error_source,
+                row.input,
+            ])?;
+        }
+        appender.flush()
+    })();
+    match result {
+        Ok(()) => {
+            counters.written.fetch_add(count, Ordering::Relaxed);
+        }
+        Err(error) => {
+            counters.failed.fetch_add(count, Ordering::Relaxed);
+            tracing::error!(rows = count, %error, "audit rows could not be written");
+        }
+    }
+    batch.clear();
+}
+
+/// Builds the row of a decision.
+pub fn row(input: &DecisionInput, decision: &Decision, call: &CallFacts) -> Row {
+    Row::new(input, decision, call)
+}
+
+/// A JSON value as text for a JSON column.
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| Value::Null.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! The decision input as it is stored: text omitted, policy masks applied.
+//!
+//! Message, text and document contents and tool arguments are replaced by a note of their
+//! size, so that neither prompts, answers nor anything a detector found in them is ever in
+//! the audit database in clear. (A policy-controlled opt-in to store text is not built yet.)
+//! Then every `mask` obligation erases its JSON pointer, or replaces it when it names a
+//! replacement, as OPA's `system.log.mask` does.
+
+use serde_json::Value;
+use sluice_engine::{Decision, DecisionInput};
+
+fn omitted(value: &Value) -> Value {
+    let size = match value {
+        Value::String(s) => s.chars().count(),
+        other => other.to_string().chars().count(),
+    };
+    Value::String(format!("[omitted: {size} chars]"))
+}
+
+fn omit_field(object: Option<&mut Value>, field: &str) {
+    if let Some(Value::Object(map)) = object
+        && let Some(value) = map.get_mut(field)
+        && !value.is_null()
+        && value != &Value::String(String::new())
+    {
+        *value = omitted(value);
+    }
+}
+
+fn omit_each(array: Option<&mut Value>, field: Option<&str>) {
+    let Some(Value::Array(items)) = array else {
+        return;
+    };
+    for item in items.iter_mut() {
+        match field {
+            Some(field) => omit_field(Some(item), field),
+            None => *item = omitted(item),
+        }
+    }
+}
+
+/// Erases (or replaces) the value at a JSON pointer; a pointer that names nothing is
+/// ignored.
+fn apply_mask(value: &mut Value, pointer: &str, replacement: Option<&str>) {
+    if pointer.is_empty() {
+        return;
+    }
+    if let Some(replacement) = replacement {
+        if let Some(target) = value.pointer_mut(pointer) {
+            *target = Value::String(replacement.to_string());
+        }
+        return;
+    }
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.remove(&last);
+        }
+        Some(Value::Array(items)) => {
+            if let Ok(index) = last.parse::<usize>()
+                && index < items.len()
+            {
+                items.remove(index);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The input as stored for `decision`.
+pub fn masked_input(input: &DecisionInput, decision: &Decision) -> Value {
+    let mut value = serde_json::to_value(input).unwrap_or(Value::Null);
+    if let Some(content) = value.get_mut("content") {
+        if let Some(Value::Array(messages)) = content.get_mut("messages") {
+            for message in messages.iter_mut() {
+                omit_field(Some(message), "content");
+                if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+                    for call in calls.iter_mut() {
+                        omit_field(Some(call), "arguments");
+                    }
+                }
+            }
+        }
+        omit_each(content.get_mut("texts"), None);
+        omit_each(content.get_mut("documents"), Some("text"));
+        omit_field(content.get_mut("tool"), "arguments");
+    }
+    for mask in &decision.obligations.mask {
+        apply_mask(&mut value, &mask.pointer, mask.replacement.as_deref());
+    }
+    value
+}

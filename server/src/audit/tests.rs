@@ -1,0 +1,193 @@
+use std::path::Path;
+
+use sluice_engine::{Bundle, Policies};
+
+use super::*;
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// An example input and the default policies' decision on it.
+fn decided(name: &str) -> (DecisionInput, Decision) {
+    let text =
+        std::fs::read_to_string(repo().join(format!("examples/inputs/{name}.json"))).unwrap();
+    let input: DecisionInput = serde_json::from_str(&text).unwrap();
+    let bundle = Bundle::load(&repo().join("policies")).unwrap();
+    let policies = Policies::compile(&bundle, "test-rev".to_string()).unwrap();
+    let decision = policies.evaluate(&input);
+    (input, decision)
+}
+
+fn config(dir: &Path) -> AuditConfig {
+    AuditConfig {
+        path: dir.join("audit.duckdb"),
+        batch_size: 100,
+        flush_interval_ms: 20,
+        ..AuditConfig::default()
+    }
+}
+
+fn count(path: &Path) -> i64 {
+    let connection = Connection::open(path).unwrap();
+    connection
+        .query_row("SELECT count(*) FROM decisions", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn rows_are_written_with_their_columns_and_queryable_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::start(config(dir.path())).unwrap();
+    let (input, decision) = decided("prompt-model-not-allowed");
+    let facts = CallFacts {
+        request_id: "req-1".to_string(),
+        upstream_status: None,
+        total_ms: 1.5,
+        error_source: Some("client"),
+        ..CallFacts::default()
+    };
+    audit.record(row(&input, &decision, &facts)).unwrap();
+    audit.shutdown();
+    assert_eq!(audit.counters().written.load(Ordering::Relaxed), 1);
+
+    let connection = Connection::open(dir.path().join("audit.duckdb")).unwrap();
+    let (surface, allow, team, rule, revision, source): (String, bool, String, String, String, String) =
+        connection
+            .query_row(
+                "SELECT surface, allow, team, reasons->>'$[0].rule', revision, error_source FROM decisions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+    assert_eq!(surface, "prompt");
+    assert!(!allow);
+    assert_eq!(Some(team), input.principal.team);
+    assert_eq!(rule, decision.reasons[0].rule);
+    assert_eq!(revision, "test-rev");
+    assert_eq!(source, "client");
+    let version: i32 = connection
+        .query_row("SELECT max(version) FROM sluice_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn shutdown_drains_every_queued_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::start(AuditConfig {
+        // A long interval: only the drain on shutdown can write the last rows.
+        flush_interval_ms: 60_000,
+        batch_size: 1_000,
+        ..config(dir.path())
+    })
+    .unwrap();
+    let (input, decision) = decided("prompt-allowed");
+    let template = row(&input, &decision, &CallFacts::default());
+    for i in 0..20_500 {
+        let mut r = template.clone();
+        r.decision_id = format!("d-{i}");
+        audit.record(r).unwrap();
+    }
+    audit.shutdown();
+    assert_eq!(count(&dir.path().join("audit.duckdb")), 20_500);
+    // Recording after shutdown is refused, never silently dropped.
+    assert_eq!(audit.record(template), Err(AuditError::Stopped));
+    assert_eq!(audit.counters().refused.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_full_queue_fails_closed_or_blocks_then_fails() {
+    let (input, decision) = decided("prompt-allowed");
+    let template = row(&input, &decision, &CallFacts::default());
+    for (on_full, wait) in [(OnFull::FailClosed, 0), (OnFull::Block, 50)] {
+        // A queue of one with nobody reading it.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let audit = Audit {
+            sender: Mutex::new(Some(sender)),
+            config: AuditConfig {
+                on_full,
+                block_timeout_ms: wait,
+                ..AuditConfig::default()
+            },
+            counters: Arc::new(AuditCounters::default()),
+            writer: Mutex::new(None),
+        };
+        audit.record(template.clone()).unwrap();
+        let started = Instant::now();
+        assert_eq!(audit.record(template.clone()), Err(AuditError::Full));
+        assert!(started.elapsed() >= Duration::from_millis(wait));
+        assert_eq!(audit.counters().refused.load(Ordering::Relaxed), 1);
+        // Room again: accepted.
+        drop(receiver.recv().unwrap());
+        audit.record(template.clone()).unwrap();
+    }
+}
+
+#[test]
+fn stored_inputs_omit_text_and_apply_policy_masks() {
+    let (mut input, mut decision) = decided("prompt-pii-redacted");
+    input
+        .content
+        .documents
+        .push(sluice_engine::input::Document {
+            text: "internal memo".to_string(),
+            ..Default::default()
+        });
+    decision.obligations.mask = vec![
+        sluice_engine::decision::Mask {
+            pointer: "/principal/user".to_string(),
+            replacement: None,
+        },
+        sluice_engine::decision::Mask {
+            pointer: "/request/client_address".to_string(),
+            replacement: Some("x.x.x.x".to_string()),
+        },
+    ];
+    input.request.client_address = Some("10.1.2.3".to_string());
+    input.principal.user = Some("alice".to_string());
+    let stored = masked_input(&input, &decision);
+    let text = stored.to_string();
+    for message in &input.content.messages {
+        if !message.content.is_empty() {
+            assert!(!text.contains(&message.content), "{text}");
+        }
+    }
+    assert!(!text.contains("internal memo"));
+    assert!(text.contains("[omitted: 13 chars]"));
+    assert!(stored["principal"].get("user").is_none());
+    assert_eq!(stored["request"]["client_address"], "x.x.x.x");
+    // The row summarises findings by class, never their text.
+    let r = row(&input, &decision, &CallFacts::default());
+    let findings: Value = serde_json::from_str(&r.findings).unwrap();
+    assert_eq!(
+        findings["pii"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_u64).sum::<u64>()),
+        Some(input.findings.pii.len() as u64)
+    );
+}
+
+#[test]
+fn opening_checks_the_directory_and_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = open(&dir.path().join("missing/audit.duckdb")).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    let path = dir.path().join("audit.duckdb");
+    drop(open(&path).unwrap());
+    // Reopening keeps one version row.
+    let connection = open(&path).unwrap();
+    let rows: i64 = connection
+        .query_row("SELECT count(*) FROM sluice_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+    connection
+        .execute(
+            "INSERT INTO sluice_schema VALUES (99, now()::TIMESTAMP)",
+            [],
+        )
+        .unwrap();
+    drop(connection);
+    let err = open(&path).unwrap_err();
+    assert!(err.to_string().contains("newer than this Sluice"), "{err}");
+}
