@@ -205,11 +205,18 @@ impl Audit {
             Err(TrySendError::Disconnected(_)) => Err(AuditError::Stopped),
             Err(TrySendError::Full(row)) => match self.config.on_full {
                 OnFull::FailClosed => Err(AuditError::Full),
-                OnFull::Block => block(
-                    &sender,
-                    row,
-                    Duration::from_millis(self.config.block_timeout_ms),
-                ),
+                OnFull::Block => {
+                    let timeout = Duration::from_millis(self.config.block_timeout_ms);
+                    let wait = || block(&sender, row, timeout);
+                    // On the gateway's runtime, let the worker's other tasks move elsewhere
+                    // while this request waits for room.
+                    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                            tokio::task::block_in_place(wait)
+                        }
+                        _ => wait(),
+                    }
+                }
             },
         };
         match &result {

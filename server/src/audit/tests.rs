@@ -191,3 +191,38 @@ fn opening_checks_the_directory_and_the_schema_version() {
     let err = open(&path).unwrap_err();
     assert!(err.to_string().contains("newer than this Sluice"), "{err}");
 }
+
+#[test]
+fn blocking_for_room_inside_the_gateway_runtime_does_not_stall_it() {
+    let (input, decision) = decided("prompt-allowed");
+    let template = row(&input, &decision, &CallFacts::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sender, _receiver) = std::sync::mpsc::sync_channel(1);
+    let audit = Arc::new(Audit {
+        sender: Mutex::new(Some(sender)),
+        config: AuditConfig {
+            on_full: OnFull::Block,
+            block_timeout_ms: 300,
+            ..AuditConfig::default()
+        },
+        counters: Arc::new(AuditCounters::default()),
+        writer: Mutex::new(None),
+    });
+    audit.record(template.clone()).unwrap();
+    runtime.block_on(async {
+        // The only worker waits for room; a timer on the same runtime still fires.
+        let ticked = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Instant::now()
+        });
+        let audit = Arc::clone(&audit);
+        let refused = tokio::spawn(async move { (audit.record(template), Instant::now()) });
+        let (result, refused_at) = refused.await.unwrap();
+        assert_eq!(result, Err(AuditError::Full));
+        assert!(ticked.await.unwrap() < refused_at);
+    });
+}
