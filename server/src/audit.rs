@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_engine::{Decision, DecisionInput};
 
+pub mod maintain;
 mod mask;
 pub mod row;
 
@@ -64,6 +65,13 @@ pub struct AuditConfig {
     pub on_full: OnFull,
     /// How long `block` waits for room, in milliseconds.
     pub block_timeout_ms: u64,
+    /// Days a row is kept (in the live table and in Parquet exports); forever when unset.
+    pub retention_days: Option<u32>,
+    /// Where closed days are rotated to Parquet files (`decisions-YYYY-MM-DD.parquet`);
+    /// rows stay in the live table when unset. Relative paths are resolved like `path`.
+    pub export_dir: Option<PathBuf>,
+    /// How often rotation and retention run, in seconds (also once at startup).
+    pub maintenance_interval_s: u64,
 }
 
 impl Default for AuditConfig {
@@ -76,6 +84,9 @@ impl Default for AuditConfig {
             flush_interval_ms: 200,
             on_full: OnFull::Block,
             block_timeout_ms: 1_000,
+            retention_days: None,
+            export_dir: None,
+            maintenance_interval_s: 3_600,
         }
     }
 }
@@ -286,7 +297,19 @@ fn write_loop(
     let batch_size = config.batch_size.max(1);
     let mut batch: Vec<Row> = Vec::with_capacity(batch_size);
     let mut oldest: Option<Instant> = None;
+    let maintenance = Duration::from_secs(config.maintenance_interval_s.max(1));
+    let mut maintained: Option<Instant> = None;
     loop {
+        if maintained.is_none_or(|t| t.elapsed() >= maintenance) {
+            match maintain::maintain(&connection, config) {
+                Ok(report) if report != maintain::Report::default() => {
+                    tracing::info!(?report, "audit maintenance");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "audit maintenance failed"),
+            }
+            maintained = Some(Instant::now());
+        }
         let wait = oldest.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
         match receiver.recv_timeout(wait) {
             Ok(row) => {

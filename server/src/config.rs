@@ -196,6 +196,11 @@ impl Config {
             if config.audit.path.is_relative() {
                 config.audit.path = base.join(&config.audit.path);
             }
+            if let Some(dir) = &mut config.audit.export_dir
+                && dir.is_relative()
+            {
+                *dir = base.join(&*dir);
+            }
             for provider in &mut config.providers {
                 if let Some(file) = &mut provider.api_key_file
                     && file.is_relative()

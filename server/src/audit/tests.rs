@@ -226,3 +226,62 @@ fn blocking_for_room_inside_the_gateway_runtime_does_not_stall_it() {
         assert!(ticked.await.unwrap() < refused_at);
     });
 }
+
+#[test]
+fn closed_days_rotate_to_parquet_and_retention_deletes_old_rows_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports");
+    let config = AuditConfig {
+        path: dir.path().join("audit.duckdb"),
+        export_dir: Some(exports.clone()),
+        retention_days: Some(30),
+        ..AuditConfig::default()
+    };
+    let connection = open(&config.path).unwrap();
+    let (input, decision) = decided("prompt-allowed");
+    let template = row(&input, &decision, &CallFacts::default());
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64;
+    let day = 86_400_000_000i64;
+    // 2 rows today, 3 two days ago, 1 forty days ago.
+    let ages = [0, 0, 2, 2, 2, 40];
+    let rows: Vec<Row> = ages
+        .iter()
+        .enumerate()
+        .map(|(i, age)| Row {
+            decision_id: format!("d-{i}"),
+            time_micros: now - age * day,
+            ..template.clone()
+        })
+        .collect();
+    let counters = AuditCounters::default();
+    write_batch(&connection, &mut rows.clone(), &counters);
+    assert_eq!(counters.written.load(Ordering::Relaxed), 6);
+
+    let report = maintain::maintain(&connection, &config).unwrap();
+    // Both closed days were exported; the forty-day-old file then expired.
+    assert_eq!(report.exported_rows, 4);
+    assert_eq!(report.exported_files.len(), 2);
+    assert_eq!(report.expired_files, 1);
+    let live: i64 = connection
+        .query_row("SELECT count(*) FROM decisions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(live, 2, "only today's rows stay live");
+    // The live table and the exports answer together; the expired day is gone.
+    let (all, distinct): (i64, i64) = connection
+        .query_row(
+            "SELECT count(*), count(DISTINCT decision_id) FROM all_decisions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((all, distinct), (5, 5));
+    let files: Vec<String> = std::fs::read_dir(&exports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("decisions-") && files[0].ends_with(".parquet"));
+    // A second pass has nothing to do and exports nothing twice.
+    let again = maintain::maintain(&connection, &config).unwrap();
+    assert_eq!(again, maintain::Report::default());
+}
