@@ -8,7 +8,8 @@
 //! - latency p50/p99 at a fixed 2,000 requests/s (open loop), direct and through Sluice,
 //!   and the overhead (targets: p50 ≤ 100 µs, p99 ≤ 1 ms);
 //! - Sluice's resident memory idle and at the peak of 1,000 concurrent streaming calls
-//!   (target ≤ 256 MB).
+//!   (target ≤ 256 MB);
+//! - p99 at 2,000 requests/s with the audit trail on and off (target: within 10%).
 //!
 //! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
 //! length of each phase, default 5).
@@ -93,13 +94,17 @@ impl Drop for Gateway {
     }
 }
 
-fn start_gateway(dir: &Path, upstream: &str) -> Gateway {
+fn start_gateway(dir: &Path, upstream: &str, audit: bool) -> Gateway {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let config = dir.join("sluice.yaml");
+    let config = dir.join(if audit {
+        "audit-on.yaml"
+    } else {
+        "audit-off.yaml"
+    });
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: load, hash: \"{}\", user: load, team: platform}}\nproviders:\n  - {{name: fast, kind: openai_compatible, base_url: \"{upstream}/v1\"}}\nmodels:\n  gpt-4o-mini: [{{provider: fast}}]\n",
+            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: load, hash: \"{}\", user: load, team: platform}}\nproviders:\n  - {{name: fast, kind: openai_compatible, base_url: \"{upstream}/v1\"}}\nmodels:\n  gpt-4o-mini: [{{provider: fast}}]\naudit: {{enabled: {audit}}}\n",
             repo.join("policies").display(),
             sluice_server::gateway::keys::hash(KEY)
         ),
@@ -291,7 +296,7 @@ fn main() {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         let dir = tempfile::tempdir().unwrap();
-        let gateway = start_gateway(dir.path(), &upstream_addr);
+        let gateway = start_gateway(dir.path(), &upstream_addr, true);
         let pid = gateway.child.id();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = rss_kib(pid);
@@ -317,6 +322,19 @@ fn main() {
             micros(s99),
             micros(s50.saturating_sub(d50)),
             micros(s99.saturating_sub(d99)),
+        );
+        // The same rate with the audit trail off, to see what recording costs.
+        let quiet = start_gateway(dir.path(), &upstream_addr, false);
+        let quiet_url = format!("{}/v1/chat/completions", quiet.base);
+        let (q50, q99, qf) = fixed_rate(&quiet_url, 2000, length).await;
+        drop(quiet);
+        println!(
+            "audit at 2000 req/s: on p50 {:.0} us p99 {:.0} us; off p50 {:.0} us p99 {:.0} us; p99 on/off {:.2} (target <= 1.10); failures {qf}",
+            micros(s50),
+            micros(s99),
+            micros(q50),
+            micros(q99),
+            s99.as_secs_f64() / q99.as_secs_f64(),
         );
 
         let (peak, completed) = streams(&sluice_url, pid, 1000).await;
