@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod audit;
 mod policy;
 
 use std::process::ExitCode;
@@ -24,6 +25,9 @@ enum Command {
     /// Manage virtual API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Query the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,5 +65,6 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => crate::serve::main(args),
         Command::Policy(command) => policy::main(command),
         Command::Keys(command) => keys(command),
+        Command::Audit(command) => audit::main(command),
     }
 }

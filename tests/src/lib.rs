@@ -92,3 +92,41 @@ pub fn write_file(dir: &Path, path: &str, body: &str) {
     }
     std::fs::write(full, body).expect("write file");
 }
+
+/// Fills a new audit database at `path` through Sluice's own writer: one row per example
+/// input, decided by the default policies. Returns the number of rows.
+pub fn fill_audit_db(path: &Path) -> i64 {
+    use sluice_server::audit::{Audit, AuditConfig, CallFacts, row};
+    let audit = Audit::start(AuditConfig {
+        path: path.to_path_buf(),
+        ..AuditConfig::default()
+    })
+    .expect("the audit writer starts");
+    let bundle =
+        sluice_engine::Bundle::load(&repo().join("policies")).expect("the default policies load");
+    let policies = sluice_engine::Policies::compile(&bundle, "fixture".to_string())
+        .expect("the default policies compile");
+    let mut rows = 0;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo().join("examples/inputs"))
+        .expect("examples/inputs")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("an example input");
+        let input: sluice_engine::DecisionInput =
+            serde_json::from_str(&text).expect("a valid example input");
+        let decision = policies.evaluate(&input);
+        let facts = CallFacts {
+            request_id: format!("req-{rows}"),
+            ..CallFacts::default()
+        };
+        audit
+            .record(row(&input, &decision, &facts))
+            .expect("the row is queued");
+        rows += 1;
+    }
+    audit.shutdown();
+    rows
+}

@@ -138,3 +138,93 @@ fn a_killed_gateway_loses_at_most_one_flush_interval() {
     );
     assert!(rows > 0);
 }
+
+#[test]
+fn audit_query_prints_tables_csv_and_json_and_reads_exports_while_the_file_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.duckdb");
+    let rows = sluice_tests::fill_audit_db(&path);
+    let db = path.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = sluice_tests::sluice(dir.path(), args);
+        let (stdout, stderr) = sluice_tests::text(&out);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        (stdout, stderr)
+    };
+    let (csv, _) = run(&[
+        "audit",
+        "query",
+        "--db",
+        db,
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM decisions",
+    ]);
+    assert_eq!(csv, format!("n\n{rows}\n"));
+    let (table, _) = run(&[
+        "audit",
+        "query",
+        "--db",
+        db,
+        "SELECT surface, count(*) AS n FROM decisions GROUP BY 1 ORDER BY 1",
+    ]);
+    assert!(
+        table.starts_with("surface") && table.contains("prompt"),
+        "{table}"
+    );
+    let file = sluice_tests::repo().join("examples/compliance/subject_access_request.sql");
+    let (json, _) = run(&[
+        "audit",
+        "query",
+        "--db",
+        db,
+        "--format",
+        "json",
+        "--var",
+        "subject=alice",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    let found: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(!found.as_array().unwrap().is_empty(), "{json}");
+
+    // Rotate every (past) day to Parquet, then hold the file as a running gateway would.
+    let exports = dir.path().join("exports");
+    let config = sluice_server::audit::AuditConfig {
+        path: path.clone(),
+        export_dir: Some(exports.clone()),
+        ..Default::default()
+    };
+    let held = sluice_server::audit::open(&path).unwrap();
+    // The example inputs are dated; move them well into the past so every day is closed.
+    held.execute_batch("UPDATE decisions SET time = time - INTERVAL 400 DAY")
+        .unwrap();
+    let report = sluice_server::audit::maintain::maintain(&held, &config).unwrap();
+    assert_eq!(report.exported_rows as i64, rows);
+    let (csv, stderr) = run(&[
+        "audit",
+        "query",
+        "--db",
+        db,
+        "--exports",
+        exports.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM decisions",
+    ]);
+    assert_eq!(csv, format!("n\n{rows}\n"));
+    assert!(stderr.contains("Parquet exports"), "{stderr}");
+    drop(held);
+
+    // Bad input: a clear error and exit 1.
+    let out = sluice_tests::sluice(
+        dir.path(),
+        &["audit", "query", "--db", db, "SELEC nonsense"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = sluice_tests::sluice(
+        dir.path(),
+        &["audit", "query", "--db", "missing.duckdb", "SELECT 1"],
+    );
+    assert!(sluice_tests::text(&out).1.contains("does not exist"));
+}

@@ -6,9 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use sluice_engine::{Bundle, DecisionInput, Policies};
-use sluice_server::audit::{Audit, AuditConfig, CallFacts, row};
-
 /// Rows of a query as text, by column name.
 fn query(connection: &duckdb::Connection, sql: &str) -> Vec<BTreeMap<String, String>> {
     let mut statement = connection.prepare(sql).unwrap();
@@ -31,27 +28,7 @@ fn every_compliance_query_answers_on_a_filled_database() {
     let repo = sluice_tests::repo();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.duckdb");
-    let audit = Audit::start(AuditConfig {
-        path: path.clone(),
-        ..AuditConfig::default()
-    })
-    .unwrap();
-    let bundle = Bundle::load(&repo.join("policies")).unwrap();
-    let policies = Policies::compile(&bundle, "compliance-test".to_string()).unwrap();
-    let mut inputs = 0;
-    for entry in std::fs::read_dir(repo.join("examples/inputs")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let input: DecisionInput = serde_json::from_str(&text).unwrap();
-        let decision = policies.evaluate(&input);
-        let facts = CallFacts {
-            request_id: format!("req-{inputs}"),
-            ..CallFacts::default()
-        };
-        audit.record(row(&input, &decision, &facts)).unwrap();
-        inputs += 1;
-    }
-    audit.shutdown();
-
+    let inputs = sluice_tests::fill_audit_db(&path);
     let connection = duckdb::Connection::open(&path).unwrap();
     let total: i64 = connection
         .query_row("SELECT count(*) FROM decisions", [], |r| r.get(0))
