@@ -62,6 +62,10 @@ pub enum Backend {
     Cedar,
     /// The engine itself (defaults, combination errors).
     Engine,
+    /// The gateway: how a call ended when there was no answer to decide on (an upstream
+    /// failure, a timeout, an unknown model alias); recorded in the audit trail, never
+    /// produced by policy evaluation.
+    Gateway,
 }
 
 /// The effect of a reason.
@@ -99,6 +103,11 @@ pub struct Obligations {
     /// A tighter rate limit to apply to this principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<Throttle>,
+    /// Keep the message, document and tool-argument text in the audit log (it is omitted
+    /// by default). Detected PII and secrets in it are still replaced by their class, and
+    /// `mask` still applies. Any policy asking is enough; kept on a deny too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_text: bool,
 }
 
 impl Obligations {
@@ -109,6 +118,7 @@ impl Obligations {
             && self.headers.is_empty()
             && self.mask.is_empty()
             && self.throttle.is_none()
+            && !self.log_text
     }
 }
 

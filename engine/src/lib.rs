@@ -21,7 +21,7 @@ pub mod testing;
 mod test_support;
 
 pub use bundle::{Bundle, Manifest};
-pub use decision::{Decision, Effect, Obligations, Reason};
+pub use decision::{Backend, Decision, Effect, Obligations, Reason};
 pub use diagnostic::{BundleError, Diagnostic};
 pub use input::{DecisionInput, Surface};
 pub use policies::Policies;

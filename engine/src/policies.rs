@@ -175,9 +175,10 @@ fn combine(
     let obligations = if allow {
         rego.obligations
     } else {
-        // Masking still applies to what is logged about a denied request.
+        // What is logged about a denied request is still governed by the policies.
         Obligations {
             mask: rego.obligations.mask,
+            log_text: rego.obligations.log_text,
             ..Obligations::default()
         }
     };

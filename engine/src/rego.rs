@@ -34,8 +34,8 @@ pub const ENTRYPOINT: &str = "data.sluice.decision";
 pub const ENTRYPOINT_FILE: &str = "<sluice entrypoint>";
 
 /// The rules Sluice reads from every package under the roots.
-pub const DECISION_RULES: [&str; 8] = [
-    "deny", "allow", "warn", "redact", "route", "headers", "mask", "throttle",
+pub const DECISION_RULES: [&str; 9] = [
+    "deny", "allow", "warn", "redact", "route", "headers", "mask", "throttle", "log_text",
 ];
 
 /// A package under the roots and the files that declare each decision rule in it.
@@ -240,7 +240,7 @@ fn entrypoint_module(
         for rule in package.rules.keys() {
             let local = format!("__sluice_{index}_{rule}");
             let default = match *rule {
-                "allow" => "false",
+                "allow" | "log_text" => "false",
                 "route" | "throttle" => "null",
                 "headers" => "{}",
                 _ => "set()",

@@ -38,6 +38,19 @@ fn main() {
         path: dir.path().join("audit.duckdb"),
         // Measure the writer's pace: producers wait for room instead of failing.
         block_timeout_ms: 600_000,
+        memory_limit_mb: common::env_number(
+            "SLUICE_AUDIT_MEMORY_MB",
+            AuditConfig::default().memory_limit_mb,
+        ),
+        queue_capacity: common::env_number(
+            "SLUICE_AUDIT_QUEUE",
+            AuditConfig::default().queue_capacity,
+        ),
+        batch_size: common::env_number("SLUICE_AUDIT_BATCH", AuditConfig::default().batch_size),
+        flush_interval_ms: common::env_number(
+            "SLUICE_AUDIT_FLUSH_MS",
+            AuditConfig::default().flush_interval_ms,
+        ),
         ..AuditConfig::default()
     })
     .unwrap();
@@ -57,8 +70,17 @@ fn main() {
     let size = std::fs::metadata(dir.path().join("audit.duckdb"))
         .map(|m| m.len())
         .unwrap_or(0);
+    // Peak resident memory of the whole process (queue, batch and DuckDB's buffers).
+    let peak_mb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0);
     println!(
-        "audit ingest: {rows} rows in {:.2} s = {:.0} rows/s (target >= 100000); file {:.1} MB",
+        "audit ingest: {rows} rows in {:.2} s = {:.0} rows/s (target >= 100000); file {:.1} MB; peak RSS {peak_mb:.0} MB",
         elapsed.as_secs_f64(),
         rows as f64 / elapsed.as_secs_f64(),
         size as f64 / 1e6

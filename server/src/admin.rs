@@ -97,20 +97,29 @@ async fn metrics(_: AdminAccess, State(state): State<AdminState>) -> Response {
 }
 
 /// The audit writer's counters in the Prometheus text format. `refused` and `failed` are
-/// the rows that could not be recorded: alert on any.
+/// the rows that could not be recorded, and `sluice_audit_unwritable` says requests are
+/// failing closed right now: alert on any.
 pub fn render_audit_metrics(counters: &crate::audit::AuditCounters) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     format!(
-        "# HELP sluice_audit_rows_total Audit rows by outcome: queued, written, refused (queue full or writer stopped; the request failed closed), failed (the database refused them).\n\
+        "# HELP sluice_audit_rows_total Audit rows by outcome: queued, written, refused (queue full, database unwritable or writer stopped; the request failed closed), failed (accepted but lost: the database still refused them at shutdown).\n\
          # TYPE sluice_audit_rows_total counter\n\
          sluice_audit_rows_total{{outcome=\"queued\"}} {}\n\
          sluice_audit_rows_total{{outcome=\"written\"}} {}\n\
          sluice_audit_rows_total{{outcome=\"refused\"}} {}\n\
-         sluice_audit_rows_total{{outcome=\"failed\"}} {}\n",
+         sluice_audit_rows_total{{outcome=\"failed\"}} {}\n\
+         # HELP sluice_audit_write_errors_total Batches the audit database refused (retried, not lost).\n\
+         # TYPE sluice_audit_write_errors_total counter\n\
+         sluice_audit_write_errors_total {}\n\
+         # HELP sluice_audit_unwritable 1 while the audit database refuses writes (disk full, read-only, I/O error); requests fail closed meanwhile.\n\
+         # TYPE sluice_audit_unwritable gauge\n\
+         sluice_audit_unwritable {}\n",
         counters.queued.load(Relaxed),
         counters.written.load(Relaxed),
         counters.refused.load(Relaxed),
         counters.failed.load(Relaxed),
+        counters.write_errors.load(Relaxed),
+        u8::from(counters.unwritable.load(Relaxed)),
     )
 }
 

@@ -10,7 +10,7 @@
 //! still queued or in the batch being built).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -72,6 +72,9 @@ pub struct AuditConfig {
     pub export_dir: Option<PathBuf>,
     /// How often rotation and retention run, in seconds (also once at startup).
     pub maintenance_interval_s: u64,
+    /// DuckDB's memory limit for the audit database, in MiB (its own default is 80% of the
+    /// machine's memory, too much for a process that shares the machine with traffic).
+    pub memory_limit_mb: u64,
 }
 
 impl Default for AuditConfig {
@@ -79,7 +82,7 @@ impl Default for AuditConfig {
         AuditConfig {
             enabled: true,
             path: PathBuf::from("sluice-audit.duckdb"),
-            queue_capacity: 65_536,
+            queue_capacity: 16_384,
             batch_size: 4_096,
             flush_interval_ms: 200,
             on_full: OnFull::Block,
@@ -87,6 +90,7 @@ impl Default for AuditConfig {
             retention_days: None,
             export_dir: None,
             maintenance_interval_s: 3_600,
+            memory_limit_mb: 256,
         }
     }
 }
@@ -97,6 +101,11 @@ pub enum AuditError {
     /// The queue stayed full.
     #[error("the audit queue is full: the decision cannot be recorded, so the request is refused")]
     Full,
+    /// The database refuses writes (disk full, read-only, I/O error); the writer retries.
+    #[error(
+        "the audit database cannot be written (see the gateway's log): the decision cannot be recorded, so the request is refused"
+    )]
+    Unwritable,
     /// The writer has stopped (shutdown, or it failed).
     #[error("the audit writer is not running: the decision cannot be recorded")]
     Stopped,
@@ -109,10 +118,19 @@ pub struct AuditCounters {
     pub queued: AtomicU64,
     /// Rows written to the database.
     pub written: AtomicU64,
-    /// Rows refused because the queue was full or the writer stopped.
+    /// Rows refused because the queue was full, the database was unwritable or the writer
+    /// had stopped; each such request failed closed.
     pub refused: AtomicU64,
-    /// Rows lost because the database refused them (each also logged).
+    /// Rows lost: accepted, but the database still refused them when the gateway stopped
+    /// (each also logged).
     pub failed: AtomicU64,
+    /// Write attempts the database refused; the rows were kept and retried.
+    pub write_errors: AtomicU64,
+    /// Whether the database refuses writes right now; requests fail closed meanwhile.
+    pub unwritable: AtomicBool,
+    /// Set by [`Audit::shutdown`]: a writer retrying a refused batch gives up after a grace
+    /// period instead of holding the process forever.
+    stopping: AtomicBool,
 }
 
 /// The handle requests use.
@@ -173,10 +191,24 @@ pub fn open(path: &Path) -> anyhow::Result<Connection> {
     Ok(connection)
 }
 
+/// Opens the database for the writer, with its resource limits.
+fn connect(config: &AuditConfig) -> anyhow::Result<Connection> {
+    let connection = open(&config.path)?;
+    // One thread: the writer appends serially, and DuckDB's worker threads would compete
+    // with request handling for the CPU.
+    connection
+        .execute_batch(&format!(
+            "SET memory_limit = '{}MiB'; SET threads = 1;",
+            config.memory_limit_mb.max(16)
+        ))
+        .map_err(|e| anyhow::anyhow!("cannot configure the audit database: {e}"))?;
+    Ok(connection)
+}
+
 impl Audit {
     /// Opens the database and starts the writer thread.
     pub fn start(config: AuditConfig) -> anyhow::Result<Audit> {
-        let connection = open(&config.path)?;
+        let connection = connect(&config)?;
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_capacity.max(1));
         let counters = Arc::new(AuditCounters::default());
         let writer = {
@@ -211,24 +243,11 @@ impl Audit {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(AuditError::Stopped);
         };
-        let result = match sender.try_send(row) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Disconnected(_)) => Err(AuditError::Stopped),
-            Err(TrySendError::Full(row)) => match self.config.on_full {
-                OnFull::FailClosed => Err(AuditError::Full),
-                OnFull::Block => {
-                    let timeout = Duration::from_millis(self.config.block_timeout_ms);
-                    let wait = || block(&sender, row, timeout);
-                    // On the gateway's runtime, let the worker's other tasks move elsewhere
-                    // while this request waits for room.
-                    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-                        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                            tokio::task::block_in_place(wait)
-                        }
-                        _ => wait(),
-                    }
-                }
-            },
+        // A row accepted now could only wait in memory for a disk that may not come back.
+        let result = if self.counters.unwritable.load(Ordering::Relaxed) {
+            Err(AuditError::Unwritable)
+        } else {
+            self.send(&sender, row)
         };
         match &result {
             Ok(()) => {
@@ -242,8 +261,33 @@ impl Audit {
         result
     }
 
-    /// Closes the queue and waits until every queued row is written.
+    /// Queues a row, applying `on_full` when the queue is full.
+    fn send(&self, sender: &SyncSender<Row>, row: Row) -> Result<(), AuditError> {
+        match sender.try_send(row) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(AuditError::Stopped),
+            Err(TrySendError::Full(row)) => match self.config.on_full {
+                OnFull::FailClosed => Err(AuditError::Full),
+                OnFull::Block => {
+                    let timeout = Duration::from_millis(self.config.block_timeout_ms);
+                    let wait = || block(sender, row, timeout);
+                    // On the gateway's runtime, let the worker's other tasks move elsewhere
+                    // while this request waits for room.
+                    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                            tokio::task::block_in_place(wait)
+                        }
+                        _ => wait(),
+                    }
+                }
+            },
+        }
+    }
+
+    /// Closes the queue and waits until every queued row is written (or, if the database
+    /// refuses writes, until the writer's grace period is over).
     pub fn shutdown(&self) {
+        self.counters.stopping.store(true, Ordering::Relaxed);
         drop(
             self.sender
                 .lock()
@@ -287,12 +331,29 @@ fn block(sender: &SyncSender<Row>, mut row: Row, timeout: Duration) -> Result<()
     }
 }
 
+/// How long a stopping writer keeps retrying rows the database refuses.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The longest pause between retries of a refused batch.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// The writer's side: the connection (reopened after a failure) and what it needs.
+struct Writer<'a> {
+    connection: Option<Connection>,
+    config: &'a AuditConfig,
+    counters: &'a AuditCounters,
+}
+
 fn write_loop(
     connection: Connection,
     receiver: Receiver<Row>,
     config: &AuditConfig,
     counters: &AuditCounters,
 ) {
+    let mut writer = Writer {
+        connection: Some(connection),
+        config,
+        counters,
+    };
     let interval = Duration::from_millis(config.flush_interval_ms.max(1));
     let batch_size = config.batch_size.max(1);
     let mut batch: Vec<Row> = Vec::with_capacity(batch_size);
@@ -300,8 +361,10 @@ fn write_loop(
     let maintenance = Duration::from_secs(config.maintenance_interval_s.max(1));
     let mut maintained: Option<Instant> = None;
     loop {
-        if maintained.is_none_or(|t| t.elapsed() >= maintenance) {
-            match maintain::maintain(&connection, config) {
+        if maintained.is_none_or(|t| t.elapsed() >= maintenance)
+            && let Some(connection) = &writer.connection
+        {
+            match maintain::maintain(connection, config) {
                 Ok(report) if report != maintain::Report::default() => {
                     tracing::info!(?report, "audit maintenance");
                 }
@@ -323,12 +386,75 @@ fn write_loop(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                write_batch(&connection, &mut batch, counters);
+                writer.flush(&mut batch);
                 return;
             }
         }
-        write_batch(&connection, &mut batch, counters);
+        writer.flush(&mut batch);
         oldest = None;
+    }
+}
+
+impl Writer<'_> {
+    /// Writes the batch, retrying (and reopening the database) for as long as it refuses;
+    /// while it does, the gateway refuses requests. Rows are given up only when the
+    /// gateway is stopping and the grace period is over.
+    fn flush(&mut self, batch: &mut Vec<Row>) {
+        if batch.is_empty() {
+            return;
+        }
+        let count = batch.len() as u64;
+        let mut delay = Duration::from_millis(100);
+        let mut give_up: Option<Instant> = None;
+        loop {
+            let result = match &self.connection {
+                Some(connection) => append(connection, batch).map_err(|e| anyhow::anyhow!("{e}")),
+                None => connect(self.config).and_then(|connection| {
+                    let written = append(&connection, batch).map_err(|e| anyhow::anyhow!("{e}"));
+                    self.connection = Some(connection);
+                    written
+                }),
+            };
+            match result {
+                Ok(()) => {
+                    self.counters.written.fetch_add(count, Ordering::Relaxed);
+                    if self.counters.unwritable.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(rows = count, "the audit database accepts writes again");
+                    }
+                    batch.clear();
+                    return;
+                }
+                Err(error) => {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    if !self.counters.unwritable.swap(true, Ordering::Relaxed) {
+                        tracing::error!(
+                            rows = count,
+                            path = %self.config.path.display(),
+                            %error,
+                            "the audit database refuses writes: requests fail closed until it accepts them again; the rows are kept and retried"
+                        );
+                    }
+                    // DuckDB invalidates a database after a failed write; start afresh
+                    // (reopening also replays its write-ahead log).
+                    self.connection = None;
+                }
+            }
+            if self.counters.stopping.load(Ordering::Relaxed) {
+                let deadline = *give_up.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+                if Instant::now() >= deadline {
+                    self.counters.failed.fetch_add(count, Ordering::Relaxed);
+                    tracing::error!(
+                        rows = count,
+                        path = %self.config.path.display(),
+                        "audit rows lost: the database still refused them when the gateway stopped"
+                    );
+                    batch.clear();
+                    return;
+                }
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(MAX_RETRY_DELAY);
+        }
     }
 }
 
@@ -336,61 +462,46 @@ fn timestamp(micros: i64) -> DuckValue {
     DuckValue::Timestamp(TimeUnit::Microsecond, micros)
 }
 
-fn write_batch(connection: &Connection, batch: &mut Vec<Row>, counters: &AuditCounters) {
-    if batch.is_empty() {
-        return;
+/// Appends the rows in one transaction: all of them or none.
+fn append(connection: &Connection, batch: &[Row]) -> duckdb::Result<()> {
+    let mut appender = connection.appender("decisions")?;
+    for row in batch {
+        appender.append_row(duckdb::params![
+            row.decision_id,
+            row.request_id,
+            timestamp(row.time_micros),
+            row.surface,
+            row.action,
+            row.key_id,
+            row.user_id,
+            row.team,
+            row.agent,
+            row.resource_kind,
+            row.resource_id,
+            row.provider,
+            row.deployment,
+            row.allow,
+            row.reasons,
+            row.obligations,
+            row.findings,
+            row.pii_count,
+            row.secret_count,
+            row.injection_score,
+            row.input_tokens,
+            row.output_tokens,
+            row.cached_tokens,
+            row.reasoning_tokens,
+            row.cost_usd,
+            row.upstream_status,
+            row.decide_us,
+            row.upstream_ms,
+            row.total_ms,
+            row.revision,
+            row.error_source,
+            row.input,
+        ])?;
     }
-    let count = batch.len() as u64;
-    let result = (|| -> duckdb::Result<()> {
-        let mut appender = connection.appender("decisions")?;
-        for row in batch.iter() {
-            appender.append_row(duckdb::params![
-                row.decision_id,
-                row.request_id,
-                timestamp(row.time_micros),
-                row.surface,
-                row.action,
-                row.key_id,
-                row.user_id,
-                row.team,
-                row.agent,
-                row.resource_kind,
-                row.resource_id,
-                row.provider,
-                row.deployment,
-                row.allow,
-                row.reasons,
-                row.obligations,
-                row.findings,
-                row.pii_count,
-                row.secret_count,
-                row.injection_score,
-                row.input_tokens,
-                row.output_tokens,
-                row.cached_tokens,
-                row.reasoning_tokens,
-                row.cost_usd,
-                row.upstream_status,
-                row.decide_us,
-                row.upstream_ms,
-                row.total_ms,
-                row.revision,
-                row.error_source,
-                row.input,
-            ])?;
-        }
-        appender.flush()
-    })();
-    match result {
-        Ok(()) => {
-            counters.written.fetch_add(count, Ordering::Relaxed);
-        }
-        Err(error) => {
-            counters.failed.fetch_add(count, Ordering::Relaxed);
-            tracing::error!(rows = count, %error, "audit rows could not be written");
-        }
-    }
-    batch.clear();
+    appender.flush()
 }
 
 /// Builds the row of a decision.

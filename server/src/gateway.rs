@@ -203,6 +203,57 @@ impl Call {
         }
     }
 
+    /// Records how a call whose prompt was allowed ended without an answer to decide on
+    /// (an upstream failure or timeout, an unknown alias, a broken answer): a `response`
+    /// row with `allow = false`, the error as its reason and `error_source` set, so every
+    /// allowed call has its outcome in the audit trail. Returns the error unchanged.
+    fn failed(
+        &self,
+        prompt: &DecisionInput,
+        provider: Option<&str>,
+        error: GatewayError,
+    ) -> GatewayError {
+        let Some(audit) = &self.audit else {
+            return error;
+        };
+        let mut input = self.input(
+            Surface::Response,
+            &prompt.action,
+            &prompt.resource.id,
+            Content::default(),
+        );
+        input.resource.provider = provider.map(str::to_string);
+        let source = error.kind.source();
+        let decision = Decision {
+            version: prompt.version.clone(),
+            id: input.id.clone(),
+            surface: Surface::Response,
+            allow: false,
+            reasons: vec![sluice_engine::Reason {
+                backend: sluice_engine::Backend::Gateway,
+                effect: sluice_engine::Effect::Error,
+                file: None,
+                rule: format!("gateway.{source}"),
+                message: error.message.clone(),
+            }],
+            obligations: Default::default(),
+            revision: self.policies.revision().to_string(),
+            timing: Default::default(),
+        };
+        let facts = audit::CallFacts {
+            request_id: self.id.clone(),
+            total_ms: self.started.elapsed().as_secs_f64() * 1e3,
+            upstream_status: (source == "upstream")
+                .then(|| i32::from(error.kind.status().as_u16())),
+            error_source: Some(source),
+            ..Default::default()
+        };
+        // The caller gets the original error either way; a refused row is counted and
+        // logged by the writer's handle.
+        let _ = audit.record(audit::row(&input, &decision, &facts));
+        error
+    }
+
     /// Phase 5, decide; a deny becomes the caller's 403 with the policies' reasons.
     fn decide(&self, input: &DecisionInput) -> Result<Decision, GatewayError> {
         self.decide_with(input, &audit::CallFacts::default())
@@ -660,7 +711,8 @@ async fn embed(
     let chars: usize = embeddings.texts.iter().map(String::len).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     let decision = call.decide(&input)?;
-    let plan = plan(gateway, &embeddings.model, &decision)?;
+    let plan =
+        plan(gateway, &embeddings.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     let headers = upstream_headers(&decision);
     let build = |d: &Deployment| {
         if matches!(
@@ -685,16 +737,17 @@ async fn embed(
         deployment,
         answer,
         in_flight: _in_flight,
-    } = forward(gateway, &plan, &headers, build, local).await?;
+    } = forward(gateway, &plan, &headers, build, local)
+        .await
+        .map_err(|e| call.failed(&input, None, e))?;
     let body = match answer {
         Answer::Upstream(response) => response.bytes().await.map_err(|e| {
-            GatewayError::new(
+            let provider = &deployment.provider.name;
+            let error = GatewayError::new(
                 Kind::BadGateway,
-                format!(
-                    "upstream `{}` broke off its answer: {e}",
-                    deployment.provider.name
-                ),
-            )
+                format!("upstream `{provider}` broke off its answer: {e}"),
+            );
+            call.failed(&input, Some(provider), error)
         })?,
         Answer::Local(body) => bytes::Bytes::from(body.to_string()),
         Answer::LocalStream(_) => bytes::Bytes::new(),

@@ -9,3 +9,4 @@ pub mod gateway;
 pub mod reload;
 pub mod revision;
 pub mod serve;
+pub mod sys;

@@ -9,5 +9,6 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    sluice_server::sys::ignore_file_size_signal();
     sluice_server::cli::main()
 }

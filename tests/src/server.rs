@@ -134,16 +134,18 @@ pub fn spawn_in(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Spawned {
 /// Runs `sluice serve` on `policy_dir` expecting it to exit by itself; returns its status
 /// and whole log.
 pub fn serve_until_exit(policy_dir: &std::ffi::OsStr) -> (ExitStatus, String) {
-    let (mut child, lines, log, _cwd) = spawn_in(
-        &[
-            "serve".as_ref(),
-            "--policy-dir".as_ref(),
-            policy_dir,
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-        ],
-        &[],
-    );
+    run_until_exit(&[
+        "serve".as_ref(),
+        "--policy-dir".as_ref(),
+        policy_dir,
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+    ])
+}
+
+/// Runs `sluice ARGS` expecting it to exit by itself; returns its status and whole log.
+pub fn run_until_exit(args: &[&std::ffi::OsStr]) -> (ExitStatus, String) {
+    let (mut child, lines, log, _cwd) = spawn_in(args, &[]);
     let status = wait_exit(&mut child).expect("sluice should exit");
     // The reader thread ends at end of output: after it, the log is complete.
     lines.iter().for_each(drop);

@@ -228,3 +228,215 @@ fn audit_query_prints_tables_csv_and_json_and_reads_exports_while_the_file_is_he
     );
     assert!(sluice_tests::text(&out).1.contains("does not exist"));
 }
+
+/// Sets the file-size limit of a running process (`prlimit` from util-linux): with a
+/// 1-byte limit every write to the audit files fails with `EFBIG`, as on a full disk.
+fn limit_file_size(pid: u32, limit: &str) {
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--fsize={limit}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "prlimit {limit}");
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[test]
+fn a_disk_that_refuses_writes_fails_calls_closed_and_loses_no_accepted_row() {
+    let mut gateway = Gateway::start();
+    let base = gateway.server.url("");
+    let http = client();
+    let call = || {
+        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]});
+        let response = http
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(PLATFORM_KEY)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().unwrap())
+    };
+    let metrics = || {
+        http.get(format!("{base}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert_eq!(call().0, 200);
+
+    // The disk "fills up": the writer's next batch fails, and from then on calls are
+    // refused with 503 in the caller's format instead of being answered unrecorded.
+    limit_file_size(gateway.server.child.id(), "1:unlimited");
+    let started = Instant::now();
+    let refusal = loop {
+        let (status, body) = call();
+        match status {
+            200 => {}
+            503 => break body,
+            other => panic!("unexpected {other}: {body}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never refused");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("audit database cannot be written"),
+        "{message}"
+    );
+    let text = metrics();
+    assert_eq!(metric(&text, "sluice_audit_unwritable"), 1, "{text}");
+    assert!(metric(&text, "sluice_audit_write_errors_total") >= 1);
+    assert!(gateway.server.log().contains("refuses writes"));
+
+    // Room again: the writer reopens the database, writes the rows it kept, and calls
+    // are answered again.
+    limit_file_size(gateway.server.child.id(), "unlimited:unlimited");
+    let started = Instant::now();
+    while call().0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never recovered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = metrics();
+    assert_eq!(metric(&text, "sluice_audit_unwritable"), 0, "{text}");
+    let queued = metric(&text, "sluice_audit_rows_total{outcome=\"queued\"}");
+    assert!(
+        gateway.server.terminate().success(),
+        "{}",
+        gateway.server.log()
+    );
+    let (rows, _) = audit_rows(&gateway.dir.path().join("sluice-audit.duckdb"));
+    assert_eq!(rows as u64, queued, "every accepted row was written, once");
+}
+
+#[test]
+fn an_audit_path_that_cannot_be_written_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    sluice_tests::write_file(dir.path(), "policies/allow.rego", "package sluice.x\n");
+    // /proc accepts no new files, even from root.
+    sluice_tests::write_file(
+        dir.path(),
+        "sluice.yaml",
+        "listen: 127.0.0.1:0\npolicy_dir: policies\naudit: {path: /proc/sluice-audit.duckdb}\n",
+    );
+    let config = dir.path().join("sluice.yaml");
+    let (status, log) = sluice_tests::server::run_until_exit(&[
+        "serve".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    assert!(!status.success());
+    assert!(
+        log.contains("cannot open the audit database `/proc/sluice-audit.duckdb`"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_call_that_fails_after_its_prompt_was_allowed_records_how_it_ended() {
+    let mut gateway = Gateway::start();
+    let base = gateway.server.url("");
+    let http = client();
+    let mut statuses = Vec::new();
+    for model in ["broken", "hangs", "no-such-alias", "gpt-4o"] {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
+        let response = http
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(PLATFORM_KEY)
+            .json(&body)
+            .send()
+            .unwrap();
+        statuses.push((model, response.status().as_u16()));
+    }
+    assert_eq!(
+        statuses,
+        [
+            ("broken", 502),
+            ("hangs", 504),
+            ("no-such-alias", 404),
+            ("gpt-4o", 200)
+        ]
+    );
+    assert!(gateway.server.terminate().success());
+    let connection =
+        duckdb::Connection::open(gateway.dir.path().join("sluice-audit.duckdb")).unwrap();
+    let mut statement = connection
+        .prepare(
+            "SELECT p.resource_id, p.allow, r.allow, r.error_source, r.upstream_status,
+                    r.reasons->>'$[0].backend', r.reasons->>'$[0].message'
+             FROM decisions p JOIN decisions r USING (request_id)
+             WHERE p.surface = 'prompt' AND r.surface = 'response'
+             ORDER BY p.time",
+        )
+        .unwrap();
+    type Outcome = (
+        String,
+        bool,
+        bool,
+        Option<String>,
+        Option<i32>,
+        String,
+        String,
+    );
+    let rows: Vec<Outcome> = statement
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|(model, prompt, response, source, status, backend, _)| {
+            (
+                model.as_str(),
+                *prompt,
+                *response,
+                source.as_deref(),
+                *status,
+                backend.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "broken",
+                true,
+                false,
+                Some("upstream"),
+                Some(502),
+                "gateway"
+            ),
+            ("hangs", true, false, Some("upstream"), Some(504), "gateway"),
+            (
+                "no-such-alias",
+                true,
+                false,
+                Some("client"),
+                None,
+                "gateway"
+            ),
+            ("gpt-4o", true, true, None, Some(200), "engine"),
+        ]
+    );
+    assert!(rows[0].6.contains("upstream"), "{rows:?}");
+}

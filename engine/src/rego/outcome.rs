@@ -180,6 +180,14 @@ impl RegoOutcome {
                 Err(message) => self.errors.push(error("mask", message)),
             }
         }
+        match rules.get("log_text") {
+            None | Some(Json::Null) | Some(Json::Bool(false)) => {}
+            Some(Json::Bool(true)) => self.obligations.log_text = true,
+            Some(other) => self.errors.push(error(
+                "log_text",
+                format!("log_text must be a boolean, got `{other}`"),
+            )),
+        }
         match rules.get("throttle") {
             None | Some(Json::Null) => {}
             Some(value) => match serde_json::from_value::<Throttle>(value.clone()) {

@@ -69,6 +69,7 @@ headers := {"X-Team": input.principal.team} if true
 mask contains "/content/messages" if true
 throttle := {"requests_per_minute": 60} if true
 warn contains "careful" if true
+log_text if input.principal.team == "payments"
 "#,
         ),
         (
@@ -96,6 +97,7 @@ route := "gpt-4o-mini" if true
         Some("payments")
     );
     assert_eq!(o.mask[0].pointer, "/content/messages");
+    assert!(o.log_text);
     let t = o.throttle.as_ref().unwrap();
     assert_eq!(
         (t.requests_per_minute, t.tokens_per_minute),
@@ -117,6 +119,7 @@ redact contains {"pattern": "("} if true
 route := "model-a" if true
 mask contains "content" if true
 headers := {"x-n": 1} if true
+log_text := "yes" if true
 "#,
         ),
         (
@@ -127,7 +130,12 @@ headers := {"x-n": 1} if true
     let backend = RegoBackend::compile(&b).unwrap().unwrap();
     let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
     let messages: Vec<&str> = outcome.errors.iter().map(|e| e.message.as_str()).collect();
-    assert_eq!(outcome.errors.len(), 5, "{messages:?}");
+    assert_eq!(outcome.errors.len(), 6, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("log_text must be a boolean"))
+    );
     assert!(messages.iter().any(|m| m.contains("malformed redaction")));
     assert!(
         messages

@@ -1,12 +1,17 @@
 //! The decision input as it is stored: text omitted, policy masks applied.
 //!
-//! Message, text and document contents and tool arguments are replaced by a note of their
-//! size, so that neither prompts, answers nor anything a detector found in them is ever in
-//! the audit database in clear. (A policy-controlled opt-in to store text is not built yet.)
-//! Then every `mask` obligation erases its JSON pointer, or replaces it when it names a
-//! replacement, as OPA's `system.log.mask` does.
+//! By default message, text and document contents and tool arguments are replaced by a
+//! note of their size, so that neither prompts, answers nor anything a detector found in
+//! them is in the audit database. A policy may ask to keep the text (the `log_text`
+//! obligation); every detected PII or secret span in it is then replaced by its class, so a
+//! finding is never stored in clear either way. Then every `mask` obligation erases its
+//! JSON pointer, or replaces it when it names a replacement, as OPA's `system.log.mask`
+//! does.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
+use sluice_engine::input::Span;
 use sluice_engine::{Decision, DecisionInput};
 
 fn omitted(value: &Value) -> Value {
@@ -70,10 +75,64 @@ fn apply_mask(value: &mut Value, pointer: &str, replacement: Option<&str>) {
     }
 }
 
+/// Replaces every detector match in the stored text by `[class]`. A match that does not
+/// fit its text (a stale offset, a pointer to something other than a string) omits the
+/// whole value instead: a finding is never kept in clear.
+fn replace_findings(value: &mut Value, input: &DecisionInput) {
+    let mut by_pointer: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
+    for span in input.findings.pii.iter().chain(&input.findings.secrets) {
+        by_pointer
+            .entry(span.pointer.as_str())
+            .or_default()
+            .push(span);
+    }
+    for (pointer, mut spans) in by_pointer {
+        let Some(target) = value.pointer_mut(pointer).filter(|_| !pointer.is_empty()) else {
+            continue;
+        };
+        let Value::String(text) = target else {
+            *target = omitted(target);
+            continue;
+        };
+        // Last match first, so earlier offsets stay valid; overlaps merge into one.
+        spans.sort_by_key(|s| std::cmp::Reverse(s.start));
+        let mut result = text.clone();
+        let mut bound = usize::MAX;
+        let mut fits = true;
+        for span in spans {
+            let (Ok(start), Ok(end)) = (usize::try_from(span.start), usize::try_from(span.end))
+            else {
+                fits = false;
+                break;
+            };
+            let end = end.min(bound);
+            if start >= end {
+                continue;
+            }
+            if end > result.len()
+                || !result.is_char_boundary(start)
+                || !result.is_char_boundary(end)
+            {
+                fits = false;
+                break;
+            }
+            result.replace_range(start..end, &format!("[{}]", span.class));
+            bound = start;
+        }
+        *target = if fits {
+            Value::String(result)
+        } else {
+            omitted(target)
+        };
+    }
+}
+
 /// The input as stored for `decision`.
 pub fn masked_input(input: &DecisionInput, decision: &Decision) -> Value {
     let mut value = serde_json::to_value(input).unwrap_or(Value::Null);
-    if let Some(content) = value.get_mut("content") {
+    if decision.obligations.log_text {
+        replace_findings(&mut value, input);
+    } else if let Some(content) = value.get_mut("content") {
         if let Some(Value::Array(messages)) = content.get_mut("messages") {
             for message in messages.iter_mut() {
                 omit_field(Some(message), "content");

@@ -132,7 +132,17 @@ impl Row {
             upstream_ms: call.upstream_ms,
             total_ms: call.total_ms,
             revision: decision.revision.clone(),
-            error_source: call.error_source.map(str::to_string),
+            // A decision that failed closed on an evaluation error is the gateway's own fault.
+            error_source: call
+                .error_source
+                .or_else(|| {
+                    decision
+                        .reasons
+                        .iter()
+                        .any(|r| r.effect == sluice_engine::Effect::Error)
+                        .then_some("internal")
+                })
+                .map(str::to_string),
             input: masked_input(input, decision).to_string(),
         }
     }

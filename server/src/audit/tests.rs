@@ -169,6 +169,46 @@ fn stored_inputs_omit_text_and_apply_policy_masks() {
 }
 
 #[test]
+fn a_policy_may_keep_the_text_but_never_a_finding_in_clear() {
+    let (mut input, mut decision) = decided("prompt-pii-redacted");
+    decision.obligations.log_text = true;
+    let stored = masked_input(&input, &decision);
+    assert_eq!(
+        stored["content"]["messages"][0]["content"],
+        "Customer [email] paid with [credit_card], why was it declined?"
+    );
+
+    // Overlapping matches merge; a match that does not fit its text (here: an offset
+    // inside a multi-byte character) omits the whole text instead of storing it.
+    input.content.messages[0].content = "mail é@x.io now".to_string();
+    input.findings.pii = vec![
+        sluice_engine::input::Span {
+            class: "email".to_string(),
+            pointer: "/content/messages/0/content".to_string(),
+            start: 5,
+            end: 12,
+        },
+        sluice_engine::input::Span {
+            class: "domain".to_string(),
+            pointer: "/content/messages/0/content".to_string(),
+            start: 8,
+            end: 12,
+        },
+    ];
+    let stored = masked_input(&input, &decision);
+    assert_eq!(
+        stored["content"]["messages"][0]["content"],
+        "mail [email][domain] now"
+    );
+    input.findings.pii[0].start = 6;
+    let stored = masked_input(&input, &decision);
+    assert_eq!(
+        stored["content"]["messages"][0]["content"],
+        "[omitted: 15 chars]"
+    );
+}
+
+#[test]
 fn opening_checks_the_directory_and_the_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let err = open(&dir.path().join("missing/audit.duckdb")).unwrap_err();
@@ -253,9 +293,7 @@ fn closed_days_rotate_to_parquet_and_retention_deletes_old_rows_and_files() {
             ..template.clone()
         })
         .collect();
-    let counters = AuditCounters::default();
-    write_batch(&connection, &mut rows.clone(), &counters);
-    assert_eq!(counters.written.load(Ordering::Relaxed), 6);
+    append(&connection, &rows).unwrap();
 
     let report = maintain::maintain(&connection, &config).unwrap();
     // Both closed days were exported; the forty-day-old file then expired.

@@ -256,7 +256,7 @@ mod tests {
         assert!(json[1]["team"].is_null());
         let table = render(&names, &rows, OutputFormat::Table);
         assert!(
-            table.starts_with("team      note\n--------  -------\n"),
+            table.starts_with("team      note\n--------  ------\n"),
             "{table}"
         );
         assert!(

@@ -303,7 +303,8 @@ async fn converse(
     if let Some(redact) = redactor(&decision)? {
         conversation.rewrite_text(redact);
     }
-    let plan = plan(gateway, &conversation.model, &decision)?;
+    let plan =
+        plan(gateway, &conversation.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     let headers = upstream_headers(&decision);
 
     // 7. forward, translating for the deployment's wire format.
@@ -339,7 +340,9 @@ async fn converse(
         deployment,
         answer,
         in_flight,
-    } = forward(gateway, &plan, &headers, build, local).await?;
+    } = forward(gateway, &plan, &headers, build, local)
+        .await
+        .map_err(|e| call.failed(&input, None, e))?;
 
     // 8. decide on the answer, in the caller's format.
     let provider = deployment.provider.name.clone();
@@ -410,17 +413,17 @@ async fn converse(
     } else {
         let body = match answer {
             Answer::Upstream(response) => {
+                let failed = |message: String| {
+                    let error = GatewayError::new(Kind::BadGateway, message);
+                    respond_call.call.failed(&input, Some(&provider), error)
+                };
                 let bytes = response.bytes().await.map_err(|e| {
-                    GatewayError::new(
-                        Kind::BadGateway,
-                        format!("upstream `{provider}` broke off its answer: {e}"),
-                    )
+                    failed(format!("upstream `{provider}` broke off its answer: {e}"))
                 })?;
                 serde_json::from_slice::<Value>(&bytes).map_err(|_| {
-                    GatewayError::new(
-                        Kind::BadGateway,
-                        format!("upstream `{provider}` answered with a body that is not JSON"),
-                    )
+                    failed(format!(
+                        "upstream `{provider}` answered with a body that is not JSON"
+                    ))
                 })?
             }
             Answer::Local(body) => body,

@@ -40,7 +40,21 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn status(self) -> StatusCode {
+    /// The audit trail's `error_source`: who caused a call to fail.
+    pub fn source(self) -> &'static str {
+        match self {
+            Kind::InvalidRequest
+            | Kind::Authentication
+            | Kind::PolicyDenied
+            | Kind::ModelNotFound
+            | Kind::TooLarge => "client",
+            Kind::RateLimited | Kind::BadGateway | Kind::Unavailable | Kind::Timeout => "upstream",
+            Kind::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
         match self {
             Kind::InvalidRequest => StatusCode::BAD_REQUEST,
             Kind::Authentication => StatusCode::UNAUTHORIZED,
