@@ -140,6 +140,24 @@ pub struct Redaction {
     /// The replacement text; default `[REDACTED:<class>]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
+    /// How a detector class's matches are replaced; default `mask`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RedactMode>,
+}
+
+/// How a redacted match is replaced.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RedactMode {
+    /// The replacement (default `[REDACTED:<class>]`).
+    Mask,
+    /// All but the last four characters starred: `****1234`.
+    Partial,
+    /// A keyed hash of the value, stable per team: `[EMAIL:3f9a0c1d2b4e5f60]`; needs
+    /// `redaction.hash_key_file` in the gateway's configuration.
+    Hash,
 }
 
 /// A route override.

@@ -334,6 +334,19 @@ pub struct Span {
     /// Byte offset one past the end of the match.
     #[serde(default)]
     pub end: u64,
+    /// Character (Unicode scalar) offset of the match within that text.
+    #[serde(default)]
+    pub char_start: u64,
+    /// Character offset one past the end of the match.
+    #[serde(default)]
+    pub char_end: u64,
+    /// How sure the detector is, in [0, 1].
+    #[serde(default)]
+    pub confidence: f64,
+    /// What confirmed the match beyond its shape: `luhn`, `mod97`, `ssn_rules`,
+    /// `context`, `entropy`, `jwt_header`, ... or `pattern` when only the shape matched.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub validator: String,
 }
 
 /// Prompt-injection assessment of the content.

@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod decision;
 pub mod diagnostic;
 pub mod input;
+pub mod inspect;
 pub mod policies;
 pub mod rego;
 pub mod schema;

@@ -55,6 +55,19 @@ pub struct Config {
     pub limits: RequestLimits,
     /// The audit trail (DuckDB).
     pub audit: crate::audit::AuditConfig,
+    /// How policies' redactions are carried out.
+    pub redaction: RedactionConfig,
+}
+
+/// Redaction settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// A file holding the secret key of `mode: hash` redactions (at least 32 bytes; e.g.
+    /// `head -c 32 /dev/urandom | base64`). The hash of a value is keyed per team, so it is
+    /// stable within a team and unlinkable across teams. Without it, a policy asking for
+    /// hashing fails its request closed.
+    pub hash_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -73,6 +86,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             limits: RequestLimits::default(),
             audit: crate::audit::AuditConfig::default(),
+            redaction: RedactionConfig::default(),
         }
     }
 }
@@ -207,6 +221,11 @@ impl Config {
                 {
                     *file = base.join(&*file);
                 }
+            }
+            if let Some(file) = &mut config.redaction.hash_key_file
+                && file.is_relative()
+            {
+                *file = base.join(&*file);
             }
         }
         config.validate()?;

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
+use sluice_engine::decision::RedactMode;
 use sluice_engine::input::{
     Content, DecisionInput, INPUT_VERSION, Principal, RequestInfo, Resource, ResourceKind, Session,
     Surface,
@@ -64,6 +65,8 @@ pub struct Gateway {
     keys: Keys,
     upstreams: Upstreams,
     max_body_bytes: usize,
+    /// The key of `mode: hash` redactions.
+    hash_key: Option<Arc<[u8]>>,
 }
 
 impl Gateway {
@@ -80,6 +83,12 @@ impl Gateway {
             keys: Keys::new(&config.keys),
             upstreams: Upstreams::new(config)?,
             max_body_bytes: config.limits.max_body_bytes,
+            hash_key: config
+                .redaction
+                .hash_key_file
+                .as_deref()
+                .map(read_hash_key)
+                .transpose()?,
         })
     }
 
@@ -87,6 +96,25 @@ impl Gateway {
     pub fn has_keys(&self) -> bool {
         !self.keys.is_empty()
     }
+}
+
+/// Reads the hash-redaction key: the file's bytes, trimmed of surrounding whitespace.
+fn read_hash_key(path: &std::path::Path) -> anyhow::Result<Arc<[u8]>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read redaction.hash_key_file `{}`: {e}",
+            path.display()
+        )
+    })?;
+    let key = bytes.trim_ascii();
+    if key.len() < 32 {
+        anyhow::bail!(
+            "redaction.hash_key_file `{}` holds {} bytes; a hash key needs at least 32",
+            path.display(),
+            key.len()
+        );
+    }
+    Ok(Arc::from(key))
 }
 
 /// The front-door routes.
@@ -182,7 +210,7 @@ impl Call {
         model: &str,
         content: Content,
     ) -> DecisionInput {
-        DecisionInput {
+        let mut input = DecisionInput {
             version: INPUT_VERSION.to_string(),
             id: next_id("dec"),
             time: now_rfc3339(),
@@ -200,7 +228,10 @@ impl Call {
             usage: Default::default(),
             limits: Vec::new(),
             session: self.session.clone(),
-        }
+        };
+        // Phase 4, inspect: what detectors find in the content is part of the input.
+        sluice_engine::inspect::inspect_input(&mut input);
+        input
     }
 
     /// Records how a call whose prompt was allowed ended without an answer to decide on
@@ -386,10 +417,41 @@ async fn read_body(request: Request, limit: usize) -> Result<Map<String, Value>,
     Ok(openai::parse_object(&bytes)?)
 }
 
-/// Applies `redact` obligations that carry a pattern to every piece of text.
-fn redactor(decision: &Decision) -> Result<Option<impl Fn(&str) -> String>, GatewayError> {
-    let mut rules = Vec::new();
+/// What a class redaction replaces a match with.
+#[derive(Debug, Clone)]
+struct ClassRule {
+    mode: RedactMode,
+    replacement: Option<String>,
+}
+
+/// Applies `redact` obligations to every piece of text: detector classes first (masked,
+/// partly starred, or hashed with the team's key), then patterns.
+fn redactor(
+    decision: &Decision,
+    call: &Call,
+    hash_key: Option<&Arc<[u8]>>,
+) -> Result<Option<impl Fn(&str) -> String + use<>>, GatewayError> {
+    let mut patterns = Vec::new();
+    let mut classes: std::collections::HashMap<String, ClassRule> = Default::default();
     for redaction in &decision.obligations.redact {
+        if let Some(class) = &redaction.class {
+            let mode = redaction.mode.unwrap_or(RedactMode::Mask);
+            if mode == RedactMode::Hash && hash_key.is_none() {
+                return Err(GatewayError::new(
+                    Kind::Internal,
+                    format!(
+                        "a policy asked to hash `{class}` values, but the gateway has no `redaction.hash_key_file`, so the request was stopped"
+                    ),
+                ));
+            }
+            classes.insert(
+                class.clone(),
+                ClassRule {
+                    mode,
+                    replacement: redaction.replacement.clone(),
+                },
+            );
+        }
         if let Some(pattern) = &redaction.pattern {
             let regex = regex::Regex::new(pattern).map_err(|e| {
                 GatewayError::new(
@@ -403,21 +465,76 @@ fn redactor(decision: &Decision) -> Result<Option<impl Fn(&str) -> String>, Gate
                 .replacement
                 .clone()
                 .unwrap_or_else(|| "[REDACTED]".to_string());
-            rules.push((regex, replacement));
+            patterns.push((regex, replacement));
         }
     }
-    if rules.is_empty() {
+    if patterns.is_empty() && classes.is_empty() {
         return Ok(None);
     }
+    let team = call.principal.team.clone().unwrap_or_default();
+    let hash_key = hash_key.cloned();
     Ok(Some(move |text: &str| {
-        let mut out = text.to_string();
-        for (regex, replacement) in &rules {
+        let mut out = if classes.is_empty() {
+            text.to_string()
+        } else {
+            sluice_engine::inspect::redact(text, |finding, value| {
+                let rule = classes.get(finding.class)?;
+                Some(replacement(
+                    rule,
+                    finding.class,
+                    value,
+                    &team,
+                    hash_key.as_deref(),
+                ))
+            })
+        };
+        for (regex, replacement) in &patterns {
             out = regex
                 .replace_all(&out, regex::NoExpand(replacement))
                 .into_owned();
         }
         out
     }))
+}
+
+/// The text a redacted match becomes.
+fn replacement(
+    rule: &ClassRule,
+    class: &str,
+    value: &str,
+    team: &str,
+    hash_key: Option<&[u8]>,
+) -> String {
+    match rule.mode {
+        RedactMode::Mask => rule
+            .replacement
+            .clone()
+            .unwrap_or_else(|| format!("[REDACTED:{class}]")),
+        RedactMode::Partial => {
+            let kept: Vec<char> = value.chars().filter(|c| c.is_alphanumeric()).collect();
+            let tail: String = kept.iter().skip(kept.len().saturating_sub(4)).collect();
+            format!("****{tail}")
+        }
+        RedactMode::Hash => {
+            use hmac::Mac;
+            let digest = hash_key
+                .and_then(|key| hmac::Hmac::<sha2::Sha256>::new_from_slice(key).ok())
+                .map(|mut mac| {
+                    mac.update(team.as_bytes());
+                    mac.update(&[0]);
+                    mac.update(value.as_bytes());
+                    mac.finalize().into_bytes()
+                });
+            match digest {
+                Some(digest) => {
+                    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                    format!("[{}:{hex}]", class.to_uppercase())
+                }
+                // Unreachable: the redactor refuses hashing without a key.
+                None => format!("[REDACTED:{class}]"),
+            }
+        }
+    }
 }
 
 /// Where a call goes: the alias (a `route` obligation may replace it) and a provider to

@@ -5,7 +5,9 @@
 //! - team `marketing` may not use `gpt-4o` (a prompt deny);
 //! - an answer containing `LAUNCH-CODE` is denied (a response deny; alias `leaky`);
 //! - `secret-<digits>` in a prompt is redacted, the team goes upstream as `x-sluice-team`,
-//!   and `retired-model` is routed to `gpt-4o`.
+//!   and `retired-model` is routed to `gpt-4o`;
+//! - detected emails in a prompt are masked and card numbers starred but their last four
+//!   digits; phone numbers in an answer are hashed with the team's key.
 
 #![expect(
     clippy::expect_used,
@@ -42,6 +44,12 @@ deny contains "the answer leaked the launch code" if {
 
 redact contains {"pattern": "secret-[0-9]+", "replacement": "[SECRET]"} if input.surface == "prompt"
 
+redact contains "email" if input.surface == "prompt"
+
+redact contains {"class": "credit_card", "mode": "partial"} if input.surface == "prompt"
+
+redact contains {"class": "phone", "mode": "hash"} if input.surface == "response"
+
 headers := {"x-sluice-team": input.principal.team} if input.surface == "prompt"
 
 route := {"model": "gpt-4o"} if {
@@ -71,6 +79,7 @@ impl Gateway {
         );
         write("policies/gate.rego", POLICY);
         write("upstream.key", &format!("{UPSTREAM_KEY}\n"));
+        write("hash.key", "test-hash-key-0123456789abcdefghijklmnop\n");
         write("sluice.yaml", &config(&upstream.base_url));
         let config = dir.path().join("sluice.yaml");
         let server = Server::start_with_env(
@@ -95,6 +104,7 @@ fn config(base: &str) -> String {
 policy_dir: policies
 reload: {{poll_interval_ms: 0}}
 limits: {{max_body_bytes: 65536}}
+redaction: {{hash_key_file: hash.key}}
 routing: {{retries: 2, backoff_ms: 10, breaker_failures: 3, breaker_open_ms: 1000}}
 keys:
   - {{id: k-platform, hash: "{platform}", user: alice, team: platform}}

@@ -98,6 +98,50 @@ fn streamed_text(events: &[String]) -> String {
 }
 
 #[test]
+fn detected_personal_data_is_redacted_as_the_policy_says_both_ways() {
+    let s = setup();
+    let prompt = "mail jane.doe@example.com, card 4111 1111 1111 1111, call +44 20 7946 0958";
+    let answer = |key: &str, model: &str| -> String {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": prompt}]});
+        let response = s.post("/v1/chat/completions", Some(key), &body.to_string());
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().unwrap();
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = answer(PLATFORM_KEY, "gpt-4o");
+    // The prompt went upstream with the email masked and the card starred...
+    let sent = s
+        .upstream
+        .received_for("ok")
+        .last()
+        .unwrap()
+        .body
+        .to_string();
+    assert!(
+        sent.contains("mail [REDACTED:email], card ****1111, call +44 20 7946 0958"),
+        "{sent}"
+    );
+    assert!(!sent.contains("jane.doe") && !sent.contains("4111 1111"));
+    // ...and the phone number the upstream echoed came back hashed with the team's key:
+    // the same value and team give the same token, another team another.
+    let token = first.split("call ").nth(1).unwrap_or_default().to_string();
+    assert!(
+        token.starts_with("[PHONE:") && token.len() == "[PHONE:]".len() + 16,
+        "{first}"
+    );
+    assert!(!first.contains("7946"));
+    assert_eq!(answer(PLATFORM_KEY, "gpt-4o"), first);
+    let other = answer(MARKETING_KEY, "demo-model");
+    assert!(
+        other.contains("[PHONE:") && !other.contains(&token),
+        "{other}"
+    );
+}
+
+#[test]
 fn chat_completions_pass_through_policy_both_ways() {
     let s = setup();
 

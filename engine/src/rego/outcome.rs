@@ -92,6 +92,12 @@ impl RegoOutcome {
                         "a redaction needs a `class`, a `pattern` or a `pointer`".to_string()
                     );
                 }
+                if r.mode.is_some() && r.class.is_none() {
+                    return Err(
+                        "a redaction `mode` applies to detector classes: give a `class`"
+                            .to_string(),
+                    );
+                }
                 if let Some(pattern) = &r.pattern
                     && let Err(e) = regex::Regex::new(pattern)
                 {

@@ -187,12 +187,14 @@ fn a_policy_may_keep_the_text_but_never_a_finding_in_clear() {
             pointer: "/content/messages/0/content".to_string(),
             start: 5,
             end: 12,
+            ..Default::default()
         },
         sluice_engine::input::Span {
             class: "domain".to_string(),
             pointer: "/content/messages/0/content".to_string(),
             start: 8,
             end: 12,
+            ..Default::default()
         },
     ];
     let stored = masked_input(&input, &decision);

@@ -300,7 +300,7 @@ async fn converse(
     let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     let decision = call.decide(&input)?;
-    if let Some(redact) = redactor(&decision)? {
+    if let Some(redact) = redactor(&decision, &call, gateway.hash_key.as_ref())? {
         conversation.rewrite_text(redact);
     }
     let plan =
@@ -349,6 +349,7 @@ async fn converse(
     let upstream_wire = wire(&deployment);
     let upstream_format = answer_format(upstream_wire);
     let respond_call = Respond {
+        hash_key: gateway.hash_key.clone(),
         upstream_ms: call.started.elapsed().as_secs_f64() * 1e3,
         call,
         alias: plan.alias.clone(),
@@ -460,6 +461,8 @@ fn text_message(text: &str) -> Vec<Message> {
 /// What the response side needs from the call.
 struct Respond {
     call: Call,
+    /// The key of `mode: hash` redactions.
+    hash_key: Option<std::sync::Arc<[u8]>>,
     alias: String,
     provider: String,
     /// When the upstream's answer began, since the call started.
@@ -501,7 +504,7 @@ fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, G
     };
     let input = call.input(answer.messages, answer.output_tokens);
     let decision: Decision = call.decide(&input)?;
-    if let Some(redact) = redactor(&decision)? {
+    if let Some(redact) = redactor(&decision, &call.call, call.hash_key.as_ref())? {
         redact_answer(format, &mut body, redact);
     }
     Ok((StatusCode::OK, axum::Json(body)).into_response())

@@ -1,0 +1,557 @@
+//! Content inspection: personal data and secrets found in text, as findings that feed the
+//! decision input. Pure functions, no IO, nothing downloaded: every pattern, checksum and
+//! table ships in the binary.
+//!
+//! One pass of a [`RegexSet`] tells which detectors can match at all; only those run. All
+//! patterns use the `regex` crate's automata, so matching is linear in the text whatever
+//! it holds. A candidate becomes a finding only when its validator confirms it (a checksum,
+//! a number-allocation rule, a context word, entropy, a decodable structure); overlapping
+//! candidates keep the detector listed first (secrets before personal data, validated
+//! classes before loose ones).
+
+use std::sync::LazyLock;
+
+use regex::bytes::{Regex, RegexSet};
+use serde::Serialize;
+
+use crate::input::{DecisionInput, Span};
+
+pub mod validate;
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Personal data.
+    Pii,
+    /// A credential.
+    Secret,
+}
+
+/// One detector match within a text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// `email`, `credit_card`, `aws_access_key`, ...
+    pub class: &'static str,
+    /// Personal data or secret.
+    pub kind: Kind,
+    /// Byte offsets of the match.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+    /// Character offsets of the match.
+    pub char_start: usize,
+    /// One past the last character.
+    pub char_end: usize,
+    /// In [0, 1].
+    pub confidence: f64,
+    /// What confirmed it (`luhn`, `mod97`, `context`, ...; `pattern` for shape only).
+    pub validator: &'static str,
+}
+
+/// A confirmed candidate: its confidence and validator.
+type Verdict = Option<(f64, &'static str)>;
+
+struct Detector {
+    class: &'static str,
+    kind: Kind,
+    pattern: String,
+    /// The capture group holding the value (0: the whole match); context words outside it
+    /// are not part of the finding.
+    group: usize,
+    check: fn(&str) -> Verdict,
+}
+
+/// A token whose issuer prefix and length identify it.
+fn prefixed(_: &str) -> Verdict {
+    Some((0.98, "prefix"))
+}
+
+/// A structure only a secret has (a key block, a key-named field).
+fn structure(_: &str) -> Verdict {
+    Some((0.95, "pattern"))
+}
+
+fn email(value: &str) -> Verdict {
+    let (local, domain) = value.rsplit_once('@')?;
+    let ok = !local.starts_with('.')
+        && !local.ends_with('.')
+        && !value.contains("..")
+        && !domain.starts_with('-')
+        && domain.contains('.');
+    ok.then_some((0.97, "syntax"))
+}
+
+fn phone(value: &str) -> Verdict {
+    let digits = validate::digits(value);
+    if value.starts_with('+') || value.starts_with("00") {
+        let n = digits
+            .len()
+            .saturating_sub(usize::from(value.starts_with("00")) * 2);
+        return (8..=15).contains(&n).then_some((0.9, "e164_length"));
+    }
+    // North American numbering: area and exchange codes start with 2–9.
+    let ok = digits.len() == 10
+        && digits.first().is_some_and(|d| *d >= 2)
+        && digits.get(3).is_some_and(|d| *d >= 2);
+    ok.then_some((0.85, "nanp"))
+}
+
+fn card(value: &str) -> Verdict {
+    let digits = validate::digits(value);
+    (validate::luhn(&digits) && validate::card_network(&digits).is_some()).then_some((0.99, "luhn"))
+}
+
+fn iban(value: &str) -> Verdict {
+    validate::iban(value).then_some((0.99, "mod97"))
+}
+
+fn ssn(value: &str) -> Verdict {
+    validate::ssn(&validate::digits(value)).then_some((0.9, "ssn_rules"))
+}
+
+fn ipv4(value: &str) -> Verdict {
+    let ok = value
+        .split('.')
+        .all(|octet| octet.parse::<u8>().is_ok() && (octet == "0" || !octet.starts_with('0')));
+    ok.then_some((0.9, "octets"))
+}
+
+fn ipv6(value: &str) -> Verdict {
+    let groups = value.split(':').filter(|g| !g.is_empty()).count();
+    let ok = groups >= 3 && value.parse::<std::net::Ipv6Addr>().is_ok();
+    ok.then_some((0.9, "parse"))
+}
+
+fn date(value: &str) -> Verdict {
+    validate::numeric_date(value).then_some((0.85, "context"))
+}
+
+fn document_number(value: &str) -> Verdict {
+    value
+        .bytes()
+        .any(|b| b.is_ascii_digit())
+        .then_some((0.8, "context"))
+}
+
+fn high_entropy(value: &str) -> Verdict {
+    (validate::entropy(value) >= 3.5 && validate::mixed(value)).then_some((0.8, "entropy"))
+}
+
+fn aws_secret(value: &str) -> Verdict {
+    (validate::entropy(value) >= 4.0).then_some((0.9, "entropy"))
+}
+
+fn jwt(value: &str) -> Verdict {
+    validate::jwt(value).then_some((0.95, "jwt_header"))
+}
+
+fn url_password(value: &str) -> Verdict {
+    let placeholder = value.starts_with('$')
+        || value.starts_with('{')
+        || value.starts_with('<')
+        || value.bytes().all(|b| b == b'*' || b == b'x' || b == b'X');
+    (!placeholder).then_some((0.9, "pattern"))
+}
+
+macro_rules! detector {
+    ($class:literal, $kind:ident, $group:literal, $check:expr, $pattern:expr) => {
+        Detector {
+            class: $class,
+            kind: Kind::$kind,
+            pattern: $pattern.to_string(),
+            group: $group,
+            check: $check,
+        }
+    };
+}
+
+/// Months, for dates written out.
+const MONTH: &str = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?";
+
+/// Every detector, in priority order.
+fn detectors() -> Vec<Detector> {
+    let dob = format!(
+        r"(?i)\b(?:born(?:\s+on)?|date\s+of\s+birth|d\.?o\.?b\.?|birth\s*date|birthday)\s*(?:is|was|:|-)?\s*(\b\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})|\d{{4}}-\d{{2}}-\d{{2}}|{MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH},?\s+\d{{4}})\b"
+    );
+    vec![
+        // Secrets first: a key is never reported as a phone number.
+        detector!(
+            "private_key",
+            Secret,
+            0,
+            structure,
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s]*)"
+        ),
+        detector!(
+            "aws_access_key",
+            Secret,
+            1,
+            prefixed,
+            r"\b((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16})\b"
+        ),
+        detector!(
+            "aws_secret_key",
+            Secret,
+            1,
+            aws_secret,
+            r#"(?i)aws[a-z_ .-]{0,20}(?:secret|sk)[a-z_ .-]{0,20}["']?\s*[:=]\s*["']?([A-Za-z0-9/+]{40})\b"#
+        ),
+        detector!("gcp_api_key", Secret, 0, prefixed, r"AIza[0-9A-Za-z_-]{35}"),
+        detector!(
+            "gcp_service_account_key",
+            Secret,
+            1,
+            structure,
+            r#""private_key_id"\s*:\s*"([0-9a-f]{40})""#
+        ),
+        detector!(
+            "azure_storage_key",
+            Secret,
+            1,
+            structure,
+            r"(?i)AccountKey=([A-Za-z0-9+/]{86}==)"
+        ),
+        detector!(
+            "azure_client_secret",
+            Secret,
+            1,
+            high_entropy,
+            r#"(?i)(?:azure|client)[a-z_ .-]{0,10}secret["']?\s*[:=]\s*["']?([A-Za-z0-9_~.-]{34,40})"#
+        ),
+        detector!(
+            "github_token",
+            Secret,
+            0,
+            prefixed,
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{82})\b"
+        ),
+        detector!(
+            "gitlab_token",
+            Secret,
+            0,
+            prefixed,
+            r"\bglpat-[A-Za-z0-9_-]{20}\b"
+        ),
+        detector!(
+            "slack_webhook",
+            Secret,
+            0,
+            prefixed,
+            r"https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+"
+        ),
+        detector!(
+            "slack_token",
+            Secret,
+            0,
+            prefixed,
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,72}"
+        ),
+        detector!(
+            "anthropic_api_key",
+            Secret,
+            0,
+            prefixed,
+            r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{80,120}"
+        ),
+        detector!(
+            "openai_api_key",
+            Secret,
+            0,
+            prefixed,
+            r"\b(?:sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,200}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48})\b"
+        ),
+        detector!(
+            "stripe_key",
+            Secret,
+            0,
+            prefixed,
+            r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,99}\b"
+        ),
+        detector!(
+            "jwt",
+            Secret,
+            0,
+            jwt,
+            r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}"
+        ),
+        detector!(
+            "password_in_url",
+            Secret,
+            1,
+            url_password,
+            r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@]{1,100}:([^\s/@]{1,100})@"
+        ),
+        detector!(
+            "generic_secret",
+            Secret,
+            1,
+            high_entropy,
+            r#"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|pwd|auth[_-]?key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+_.=-]{16,128})"#
+        ),
+        // Personal data, validated classes first.
+        detector!("credit_card", Pii, 0, card, r"\b(?:\d[ -]?){11,18}\d\b"),
+        detector!(
+            "iban",
+            Pii,
+            0,
+            iban,
+            r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
+        ),
+        detector!(
+            "email",
+            Pii,
+            0,
+            email,
+            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b"
+        ),
+        detector!("us_ssn", Pii, 0, ssn, r"\b\d{3}-\d{2}-\d{4}\b"),
+        detector!(
+            "us_ssn",
+            Pii,
+            1,
+            ssn,
+            r"(?i)\b(?:ssn|social\s+security(?:\s+number)?)\s*(?:no\.?|number|#)?\s*[:#]?\s*(\d{9})\b"
+        ),
+        detector!("date_of_birth", Pii, 1, date, dob),
+        detector!(
+            "passport_number",
+            Pii,
+            1,
+            document_number,
+            r"(?i)\bpassport(?:\s+(?:no\.?|number|num|#))?\s*[:#]?\s*([A-Z0-9]{6,9})\b"
+        ),
+        detector!(
+            "driver_license_number",
+            Pii,
+            1,
+            document_number,
+            r"(?i)\b(?:driver'?s?\s+licen[cs]e|driving\s+licen[cs]e)(?:\s+(?:no\.?|number|#))?\s*[:#]?\s*([A-Z0-9-]{5,16})\b"
+        ),
+        detector!("ipv4", Pii, 0, ipv4, r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+        detector!(
+            "ipv6",
+            Pii,
+            0,
+            ipv6,
+            r"(?i)(?:\b[0-9a-f]{1,4}|:)(?::{1,2}[0-9a-f]{1,4}){1,7}(?:::)?"
+        ),
+        detector!(
+            "phone",
+            Pii,
+            0,
+            phone,
+            r"(?:\+|\b00)[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,4}){1,4}\b|(?:\(\d{3}\)\s?|\b\d{3}[.-])\d{3}[.-]\d{4}\b"
+        ),
+    ]
+}
+
+struct Scanner {
+    detectors: Vec<Detector>,
+    set: RegexSet,
+    regexes: Vec<Regex>,
+}
+
+static SCANNER: LazyLock<Option<Scanner>> = LazyLock::new(|| {
+    let detectors = detectors();
+    // ASCII semantics (`\d`, `\s`, `\b`, case folding) keep the automata small and fast;
+    // every pattern anchors on ASCII, and matches are checked to fall on character
+    // boundaries.
+    let patterns: Vec<String> = detectors
+        .iter()
+        .map(|d| format!("(?-u){}", d.pattern))
+        .collect();
+    let set = RegexSet::new(&patterns).ok()?;
+    let regexes = patterns
+        .iter()
+        .map(|p| Regex::new(p))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    Some(Scanner {
+        detectors,
+        set,
+        regexes,
+    })
+});
+
+/// Every personal-data and secret finding in `text`, in text order, none overlapping.
+pub fn scan(text: &str) -> Vec<Finding> {
+    let Some(scanner) = SCANNER.as_ref() else {
+        return Vec::new();
+    };
+    let mut accepted: Vec<Finding> = Vec::new();
+    let bytes = text.as_bytes();
+    for index in scanner.set.matches(bytes).iter() {
+        let (Some(detector), Some(regex)) =
+            (scanner.detectors.get(index), scanner.regexes.get(index))
+        else {
+            continue;
+        };
+        for captures in regex.captures_iter(bytes) {
+            let Some(value) = captures.get(detector.group) else {
+                continue;
+            };
+            let (start, end) = (value.start(), value.end());
+            if accepted.iter().any(|f| start < f.end && f.start < end) {
+                continue;
+            }
+            let Some(value) = text.get(start..end) else {
+                continue;
+            };
+            let Some((confidence, validator)) = (detector.check)(value) else {
+                continue;
+            };
+            accepted.push(Finding {
+                class: detector.class,
+                kind: detector.kind,
+                start,
+                end,
+                char_start: 0,
+                char_end: 0,
+                confidence,
+                validator,
+            });
+        }
+    }
+    accepted.sort_by_key(|f| f.start);
+    fill_char_offsets(text, &mut accepted);
+    accepted
+}
+
+/// Character offsets from byte offsets, in one walk over the text.
+fn fill_char_offsets(text: &str, findings: &mut [Finding]) {
+    let mut boundaries: Vec<(usize, usize, bool)> = Vec::with_capacity(findings.len() * 2);
+    for (i, f) in findings.iter().enumerate() {
+        boundaries.push((f.start, i, true));
+        boundaries.push((f.end, i, false));
+    }
+    boundaries.sort_unstable();
+    let mut chars = 0usize;
+    let mut last = 0usize;
+    for (byte, i, is_start) in boundaries {
+        chars += text.get(last..byte).map_or(0, |s| s.chars().count());
+        last = byte;
+        if let Some(f) = findings.get_mut(i) {
+            if is_start {
+                f.char_start = chars;
+            } else {
+                f.char_end = chars;
+            }
+        }
+    }
+}
+
+/// Scans every text of the input's content — message contents, plain texts, document
+/// texts, tool-call and tool arguments (each string within them) — and records the
+/// findings with JSON pointers into the input.
+pub fn inspect_input(input: &mut DecisionInput) {
+    let mut spans: Vec<(Kind, Span)> = Vec::new();
+    let mut add = |pointer: String, text: &str| {
+        for f in scan(text) {
+            spans.push((
+                f.kind,
+                Span {
+                    class: f.class.to_string(),
+                    pointer: pointer.clone(),
+                    start: f.start as u64,
+                    end: f.end as u64,
+                    char_start: f.char_start as u64,
+                    char_end: f.char_end as u64,
+                    confidence: f.confidence,
+                    validator: f.validator.to_string(),
+                },
+            ));
+        }
+    };
+    let content = &input.content;
+    for (i, message) in content.messages.iter().enumerate() {
+        add(format!("/content/messages/{i}/content"), &message.content);
+        for (j, call) in message.tool_calls.iter().enumerate() {
+            strings(
+                &call.arguments,
+                &mut format!("/content/messages/{i}/tool_calls/{j}/arguments"),
+                &mut add,
+                0,
+            );
+        }
+    }
+    for (i, text) in content.texts.iter().enumerate() {
+        add(format!("/content/texts/{i}"), text);
+    }
+    for (i, document) in content.documents.iter().enumerate() {
+        add(format!("/content/documents/{i}/text"), &document.text);
+    }
+    if let Some(tool) = &content.tool {
+        strings(
+            &tool.arguments,
+            &mut "/content/tool/arguments".to_string(),
+            &mut add,
+            0,
+        );
+    }
+    for (kind, span) in spans {
+        match kind {
+            Kind::Pii => input.findings.pii.push(span),
+            Kind::Secret => input.findings.secrets.push(span),
+        }
+    }
+}
+
+/// Deepest JSON nesting walked string by string; below it a value is scanned as its JSON
+/// text, so nesting bounds the walk without hiding anything.
+const MAX_DEPTH: usize = 64;
+
+/// Visits every string in a JSON value with its pointer.
+fn strings(
+    value: &serde_json::Value,
+    pointer: &mut String,
+    visit: &mut impl FnMut(String, &str),
+    depth: usize,
+) {
+    if depth > MAX_DEPTH {
+        visit(pointer.clone(), &value.to_string());
+        return;
+    }
+    match value {
+        serde_json::Value::String(text) => visit(pointer.clone(), text),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push_str(&format!("/{i}"));
+                strings(item, pointer, visit, depth + 1);
+                pointer.truncate(len);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                strings(item, pointer, visit, depth + 1);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `text` with each finding replaced by what `replace` returns for it (the finding and its
+/// text); `None` keeps it.
+pub fn redact(text: &str, replace: impl Fn(&Finding, &str) -> Option<String>) -> String {
+    let findings = scan(text);
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for f in &findings {
+        let value = text.get(f.start..f.end).unwrap_or_default();
+        if let Some(replacement) = replace(f, value) {
+            out.push_str(text.get(last..f.start).unwrap_or_default());
+            out.push_str(&replacement);
+            last = f.end;
+        }
+    }
+    out.push_str(text.get(last..).unwrap_or_default());
+    out
+}
+
+#[cfg(test)]
+mod tests;
