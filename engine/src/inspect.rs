@@ -538,10 +538,22 @@ fn strings(
 /// `text` with each finding replaced by what `replace` returns for it (the finding and its
 /// text); `None` keeps it.
 pub fn redact(text: &str, replace: impl Fn(&Finding, &str) -> Option<String>) -> String {
-    let findings = scan(text);
+    replace_findings(text, &scan(text), replace)
+}
+
+/// `text` with the given findings (in text order, not overlapping, as [`scan`] returns
+/// them) replaced by what `replace` returns for each.
+pub fn replace_findings(
+    text: &str,
+    findings: &[Finding],
+    replace: impl Fn(&Finding, &str) -> Option<String>,
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for f in &findings {
+    for f in findings {
+        if f.start < last {
+            continue;
+        }
         let value = text.get(f.start..f.end).unwrap_or_default();
         if let Some(replacement) = replace(f, value) {
             out.push_str(text.get(last..f.start).unwrap_or_default());

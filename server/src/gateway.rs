@@ -40,6 +40,7 @@ pub mod sse;
 pub mod stream;
 pub mod translate;
 pub mod upstream;
+pub mod window;
 
 use error::{Format, GatewayError, Kind};
 use keys::Keys;
@@ -424,15 +425,69 @@ struct ClassRule {
     replacement: Option<String>,
 }
 
-/// Applies `redact` obligations to every piece of text: detector classes first (masked,
-/// partly starred, or hashed with the team's key), then patterns.
+/// A decision's `redact` obligations, ready to apply to text: detector classes first
+/// (masked, partly starred, or hashed with the team's key), then patterns.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    classes: std::collections::HashMap<String, ClassRule>,
+    patterns: Vec<(regex::Regex, String)>,
+    team: String,
+    hash_key: Option<Arc<[u8]>>,
+}
+
+impl Redactor {
+    /// Scans `text` and redacts it.
+    pub fn redact(&self, text: &str) -> String {
+        if self.classes.is_empty() {
+            return self.patterns_only(text.to_string());
+        }
+        self.redact_scanned(text, &sluice_engine::inspect::scan(text))
+    }
+
+    /// Redacts `text` whose findings are already known.
+    pub fn redact_scanned(
+        &self,
+        text: &str,
+        findings: &[sluice_engine::inspect::Finding],
+    ) -> String {
+        let out = sluice_engine::inspect::replace_findings(text, findings, |finding, value| {
+            let rule = self.classes.get(finding.class)?;
+            Some(replacement(
+                rule,
+                finding.class,
+                value,
+                &self.team,
+                self.hash_key.as_deref(),
+            ))
+        });
+        self.patterns_only(out)
+    }
+
+    fn patterns_only(&self, mut text: String) -> String {
+        for (regex, replacement) in &self.patterns {
+            text = regex
+                .replace_all(&text, regex::NoExpand(replacement))
+                .into_owned();
+        }
+        text
+    }
+
+    fn is_empty(&self) -> bool {
+        self.classes.is_empty() && self.patterns.is_empty()
+    }
+}
+
+/// The redactor of a decision's `redact` obligations; `None` when it asks for none.
 fn redactor(
     decision: &Decision,
     call: &Call,
     hash_key: Option<&Arc<[u8]>>,
-) -> Result<Option<impl Fn(&str) -> String + use<>>, GatewayError> {
-    let mut patterns = Vec::new();
-    let mut classes: std::collections::HashMap<String, ClassRule> = Default::default();
+) -> Result<Option<Redactor>, GatewayError> {
+    let mut redactor = Redactor {
+        team: call.principal.team.clone().unwrap_or_default(),
+        hash_key: hash_key.cloned(),
+        ..Redactor::default()
+    };
     for redaction in &decision.obligations.redact {
         if let Some(class) = &redaction.class {
             let mode = redaction.mode.unwrap_or(RedactMode::Mask);
@@ -444,7 +499,7 @@ fn redactor(
                     ),
                 ));
             }
-            classes.insert(
+            redactor.classes.insert(
                 class.clone(),
                 ClassRule {
                     mode,
@@ -465,36 +520,10 @@ fn redactor(
                 .replacement
                 .clone()
                 .unwrap_or_else(|| "[REDACTED]".to_string());
-            patterns.push((regex, replacement));
+            redactor.patterns.push((regex, replacement));
         }
     }
-    if patterns.is_empty() && classes.is_empty() {
-        return Ok(None);
-    }
-    let team = call.principal.team.clone().unwrap_or_default();
-    let hash_key = hash_key.cloned();
-    Ok(Some(move |text: &str| {
-        let mut out = if classes.is_empty() {
-            text.to_string()
-        } else {
-            sluice_engine::inspect::redact(text, |finding, value| {
-                let rule = classes.get(finding.class)?;
-                Some(replacement(
-                    rule,
-                    finding.class,
-                    value,
-                    &team,
-                    hash_key.as_deref(),
-                ))
-            })
-        };
-        for (regex, replacement) in &patterns {
-            out = regex
-                .replace_all(&out, regex::NoExpand(replacement))
-                .into_owned();
-        }
-        out
-    }))
+    Ok((!redactor.is_empty()).then_some(redactor))
 }
 
 /// The text a redacted match becomes.

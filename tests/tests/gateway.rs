@@ -142,6 +142,34 @@ fn detected_personal_data_is_redacted_as_the_policy_says_both_ways() {
 }
 
 #[test]
+fn streamed_answers_are_inspected_across_chunks_in_both_formats() {
+    let s = setup();
+    // The upstream streams its echo in two halves; the split falls inside the number.
+    let prompt = "please call +44 20 7946 0958 tomorrow";
+    let openai = streamed_text(&events(&s.chat("gpt-4o", prompt, true).text().unwrap()));
+    assert!(openai.starts_with("echo: please call [PHONE:"), "{openai}");
+    assert!(
+        openai.ends_with("] tomorrow") && !openai.contains("7946"),
+        "{openai}"
+    );
+    // The same hash as the whole answer gets.
+    let whole = s.chat("gpt-4o", prompt, false).json::<Value>().unwrap();
+    assert_eq!(whole["choices"][0]["message"]["content"], openai.as_str());
+
+    // An Anthropic caller, from an Anthropic upstream.
+    let body = messages(&s, PLATFORM_KEY, "claude-sonnet", prompt, true)
+        .text()
+        .unwrap();
+    let events = anthropic_events(&body);
+    let text = anthropic_text(&events);
+    assert!(
+        text.contains("call [PHONE:") && !text.contains("7946"),
+        "{text}"
+    );
+    assert_eq!(events.last().unwrap().0, "message_stop", "{body}");
+}
+
+#[test]
 fn chat_completions_pass_through_policy_both_ways() {
     let s = setup();
 

@@ -18,9 +18,10 @@ use super::error::{Format, GatewayError, Kind};
 use super::openai::{self, ChatRequest};
 use super::stream::{self, Adapter};
 use super::upstream::Deployment;
+use super::window::{StreamPolicy, Window};
 use super::{
-    Answer, Call, Forwarded, Gateway, anthropic, bedrock, demo, forward, plan, read_body, redactor,
-    sse, translate, upstream_headers, with_decision_header,
+    Answer, Call, Forwarded, Gateway, Redactor, anthropic, bedrock, demo, forward, plan, read_body,
+    redactor, sse, translate, upstream_headers, with_decision_header,
 };
 use crate::config::ProviderKind;
 
@@ -300,8 +301,8 @@ async fn converse(
     let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     let decision = call.decide(&input)?;
-    if let Some(redact) = redactor(&decision, &call, gateway.hash_key.as_ref())? {
-        conversation.rewrite_text(redact);
+    if let Some(redactor) = redactor(&decision, &call, gateway.hash_key.as_ref())? {
+        conversation.rewrite_text(|text| redactor.redact(text));
     }
     let plan =
         plan(gateway, &conversation.model, &decision).map_err(|e| call.failed(&input, None, e))?;
@@ -348,13 +349,13 @@ async fn converse(
     let provider = deployment.provider.name.clone();
     let upstream_wire = wire(&deployment);
     let upstream_format = answer_format(upstream_wire);
-    let respond_call = Respond {
+    let respond_call = std::sync::Arc::new(Respond {
         hash_key: gateway.hash_key.clone(),
         upstream_ms: call.started.elapsed().as_secs_f64() * 1e3,
         call,
         alias: plan.alias.clone(),
         provider: provider.clone(),
-    };
+    });
     let response = if conversation.stream {
         let events = match answer {
             Answer::Upstream(response) => {
@@ -394,11 +395,18 @@ async fn converse(
                 Box::new(translate::OpenAiToAnthropicStream::new(&plan.alias))
             }
         };
+        let window = Window::new(
+            format,
+            Box::new(AnswerPolicy {
+                call: std::sync::Arc::clone(&respond_call),
+            }),
+        );
         let body = stream::relay(
             events,
             adapter,
             format,
             provider,
+            Some(window),
             move |text, output_tokens| {
                 let input = respond_call.input(text_message(text), output_tokens);
                 respond_call.decide(&input).map(drop)
@@ -458,6 +466,25 @@ fn text_message(text: &str) -> Vec<Message> {
     }]
 }
 
+/// The response policy, asked by the stream window as the answer goes by. Allowing
+/// evaluations only shape redaction and are not recorded (the final decision on the whole
+/// answer is); a deny is recorded and ends the stream.
+struct AnswerPolicy {
+    call: std::sync::Arc<Respond>,
+}
+
+impl StreamPolicy for AnswerPolicy {
+    fn redactor(&mut self, text: &str) -> Result<Option<Redactor>, GatewayError> {
+        let input = self.call.input(text_message(text), 0);
+        let decision = self.call.call.policies.evaluate(&input);
+        if !decision.allow {
+            // Decide again through the recording path: the deny is audited and returned.
+            self.call.decide(&input)?;
+        }
+        redactor(&decision, &self.call.call, self.call.hash_key.as_ref())
+    }
+}
+
 /// What the response side needs from the call.
 struct Respond {
     call: Call,
@@ -504,8 +531,8 @@ fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, G
     };
     let input = call.input(answer.messages, answer.output_tokens);
     let decision: Decision = call.decide(&input)?;
-    if let Some(redact) = redactor(&decision, &call.call, call.hash_key.as_ref())? {
-        redact_answer(format, &mut body, redact);
+    if let Some(redactor) = redactor(&decision, &call.call, call.hash_key.as_ref())? {
+        redact_answer(format, &mut body, |text| redactor.redact(text));
     }
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::error::{Format, GatewayError, Kind};
 use super::sse;
 use super::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+use super::window::Window;
 
 /// One direction of stream handling.
 pub trait Adapter: Send {
@@ -166,14 +167,23 @@ fn is_terminal(event: &[u8]) -> bool {
     event.starts_with(b"data: [DONE]") || event.starts_with(b"event: message_stop")
 }
 
-/// Runs a stream to its end: upstream events through `adapter` to the caller; then
-/// `decide` on the whole answer (text, output tokens) before the terminal event. Returns
-/// the caller's body.
+/// One outgoing event through the window (when there is one).
+fn through(window: &mut Option<Window>, event: Vec<u8>) -> Result<Vec<Vec<u8>>, GatewayError> {
+    match window {
+        Some(window) => window.event(&event),
+        None => Ok(vec![event]),
+    }
+}
+
+/// Runs a stream to its end: upstream events through `adapter` and the inspection
+/// `window` to the caller; then `decide` on the whole answer (text, output tokens) before
+/// the terminal event. Returns the caller's body.
 pub fn relay(
     mut upstream: BoxStream<'static, Result<Bytes, String>>,
     mut adapter: Box<dyn Adapter>,
     format: Format,
     provider: String,
+    mut window: Option<Window>,
     decide: impl FnOnce(&str, u64) -> Result<(), GatewayError> + Send + 'static,
     hold: impl Send + 'static,
 ) -> axum::body::Body {
@@ -214,33 +224,66 @@ pub fn relay(
                 for out in adapter.push(&event.data) {
                     if is_terminal(&out) {
                         held.push(out);
-                    } else if !send(out).await {
-                        // The caller went away: stop reading from the upstream.
-                        return;
+                        continue;
+                    }
+                    match through(&mut window, out) {
+                        Ok(outs) => {
+                            for out in outs {
+                                if !send(out).await {
+                                    // The caller went away: stop reading from the upstream.
+                                    return;
+                                }
+                            }
+                        }
+                        Err(error) => {
+                            let _ = send(error.stream_event(format)).await;
+                            return;
+                        }
                     }
                 }
             }
         }
+        let mut last = Vec::new();
         if let Some(event) = splitter.finish()
             && !event.data.is_empty()
         {
-            for out in adapter.push(&event.data) {
-                if is_terminal(&out) {
-                    held.push(out);
-                } else if !send(out).await {
+            last.extend(adapter.push(&event.data));
+        }
+        last.extend(adapter.finish());
+        for out in last {
+            if is_terminal(&out) {
+                held.push(out);
+                continue;
+            }
+            match through(&mut window, out) {
+                Ok(outs) => {
+                    for out in outs {
+                        if !send(out).await {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    let _ = send(error.stream_event(format)).await;
                     return;
                 }
             }
         }
-        for out in adapter.finish() {
-            if is_terminal(&out) {
-                held.push(out);
-            } else if !send(out).await {
+        // The text still held is released only once the whole answer is allowed.
+        let tail = match window.as_mut().map(Window::flush).transpose() {
+            Ok(tail) => tail.unwrap_or_default(),
+            Err(error) => {
+                let _ = send(error.stream_event(format)).await;
                 return;
             }
-        }
+        };
         if let Err(error) = decide(adapter.text(), adapter.output_tokens()) {
             let _ = send(error.stream_event(format)).await;
+            return;
+        }
+        if let Some(event) = window.as_ref().and_then(|w| w.text_event(&tail))
+            && !send(event).await
+        {
             return;
         }
         if !adapter.completed() {

@@ -1,0 +1,333 @@
+//! Inspection of streamed answers: a sliding window over the text of the caller's events.
+//!
+//! Text is held back only while it could still be part of something a detector would find:
+//! the trailing word (an email or a token may go on in the next chunk), the groups of
+//! digits or codes before it (card, phone and IBAN numbers are written in groups), an
+//! unfinished private key block, and any finding the window boundary would cut. Everything
+//! before that is scanned — with the last emitted bytes as context, for detectors that need
+//! a word such as "born on" before the value — redacted and sent on. The response policy is
+//! asked again whenever a class appears that the stream has not shown before; it may
+//! redact it, or deny, which ends the stream with an error event. Text never waits for more
+//! than [`MAX_HOLD`] bytes.
+//!
+//! The window rewrites the caller's own events (OpenAI chunks, Anthropic
+//! `content_block_delta`s): text events carry the released text, and any other event first
+//! releases everything held so that order is kept. An event that cannot be parsed cannot be
+//! inspected, and ends the stream.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sluice_engine::inspect::{self, Finding};
+
+use super::Redactor;
+use super::error::{Format, GatewayError, Kind};
+use super::sse;
+
+/// The most text held back at once, in bytes; beyond it the text is released, redacted as
+/// far as it can be.
+pub const MAX_HOLD: usize = 8 * 1024;
+/// Bytes of already released text kept as context for the next scan.
+const LOOKBEHIND: usize = 64;
+
+/// What the window asks the response policy.
+pub trait StreamPolicy: Send {
+    /// The redactions that apply to the answer so far (`text`), or the error that ends the
+    /// stream (a deny). Asked before the first release and whenever a new class appears.
+    fn redactor(&mut self, text: &str) -> Result<Option<Redactor>, GatewayError>;
+}
+
+/// The window over one streamed answer.
+pub struct Window {
+    format: Format,
+    policy: Box<dyn StreamPolicy>,
+    redactor: Option<Redactor>,
+    asked: bool,
+    seen: BTreeSet<&'static str>,
+    /// Everything the answer said so far (what the policy decides on).
+    text: String,
+    /// Text not released yet.
+    pending: String,
+    /// The end of the released text, as context.
+    lookbehind: String,
+    /// The last text event, the shape of the events the window emits.
+    template: Option<Value>,
+}
+
+impl std::fmt::Debug for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Window")
+            .field("format", &self.format)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the held-back part of `pending` starts.
+fn hold_from(pending: &str) -> usize {
+    if pending.len() > MAX_HOLD {
+        return pending.len();
+    }
+    let bytes = pending.as_bytes();
+    let token_start = |end: usize| {
+        let mut i = end;
+        while i > 0 && bytes.get(i - 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+            i -= 1;
+        }
+        i
+    };
+    let grouped = |token: &str| {
+        token.len() <= 6
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b"+-().".contains(&b))
+    };
+    // The trailing word may go on.
+    let mut cut = token_start(bytes.len());
+    // When it is (or may start) a group, the groups before it, one space apart, may belong
+    // to the same number or code; after any other word they are complete.
+    if grouped(pending.get(cut..).unwrap_or_default()) {
+        while cut >= 2 && bytes.get(cut - 1) == Some(&b' ') {
+            let start = token_start(cut - 1);
+            let token = pending.get(start..cut - 1).unwrap_or_default();
+            if token.is_empty() || !grouped(token) {
+                break;
+            }
+            cut = start;
+        }
+    }
+    // An unfinished private key block is held from its first line.
+    if let Some(begin) = pending.rfind("-----BEGIN") {
+        let rest = pending.get(begin..).unwrap_or_default();
+        let finished = rest
+            .find("-----END")
+            .and_then(|end| rest.get(end + 8..))
+            .is_some_and(|tail| tail.contains("-----"));
+        if !finished {
+            cut = cut.min(begin);
+        }
+    }
+    cut
+}
+
+impl Window {
+    /// A window for a stream in the caller's `format`.
+    pub fn new(format: Format, policy: Box<dyn StreamPolicy>) -> Window {
+        Window {
+            format,
+            policy,
+            redactor: None,
+            asked: false,
+            seen: BTreeSet::new(),
+            text: String::new(),
+            pending: String::new(),
+            lookbehind: String::new(),
+            template: None,
+        }
+    }
+
+    /// Adds answer text; returns the part released now, redacted.
+    pub fn push(&mut self, delta: &str) -> Result<String, GatewayError> {
+        self.text.push_str(delta);
+        self.pending.push_str(delta);
+        let cut = hold_from(&self.pending);
+        self.release(cut, false)
+    }
+
+    /// Releases everything held (the stream ends, or a non-text event follows).
+    pub fn flush(&mut self) -> Result<String, GatewayError> {
+        self.release(self.pending.len(), true)
+    }
+
+    fn release(&mut self, cut: usize, all: bool) -> Result<String, GatewayError> {
+        if cut == 0 && !all {
+            return Ok(String::new());
+        }
+        let offset = self.lookbehind.len();
+        let scanned = format!("{}{}", self.lookbehind, self.pending);
+        let findings = inspect::scan(&scanned);
+        // A finding the boundary would cut stays held, unless everything goes.
+        let mut cut = cut;
+        if !all {
+            for f in &findings {
+                if f.start < offset + cut && offset + cut < f.end {
+                    cut = f.start.saturating_sub(offset);
+                }
+            }
+        }
+        if cut == 0 {
+            return Ok(String::new());
+        }
+        let released: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.end > offset && f.end <= offset + cut)
+            .map(|mut f| {
+                f.start = f.start.saturating_sub(offset);
+                f.end -= offset;
+                f
+            })
+            .collect();
+        let new_class = released.iter().any(|f| !self.seen.contains(f.class));
+        if !self.asked || new_class {
+            self.seen.extend(released.iter().map(|f| f.class));
+            self.redactor = self.policy.redactor(&self.text)?;
+            self.asked = true;
+        }
+        let region = self.pending.get(..cut).unwrap_or_default().to_string();
+        let out = match &self.redactor {
+            Some(redactor) => redactor.redact_scanned(&region, &released),
+            None => region.clone(),
+        };
+        self.pending.drain(..cut);
+        self.lookbehind.push_str(&region);
+        if self.lookbehind.len() > LOOKBEHIND {
+            let mut from = self.lookbehind.len() - LOOKBEHIND;
+            while !self.lookbehind.is_char_boundary(from) {
+                from += 1;
+            }
+            self.lookbehind.drain(..from);
+        }
+        Ok(out)
+    }
+
+    /// Rewrites one event for the caller (in the caller's format) through the window.
+    pub fn event(&mut self, event: &[u8]) -> Result<Vec<Vec<u8>>, GatewayError> {
+        let text = String::from_utf8_lossy(event);
+        let (name, data) = parse_event(&text);
+        if data.trim() == "[DONE]" {
+            return Ok(vec![event.to_vec()]);
+        }
+        let Ok(mut value) = serde_json::from_str::<Value>(&data) else {
+            return Err(GatewayError::new(
+                Kind::BadGateway,
+                "the upstream's stream carried an event Sluice cannot parse, so it cannot be inspected".to_string(),
+            ));
+        };
+        match self.format {
+            Format::OpenAi => self.openai_event(&mut value),
+            Format::Anthropic => self.anthropic_event(name.as_deref(), value, event),
+        }
+    }
+
+    fn openai_event(&mut self, chunk: &mut Value) -> Result<Vec<Vec<u8>>, GatewayError> {
+        let content = chunk
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let pure_text = !content.is_empty()
+            && chunk
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.len() == 1)
+            && chunk
+                .pointer("/choices/0/delta")
+                .and_then(Value::as_object)
+                .is_some_and(|d| d.keys().all(|k| k == "content"))
+            && chunk
+                .pointer("/choices/0/finish_reason")
+                .is_none_or(Value::is_null)
+            && chunk.get("usage").is_none_or(Value::is_null);
+        if pure_text {
+            self.template = Some(chunk.clone());
+            let out = self.push(&content)?;
+            return Ok(self.text_event(&out).into_iter().collect());
+        }
+        if !content.is_empty() {
+            self.push(&content)?;
+            if let Some(delta) = chunk
+                .pointer_mut("/choices/0/delta")
+                .and_then(Value::as_object_mut)
+            {
+                delta.insert("content".to_string(), Value::String(String::new()));
+            }
+            if self.template.is_none() {
+                let mut template = chunk.clone();
+                if let Some(object) = template.as_object_mut() {
+                    object.remove("usage");
+                }
+                self.template = Some(template);
+            }
+        }
+        let out = self.flush()?;
+        let mut events: Vec<Vec<u8>> = self.text_event(&out).into_iter().collect();
+        events.push(sse::data_event(&chunk.to_string()));
+        Ok(events)
+    }
+
+    fn anthropic_event(
+        &mut self,
+        name: Option<&str>,
+        value: Value,
+        raw: &[u8],
+    ) -> Result<Vec<Vec<u8>>, GatewayError> {
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .or(name)
+            .unwrap_or_default()
+            .to_string();
+        let text = value
+            .pointer("/delta/text")
+            .and_then(Value::as_str)
+            .filter(|_| value.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta"))
+            .map(str::to_string);
+        match (kind.as_str(), text) {
+            ("content_block_delta", Some(text)) => {
+                self.template = Some(value);
+                let out = self.push(&text)?;
+                Ok(self.text_event(&out).into_iter().collect())
+            }
+            ("ping", _) => Ok(vec![raw.to_vec()]),
+            _ => {
+                let out = self.flush()?;
+                let mut events: Vec<Vec<u8>> = self.text_event(&out).into_iter().collect();
+                events.push(raw.to_vec());
+                Ok(events)
+            }
+        }
+    }
+
+    /// An event carrying `text`, shaped like the last text event; nothing for no text.
+    pub fn text_event(&self, text: &str) -> Option<Vec<u8>> {
+        if text.is_empty() {
+            return None;
+        }
+        let mut event = self.template.clone()?;
+        match self.format {
+            Format::OpenAi => {
+                let choice = serde_json::json!({
+                    "index": 0, "delta": {"content": text}, "finish_reason": null
+                });
+                if let Some(object) = event.as_object_mut() {
+                    object.insert("choices".to_string(), Value::Array(vec![choice]));
+                    object.remove("usage");
+                }
+                Some(sse::data_event(&event.to_string()))
+            }
+            Format::Anthropic => {
+                if let Some(delta) = event.get_mut("delta").and_then(Value::as_object_mut) {
+                    delta.insert("text".to_string(), Value::String(text.to_string()));
+                }
+                Some(format!("event: content_block_delta\ndata: {event}\n\n").into_bytes())
+            }
+        }
+    }
+}
+
+/// The `event:` name and the `data:` of one serialised event.
+fn parse_event(text: &str) -> (Option<String>, String) {
+    let mut name = None;
+    let mut data = Vec::new();
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            name = Some(value.trim().to_string());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push(value.strip_prefix(' ').unwrap_or(value));
+        }
+    }
+    (name, data.join("\n"))
+}
+
+#[cfg(test)]
+mod tests;
