@@ -1,5 +1,5 @@
 //! Content inspection cost: scanning a 4 KB prompt for every personal-data and secret
-//! class (target ≤ 50 µs), and the scan's throughput on 1 MB of prose (target ≥ 200 MB/s
+//! class and for injection signals (target ≤ 50 µs together), and the scan's throughput on 1 MB of prose (target ≥ 200 MB/s
 //! per core). The prompt is realistic prose with a few findings in it; the 1 MB text is the
 //! same prose repeated.
 //!
@@ -34,6 +34,23 @@ fn bench(c: &mut Criterion) {
     assert!(!inspect::scan(&prompt).is_empty());
     c.bench_function("scan/4KB prompt", |b| {
         b.iter(|| black_box(inspect::scan(black_box(&prompt))))
+    });
+    c.bench_function("inject/4KB prompt", |b| {
+        b.iter(|| {
+            black_box(inspect::injection::assess(
+                black_box(&prompt),
+                inspect::injection::Origin::User,
+            ))
+        })
+    });
+    c.bench_function("all/4KB prompt (PII, secrets, injection)", |b| {
+        b.iter(|| {
+            black_box(inspect::scan(black_box(&prompt)));
+            black_box(inspect::injection::assess(
+                black_box(&prompt),
+                inspect::injection::Origin::User,
+            ))
+        })
     });
     let clean = prompt
         .replace("jane.doe@example.com", "the customer")

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::input::{DecisionInput, Span};
 
+pub mod injection;
 pub mod validate;
 
 /// What a finding is about.
@@ -493,6 +494,51 @@ pub fn inspect_input(input: &mut DecisionInput) {
         match kind {
             Kind::Pii => input.findings.pii.push(span),
             Kind::Secret => input.findings.secrets.push(span),
+        }
+    }
+    assess_injection(input);
+}
+
+/// Scores prompt injection over the texts that can carry it: what the caller wrote
+/// (`user` messages, plain texts) and what reached the model from elsewhere (`tool`
+/// messages, documents not marked trusted). System and assistant messages are the
+/// application's and the model's own. The input's score is the highest of any text; its
+/// signals are all of theirs.
+fn assess_injection(input: &mut DecisionInput) {
+    use injection::{Origin, assess};
+    let content = &input.content;
+    let mut texts: Vec<(&str, Origin)> = Vec::new();
+    for message in &content.messages {
+        match message.role.as_str() {
+            "user" => texts.push((&message.content, Origin::User)),
+            "tool" | "function" => texts.push((&message.content, Origin::Untrusted)),
+            _ => {}
+        }
+    }
+    texts.extend(content.texts.iter().map(|t| (t.as_str(), Origin::User)));
+    for document in &content.documents {
+        let origin = if document.trusted {
+            Origin::User
+        } else {
+            Origin::Untrusted
+        };
+        texts.push((&document.text, origin));
+    }
+    let mut score: f64 = 0.0;
+    let mut signals = std::collections::BTreeSet::new();
+    for (text, origin) in texts {
+        if text.is_empty() {
+            continue;
+        }
+        let assessment = assess(text, origin);
+        score = score.max(assessment.score);
+        signals.extend(assessment.signals.into_keys());
+    }
+    let injection = &mut input.findings.injection;
+    injection.score = injection.score.max(score);
+    for signal in signals {
+        if !injection.signals.iter().any(|s| s == signal) {
+            injection.signals.push(signal.to_string());
         }
     }
 }
