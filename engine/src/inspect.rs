@@ -290,8 +290,8 @@ fn detectors() -> Vec<Detector> {
             high_entropy,
             r#"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|pwd|auth[_-]?key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+_.=-]{16,128})"#
         ),
-        // Personal data, validated classes first.
-        detector!("credit_card", Pii, 0, card, r"\b(?:\d[ -]?){11,18}\d\b"),
+        // Personal data, validated classes first; an IBAN before a card number, whose digit
+        // groups it may contain.
         detector!(
             "iban",
             Pii,
@@ -299,6 +299,7 @@ fn detectors() -> Vec<Detector> {
             iban,
             r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
         ),
+        detector!("credit_card", Pii, 0, card, r"\b(?:\d[ -]?){11,18}\d\b"),
         detector!(
             "email",
             Pii,

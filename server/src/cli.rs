@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod audit;
+mod inspect;
 mod policy;
 
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ enum Command {
     /// Query the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Run the content detectors: on one text, or scored on a labelled dataset.
+    #[command(subcommand)]
+    Inspect(inspect::InspectCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,5 +70,6 @@ pub fn main() -> ExitCode {
         Command::Policy(command) => policy::main(command),
         Command::Keys(command) => keys(command),
         Command::Audit(command) => audit::main(command),
+        Command::Inspect(command) => inspect::main(command),
     }
 }
