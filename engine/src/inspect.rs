@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::input::{DecisionInput, Span};
 
 pub mod injection;
+pub mod model;
 pub mod validate;
 
 /// What a finding is about.

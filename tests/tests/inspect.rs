@@ -45,10 +45,10 @@ fn structured_personal_data_meets_its_targets() {
 fn injection_scores_do_not_regress() {
     let report = eval("injection-eval.jsonl");
     let user = &report["injection"]["user"];
-    // Regression floors at the default threshold (0.5), below the targets (TPR
-    // 0.90 at FPR 0.03), which the heuristics alone do not reach yet.
+    // User prompts at the default threshold (0.5): the target, TPR >= 0.90 at
+    // FPR <= 0.03. Untrusted documents: a regression floor, far below the target (0.85).
     assert!(user["fpr"].as_f64().unwrap() <= 0.03, "{user}");
-    assert!(user["tpr"].as_f64().unwrap() >= 0.5, "{user}");
+    assert!(user["tpr"].as_f64().unwrap() >= 0.90, "{user}");
     let untrusted = &report["injection"]["untrusted"];
     assert!(untrusted["fpr"].as_f64().unwrap() <= 0.03, "{untrusted}");
     assert!(untrusted["tpr"].as_f64().unwrap() >= 0.1, "{untrusted}");

