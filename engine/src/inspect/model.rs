@@ -45,20 +45,14 @@ fn fnv1a(parts: &[&str]) -> u32 {
     hash
 }
 
-fn tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for c in text.nfkc().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            current.push(c);
-        } else if !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-        }
+/// The text as the features see it: NFKC, lower case (ASCII text skips normalisation,
+/// which is the identity on it).
+fn normalised(text: &str) -> String {
+    if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        text.nfkc().flat_map(char::to_lowercase).collect()
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
 /// The probability, in [0, 1], that `text` is a jailbreak or injection prompt; `None` if
@@ -66,27 +60,32 @@ fn tokens(text: &str) -> Vec<String> {
 pub fn probability(text: &str) -> Option<f64> {
     let model = LOADED.as_ref()?;
     let buckets = model.weights.len();
-    let words = tokens(text);
-    let mut counts: std::collections::HashMap<usize, f32> = std::collections::HashMap::new();
-    for word in &words {
-        *counts
-            .entry(fnv1a(&["w:", word]) as usize % buckets)
-            .or_default() += 1.0;
+    let text = normalised(text);
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    // Bucket ids, sorted so that equal ones are counted in one run.
+    let mut ids: Vec<usize> = Vec::with_capacity(words.len() * 2);
+    ids.extend(words.iter().map(|w| fnv1a(&["w:", w]) as usize % buckets));
+    ids.extend(words.windows(2).filter_map(|pair| match pair {
+        [a, b] => Some(fnv1a(&["b:", a, " ", b]) as usize % buckets),
+        _ => None,
+    }));
+    ids.sort_unstable();
+    let (mut dot, mut squares) = (0.0f32, 0.0f32);
+    let mut i = 0;
+    while let Some(&id) = ids.get(i) {
+        let run = ids
+            .get(i..)
+            .map_or(0, |rest| rest.iter().take_while(|x| **x == id).count());
+        let count = run as f32;
+        dot += model.weights.get(id).copied().unwrap_or(0.0) * count;
+        squares += count * count;
+        i += run.max(1);
     }
-    for pair in words.windows(2) {
-        if let [a, b] = pair {
-            *counts
-                .entry(fnv1a(&["b:", a, " ", b]) as usize % buckets)
-                .or_default() += 1.0;
-        }
-    }
-    let norm = counts.values().map(|v| v * v).sum::<f32>().sqrt();
-    let norm = if norm > 0.0 { norm } else { 1.0 };
-    let z = counts
-        .iter()
-        .map(|(k, v)| model.weights.get(*k).copied().unwrap_or(0.0) * v / norm)
-        .sum::<f32>()
-        + model.bias;
+    let norm = if squares > 0.0 { squares.sqrt() } else { 1.0 };
+    let z = dot / norm + model.bias;
     Some(1.0 / (1.0 + f64::from(-z.clamp(-30.0, 30.0)).exp()))
 }
 
