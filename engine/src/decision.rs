@@ -158,6 +158,10 @@ pub enum RedactMode {
     /// A keyed hash of the value, stable per team: `[EMAIL:3f9a0c1d2b4e5f60]`; needs
     /// `redaction.hash_key_file` in the gateway's configuration.
     Hash,
+    /// A placeholder numbered within the request (`[EMAIL_1]`; the same value gets the
+    /// same placeholder), restored to the value in the answer the caller receives: the
+    /// model never sees the value, the caller does not lose it.
+    Tokenize,
 }
 
 /// A route override.

@@ -141,6 +141,8 @@ struct Call {
     request: RequestInfo,
     session: Session,
     audit: Option<Arc<Audit>>,
+    /// Placeholders of `mode: tokenize` redactions, restored in the answer.
+    vault: SharedVault,
 }
 
 fn next_id(prefix: &str) -> String {
@@ -201,6 +203,7 @@ impl Call {
                 stream: false,
             },
             session,
+            vault: SharedVault::default(),
         })
     }
 
@@ -418,6 +421,64 @@ async fn read_body(request: Request, limit: usize) -> Result<Map<String, Value>,
     Ok(openai::parse_object(&bytes)?)
 }
 
+/// The placeholders of `mode: tokenize` redactions within one call, and the values they
+/// stand for.
+#[derive(Debug, Default)]
+pub struct Vault {
+    by_value: std::collections::HashMap<(String, String), String>,
+    by_placeholder: std::collections::HashMap<String, String>,
+    counts: std::collections::HashMap<String, usize>,
+}
+
+impl Vault {
+    /// The placeholder for `value` of `class`, the same one each time.
+    fn token(&mut self, class: &str, value: &str) -> String {
+        let key = (class.to_string(), value.to_string());
+        if let Some(placeholder) = self.by_value.get(&key) {
+            return placeholder.clone();
+        }
+        let n = self.counts.entry(class.to_string()).or_default();
+        *n += 1;
+        let placeholder = format!("[{}_{n}]", class.to_uppercase());
+        self.by_placeholder
+            .insert(placeholder.clone(), value.to_string());
+        self.by_value.insert(key, placeholder.clone());
+        placeholder
+    }
+
+    /// `text` with every placeholder this call handed out put back to its value.
+    pub fn restore(&self, text: &str) -> String {
+        if self.by_placeholder.is_empty() || !text.contains('[') {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('[') {
+            let (before, from) = rest.split_at(open);
+            out.push_str(before);
+            let restored = from.find(']').and_then(|close| {
+                let candidate = from.get(..=close)?;
+                Some((self.by_placeholder.get(candidate)?, close + 1))
+            });
+            match restored {
+                Some((value, len)) => {
+                    out.push_str(value);
+                    rest = from.get(len..).unwrap_or_default();
+                }
+                None => {
+                    out.push('[');
+                    rest = from.get(1..).unwrap_or_default();
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// A call's vault, shared by its request and response sides.
+pub type SharedVault = Arc<std::sync::Mutex<Vault>>;
+
 /// What a class redaction replaces a match with.
 #[derive(Debug, Clone)]
 struct ClassRule {
@@ -433,6 +494,7 @@ pub struct Redactor {
     patterns: Vec<(regex::Regex, String)>,
     team: String,
     hash_key: Option<Arc<[u8]>>,
+    vault: SharedVault,
 }
 
 impl Redactor {
@@ -452,6 +514,13 @@ impl Redactor {
     ) -> String {
         let out = sluice_engine::inspect::replace_findings(text, findings, |finding, value| {
             let rule = self.classes.get(finding.class)?;
+            if rule.mode == RedactMode::Tokenize {
+                let mut vault = self
+                    .vault
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                return Some(vault.token(finding.class, value));
+            }
             Some(replacement(
                 rule,
                 finding.class,
@@ -486,6 +555,7 @@ fn redactor(
     let mut redactor = Redactor {
         team: call.principal.team.clone().unwrap_or_default(),
         hash_key: hash_key.cloned(),
+        vault: Arc::clone(&call.vault),
         ..Redactor::default()
     };
     for redaction in &decision.obligations.redact {
@@ -563,6 +633,8 @@ fn replacement(
                 None => format!("[REDACTED:{class}]"),
             }
         }
+        // Handled by the redactor, which holds the call's vault.
+        RedactMode::Tokenize => format!("[REDACTED:{class}]"),
     }
 }
 

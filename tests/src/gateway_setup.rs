@@ -7,7 +7,8 @@
 //! - `secret-<digits>` in a prompt is redacted, the team goes upstream as `x-sluice-team`,
 //!   and `retired-model` is routed to `gpt-4o`;
 //! - detected emails in a prompt are masked and card numbers starred but their last four
-//!   digits; phone numbers in an answer are hashed with the team's key.
+//!   digits; phone numbers in an answer are hashed with the team's key; IPv4 addresses in a
+//!   prompt are tokenised and restored in the answer.
 
 #![expect(
     clippy::expect_used,
@@ -49,6 +50,8 @@ redact contains "email" if input.surface == "prompt"
 redact contains {"class": "credit_card", "mode": "partial"} if input.surface == "prompt"
 
 redact contains {"class": "phone", "mode": "hash"} if input.surface == "response"
+
+redact contains {"class": "ipv4", "mode": "tokenize"} if input.surface == "prompt"
 
 headers := {"x-sluice-team": input.principal.team} if input.surface == "prompt"
 

@@ -142,6 +142,38 @@ fn detected_personal_data_is_redacted_as_the_policy_says_both_ways() {
 }
 
 #[test]
+fn tokenised_values_never_reach_the_model_and_come_back_to_the_caller() {
+    let s = setup();
+    let prompt = "hosts 10.20.30.40 and 10.20.30.41 failed, retry 10.20.30.40";
+    for stream in [false, true] {
+        let response = s.chat("gpt-4o", prompt, stream);
+        assert_eq!(response.status(), 200);
+        let answer = if stream {
+            streamed_text(&events(&response.text().unwrap()))
+        } else {
+            let body: Value = response.json().unwrap();
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let sent = s
+            .upstream
+            .received_for("ok")
+            .last()
+            .unwrap()
+            .body
+            .to_string();
+        assert!(
+            sent.contains("hosts [IPV4_1] and [IPV4_2] failed, retry [IPV4_1]"),
+            "{sent}"
+        );
+        assert!(!sent.contains("10.20.30"), "{sent}");
+        assert_eq!(answer, format!("echo: {prompt}"), "stream: {stream}");
+    }
+}
+
+#[test]
 fn streamed_answers_are_inspected_across_chunks_in_both_formats() {
     let s = setup();
     // The upstream streams its echo in two halves; the split falls inside the number.

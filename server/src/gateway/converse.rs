@@ -400,7 +400,8 @@ async fn converse(
             Box::new(AnswerPolicy {
                 call: std::sync::Arc::clone(&respond_call),
             }),
-        );
+        )
+        .restoring(std::sync::Arc::clone(&respond_call.call.vault));
         let body = stream::relay(
             events,
             adapter,
@@ -533,6 +534,15 @@ fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, G
     let decision: Decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &call.call, call.hash_key.as_ref())? {
         redact_answer(format, &mut body, |text| redactor.redact(text));
+    }
+    // Placeholders the prompt's `tokenize` redactions handed out go back to their values.
+    {
+        let vault = call
+            .call
+            .vault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        redact_answer(format, &mut body, |text| vault.restore(text));
     }
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }

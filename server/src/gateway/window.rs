@@ -20,9 +20,9 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use sluice_engine::inspect::{self, Finding};
 
-use super::Redactor;
 use super::error::{Format, GatewayError, Kind};
 use super::sse;
+use super::{Redactor, SharedVault};
 
 /// The most text held back at once, in bytes; beyond it the text is released, redacted as
 /// far as it can be.
@@ -52,6 +52,8 @@ pub struct Window {
     lookbehind: String,
     /// The last text event, the shape of the events the window emits.
     template: Option<Value>,
+    /// Placeholders to put back into released text.
+    vault: Option<SharedVault>,
 }
 
 impl std::fmt::Debug for Window {
@@ -123,7 +125,15 @@ impl Window {
             pending: String::new(),
             lookbehind: String::new(),
             template: None,
+            vault: None,
         }
+    }
+
+    /// Puts the placeholders of the call's `tokenize` redactions back into released text
+    /// (a placeholder has no space in it, so the window never splits one).
+    pub fn restoring(mut self, vault: SharedVault) -> Window {
+        self.vault = Some(vault);
+        self
     }
 
     /// Adds answer text; returns the part released now, redacted.
@@ -174,10 +184,16 @@ impl Window {
             self.asked = true;
         }
         let region = self.pending.get(..cut).unwrap_or_default().to_string();
-        let out = match &self.redactor {
+        let mut out = match &self.redactor {
             Some(redactor) => redactor.redact_scanned(&region, &released),
             None => region.clone(),
         };
+        if let Some(vault) = &self.vault {
+            out = vault
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .restore(&out);
+        }
         self.pending.drain(..cut);
         self.lookbehind.push_str(&region);
         if self.lookbehind.len() > LOOKBEHIND {

@@ -196,3 +196,26 @@ fn anthropic_text_deltas_are_rewritten_and_other_events_release_the_window() {
     assert!(String::from_utf8_lossy(&out[0]).contains("[REDACTED:email]"));
     assert_eq!(out[1], stop.to_vec());
 }
+
+#[test]
+fn a_vault_hands_out_stable_placeholders_and_restores_only_its_own() {
+    let mut vault = super::super::Vault::default();
+    assert_eq!(vault.token("email", "a@example.com"), "[EMAIL_1]");
+    assert_eq!(vault.token("email", "b@example.com"), "[EMAIL_2]");
+    assert_eq!(vault.token("email", "a@example.com"), "[EMAIL_1]");
+    assert_eq!(vault.token("ipv4", "10.0.0.1"), "[IPV4_1]");
+    assert_eq!(
+        vault.restore("to [EMAIL_2] from [EMAIL_1] [[EMAIL_1]] [EMAIL_9] [x"),
+        "to b@example.com from a@example.com [a@example.com] [EMAIL_9] [x"
+    );
+
+    // Streamed: a placeholder split across chunks is held whole and restored.
+    let (w, _) = window(&[]);
+    let vault = SharedVault::default();
+    vault.lock().unwrap().token("email", "a@example.com");
+    let mut w = w.restoring(vault);
+    let mut out = w.push("mail [EMA").unwrap();
+    out += &w.push("IL_1] now").unwrap();
+    out += &w.flush().unwrap();
+    assert_eq!(out, "mail a@example.com now");
+}
