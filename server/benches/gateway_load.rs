@@ -9,7 +9,9 @@
 //!   and the overhead (targets: p50 ≤ 100 µs, p99 ≤ 1 ms);
 //! - Sluice's resident memory idle and at the peak of 1,000 concurrent streaming calls
 //!   (target ≤ 256 MB);
-//! - p99 at 2,000 requests/s with the audit trail on and off (target: within 10%).
+//! - p99 at 2,000 requests/s with the audit trail on and off (target: within 10%);
+//! - time to the first streamed token, direct and through Sluice's inspection window, when
+//!   the first chunk ends on a space and when it ends mid-word (target: ≤ 1 ms added).
 //!
 //! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
 //! length of each phase, default 5).
@@ -45,7 +47,36 @@ const REQUEST: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","co
 const STREAM_CHUNKS: usize = 20;
 const STREAM_PAUSE: Duration = Duration::from_millis(100);
 
+/// Time-to-first-token streams: a first chunk, then the rest after a pause, so that the
+/// time to the first content byte says what the gateway adds before it.
+const TTFT_PAUSE: Duration = Duration::from_millis(50);
+
 async fn upstream(body: String) -> Response {
+    if body.contains("\"stream\":true") && body.contains("ttft") {
+        // `midword`: the first chunk ends inside a word, which the inspection window holds
+        // until the next chunk shows where the word ends.
+        let first = if body.contains("midword") { "Hel" } else { "Hello " };
+        let chunks = [first, "lo there, ", "how can I help?"];
+        let stream = futures_util::stream::unfold(0usize, move |i| async move {
+            if i > chunks.len() {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(TTFT_PAUSE).await;
+            }
+            let event = match chunks.get(i) {
+                Some(text) => format!(
+                    "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":null}}]}}\n\n"
+                ),
+                None => "data: [DONE]\n\n".to_string(),
+            };
+            Some((Ok::<_, std::io::Error>(event), i + 1))
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
     if body.contains("\"stream\":true") {
         let stream = futures_util::stream::unfold(0usize, |i| async move {
             if i > STREAM_CHUNKS {
@@ -231,6 +262,44 @@ async fn fixed_rate(url: &str, rate: u32, length: Duration) -> (Duration, Durati
     (at(0.50), at(0.99), failed)
 }
 
+/// Median and p99 time to the first content byte of sequential streaming calls.
+async fn ttft(url: &str, key: Option<&str>, midword: bool, calls: usize) -> (Duration, Duration) {
+    let client = client();
+    let marker = if midword { "ttft midword" } else { "ttft" };
+    let body = format!(
+        r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{marker}"}}]}}"#
+    );
+    let mut times = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let mut request = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let mut response = request.send().await.unwrap();
+        let mut seen = String::new();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("\"content\":\"H") {
+                times.push(started.elapsed());
+                break;
+            }
+        }
+        while response.chunk().await.unwrap().is_some() {}
+    }
+    times.sort();
+    let at = |q: f64| {
+        times
+            .get(((times.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    (at(0.5), at(0.99))
+}
+
 /// 1,000 streaming calls at once; the gateway's peak RSS while they are open.
 async fn streams(url: &str, pid: u32, count: usize) -> (u64, usize) {
     let client = client();
@@ -336,6 +405,24 @@ fn main() {
             micros(q99),
             s99.as_secs_f64() / q99.as_secs_f64(),
         );
+
+        for midword in [false, true] {
+            let (d50, d99) = ttft(&direct_url, None, midword, 100).await;
+            let (s50, s99) = ttft(&sluice_url, Some(KEY), midword, 100).await;
+            println!(
+                "time to first token ({}): direct p50 {:.0} us p99 {:.0} us; through sluice p50 {:.0} us p99 {:.0} us; added p50 {:.0} us (target <= 1000)",
+                if midword {
+                    "first chunk ends mid-word, next one 50 ms later"
+                } else {
+                    "first chunk ends on a space"
+                },
+                micros(d50),
+                micros(d99),
+                micros(s50),
+                micros(s99),
+                micros(s50.saturating_sub(d50)),
+            );
+        }
 
         let (peak, completed) = streams(&sluice_url, pid, 1000).await;
         println!(
