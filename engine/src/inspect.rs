@@ -136,6 +136,237 @@ fn document_number(value: &str) -> Verdict {
         .then_some((0.8, "context"))
 }
 
+fn street_address(_: &str) -> Verdict {
+    Some((0.75, "street_suffix"))
+}
+
+/// Words that follow a context cue ("I'm", "this is") without being a name.
+const NOT_NAMES: &[&str] = &[
+    "Happy", "Sorry", "Glad", "Here", "Not", "Just", "Still", "Going", "Looking", "Trying",
+    "Working", "New", "The", "A", "An", "Team", "Support", "All", "Everyone", "Sure", "Fine",
+    "Good", "Great", "Thanks", "Thank", "Best", "Kind", "Regards", "Dear", "Hello", "Hi", "Mr",
+    "Mrs", "Ms", "Miss", "Dr", "Prof", "Mx",
+];
+
+fn person_name(value: &str) -> Verdict {
+    let first = value.split([' ', '-']).next().unwrap_or_default();
+    (!NOT_NAMES.contains(&first)).then_some((0.7, "context"))
+}
+
+fn gazetteer_name(value: &str) -> Verdict {
+    let surname = value.split(' ').nth(1).unwrap_or_default();
+    (!NOT_NAMES.contains(&surname) && !STREET_WORDS.contains(&surname))
+        .then_some((0.6, "gazetteer"))
+}
+
+/// Street-type words, which end an address rather than a name.
+const STREET_WORDS: &[&str] = &[
+    "Street",
+    "Avenue",
+    "Road",
+    "Lane",
+    "Drive",
+    "Way",
+    "Court",
+    "Place",
+    "Square",
+    "Boulevard",
+];
+
+/// Common given names across languages; a capitalised word after one is taken for a
+/// surname. Names that are also everyday words (May, Will, Grace, Mark) are left out.
+const GIVEN_NAMES: &[&str] = &[
+    "James",
+    "John",
+    "Robert",
+    "Michael",
+    "William",
+    "David",
+    "Richard",
+    "Joseph",
+    "Thomas",
+    "Charles",
+    "Christopher",
+    "Daniel",
+    "Matthew",
+    "Anthony",
+    "Donald",
+    "Steven",
+    "Paul",
+    "Andrew",
+    "Joshua",
+    "Kenneth",
+    "Kevin",
+    "Brian",
+    "George",
+    "Timothy",
+    "Ronald",
+    "Edward",
+    "Jason",
+    "Jeffrey",
+    "Ryan",
+    "Jacob",
+    "Gary",
+    "Nicholas",
+    "Eric",
+    "Jonathan",
+    "Stephen",
+    "Larry",
+    "Justin",
+    "Scott",
+    "Brandon",
+    "Benjamin",
+    "Samuel",
+    "Gregory",
+    "Alexander",
+    "Patrick",
+    "Dennis",
+    "Tyler",
+    "Aaron",
+    "Henry",
+    "Peter",
+    "Mary",
+    "Patricia",
+    "Jennifer",
+    "Linda",
+    "Elizabeth",
+    "Barbara",
+    "Susan",
+    "Jessica",
+    "Sarah",
+    "Karen",
+    "Lisa",
+    "Nancy",
+    "Betty",
+    "Margaret",
+    "Sandra",
+    "Ashley",
+    "Kimberly",
+    "Emily",
+    "Donna",
+    "Michelle",
+    "Carol",
+    "Amanda",
+    "Melissa",
+    "Deborah",
+    "Stephanie",
+    "Rebecca",
+    "Laura",
+    "Sharon",
+    "Cynthia",
+    "Kathleen",
+    "Amy",
+    "Angela",
+    "Anna",
+    "Brenda",
+    "Pamela",
+    "Emma",
+    "Nicole",
+    "Helen",
+    "Samantha",
+    "Katherine",
+    "Christine",
+    "Rachel",
+    "Catherine",
+    "Maria",
+    "Heather",
+    "Diane",
+    "Julie",
+    "Olivia",
+    "Sophia",
+    "Isabella",
+    "Mia",
+    "Charlotte",
+    "Amelia",
+    "Harper",
+    "Ella",
+    "Chloe",
+    "Zoe",
+    "Lucas",
+    "Liam",
+    "Noah",
+    "Ethan",
+    "Oliver",
+    "Elijah",
+    "Logan",
+    "Mohammed",
+    "Muhammad",
+    "Ahmed",
+    "Ali",
+    "Omar",
+    "Fatima",
+    "Aisha",
+    "Yusuf",
+    "Hassan",
+    "Priya",
+    "Rahul",
+    "Ravi",
+    "Anil",
+    "Sunita",
+    "Arjun",
+    "Deepak",
+    "Wei",
+    "Li",
+    "Jun",
+    "Yuki",
+    "Hiroshi",
+    "Kenji",
+    "Sakura",
+    "Min",
+    "Ji",
+    "Hana",
+    "Carlos",
+    "Juan",
+    "Jose",
+    "Luis",
+    "Miguel",
+    "Sofia",
+    "Lucia",
+    "Mateo",
+    "Diego",
+    "Pablo",
+    "Elena",
+    "Ana",
+    "Pedro",
+    "Joao",
+    "Marco",
+    "Giulia",
+    "Francesco",
+    "Alessandro",
+    "Luca",
+    "Hans",
+    "Klaus",
+    "Jurgen",
+    "Stefan",
+    "Lars",
+    "Sven",
+    "Ingrid",
+    "Astrid",
+    "Pierre",
+    "Jean",
+    "Marie",
+    "Claire",
+    "Camille",
+    "Louis",
+    "Ivan",
+    "Dmitri",
+    "Olga",
+    "Natasha",
+    "Sergei",
+    "Kwame",
+    "Ade",
+    "Chidi",
+    "Amara",
+    "Ngozi",
+    "Ines",
+    "Tariq",
+    "Layla",
+    "Noor",
+    "Elif",
+    "Mehmet",
+    "Ayse",
+];
+
 fn high_entropy(value: &str) -> Verdict {
     (validate::entropy(value) >= 3.5 && validate::mixed(value)).then_some((0.8, "entropy"))
 }
@@ -175,6 +406,10 @@ const MONTH: &str = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a
 fn detectors() -> Vec<Detector> {
     let dob = format!(
         r"(?i)\b(?:born(?:\s+on)?|date\s+of\s+birth|d\.?o\.?b\.?|birth\s*date|birthday)\s*(?:is|was|:|-)?\s*(\b\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})|\d{{4}}-\d{{2}}-\d{{2}}|{MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH},?\s+\d{{4}})\b"
+    );
+    let given_names = format!(
+        r"\b(?:{}) [A-Z][a-z]+(?:-[A-Z][a-z]+)?\b",
+        GIVEN_NAMES.join("|")
     );
     vec![
         // Secrets first: a key is never reported as a phone number.
@@ -340,12 +575,29 @@ fn detectors() -> Vec<Detector> {
             r"(?i)(?:\b[0-9a-f]{1,4}|:)(?::{1,2}[0-9a-f]{1,4}){1,7}(?:::)?"
         ),
         detector!(
+            "street_address",
+            Pii,
+            0,
+            street_address,
+            r"\b\d{1,5}[A-Za-z]?,? (?:[A-Z][a-z]+\.? ){1,4}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Square|Sq|Terrace|Crescent|Close|Parkway|Pkwy|Highway|Hwy)\b\.?(?:,? (?:Apt|Suite|Unit|Flat|#) ?[A-Za-z0-9-]+)?(?:, [A-Z][a-z]+(?: [A-Z][a-z]+)*)?(?:,? [A-Z]{2} \d{5}(?:-\d{4})?)?|\b[A-Z][a-z]+(?:stra(?:ss|\xC3\x9F)e|weg|gasse|platz|allee|laan|straat|gatan|vej) \d{1,4}[a-z]?\b|\b\d{1,4},? (?:rue|avenue|boulevard|chemin|place|via|calle|avenida|rua|piazza|plaza) (?:[A-Za-z'-]+ ){0,3}[A-Za-z'-]+\b|\b(?:Rue|Via|Calle|Avenida|Rua|Piazza|Plaza) (?:[A-Za-z'-]+ ){0,3}[A-Za-z'-]+,? \d{1,4}\b"
+        ),
+        detector!(
             "phone",
             Pii,
             0,
             phone,
             r"(?:\+|\b00)[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,4}){1,4}\b|(?:\(\d{3}\)\s?|\b\d{3}[.-])\d{3}[.-]\d{4}\b"
         ),
+        // Names, best effort without a model: after a cue that introduces a person, or a
+        // common given name followed by a capitalised word.
+        detector!(
+            "person_name",
+            Pii,
+            1,
+            person_name,
+            r"(?:\b(?i:my name is|name is|name:|i am|i'm|this is|signed|regards|sincerely|cheers|thanks|best|patient|customer|employee|contact|applicant|tenant|recipient|attn:?)[,:]? |\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Mx)\.? )(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof|Mx)\.? )?([A-Z][a-z]*(?:'[A-Z][a-z]+)?(?:[ -][A-Z][a-z]+(?:'[A-Z][a-z]+)?){0,2})\b"
+        ),
+        detector!("person_name", Pii, 0, gazetteer_name, given_names.as_str()),
     ]
 }
 

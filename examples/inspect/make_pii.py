@@ -146,6 +146,33 @@ def passport():
     return rng.choice(string.ascii_uppercase) + "".join(rng.choice(string.digits) for _ in range(8))
 
 
+GIVEN = ["Olivia", "Mateo", "Priya", "Kwame", "Ingrid", "Hiroshi", "Fatima", "Lucas", "Elena", "Omar",
+         "Sarah", "Tomasz", "Aoife", "Rahul", "Camille", "Jonas"]
+SURNAMES = ["Hartmann", "Okafor", "Lindqvist", "Moreau", "Kowalski", "Nakamura", "Haddad", "Fernandes",
+            "O'Brien", "Mensah", "Castillo", "Novak", "Iyer", "Brennan"]
+STREETS = ["Baker", "Maple", "Oak", "Elm Grove", "King", "Station", "Mill", "Church", "Park", "Victoria"]
+SUFFIX = ["Street", "St", "Avenue", "Ave", "Road", "Rd", "Lane", "Drive", "Way", "Court"]
+CITIES = ["London", "Springfield", "Leeds", "Boston", "Denver", "Dublin"]
+
+
+def person():
+    if rng.random() < 0.5:
+        return f"{rng.choice(GIVEN)} {rng.choice(SURNAMES)}"
+    return rng.choice(SURNAMES)
+
+
+def address():
+    style = rng.random()
+    if style < 0.6:
+        value = f"{rng.randint(1, 9999)} {rng.choice(STREETS)} {rng.choice(SUFFIX)}"
+        if rng.random() < 0.5:
+            value += f", {rng.choice(CITIES)}"
+        return value
+    if style < 0.8:
+        return f"{rng.choice(['Haupt', 'Linden', 'Garten', 'Schiller', 'Bahnhof'])}{rng.choice(['straße', 'weg', 'gasse', 'allee'])} {rng.randint(1, 200)}"
+    return f"{rng.randint(1, 120)} {rng.choice(['rue', 'avenue', 'boulevard'])} {rng.choice(['de la Paix', 'Victor Hugo', 'des Lilas', 'Voltaire'])}"
+
+
 def aws_key():
     return "AKIA" + "".join(rng.choice(string.ascii_uppercase + "234567") for _ in range(16))
 
@@ -180,6 +207,10 @@ POSITIVE = [
     ("ipv6", ipv6, ["Traffic from {v} spiked.", "host {v} answered"]),
     ("date_of_birth", dob, ["I was born on {v}.", "Date of birth: {v}", "DOB {v}", "My birthday is {v}."]),
     ("passport_number", passport, ["Passport number {v}, issued 2019.", "passport no. {v}"]),
+    ("person_name", person, ["My name is {v} and I have a question.", "Please contact Dr. {v} tomorrow.",
+                             "Patient: {v}, room 4", "Regards, {v}", "Mrs. {v} called twice."]),
+    ("street_address", address, ["Ship it to {v} please.", "Our office is at {v}.", "Address: {v}",
+                                 "She lives at {v} now."]),
     ("aws_access_key", aws_key, ["use {v} for the bucket", "AWS key: {v}"]),
     ("github_token", github_token, ["token {v} works", "export GITHUB_TOKEN={v}"]),
     ("stripe_key", stripe_key, ["Stripe secret {v}", "set STRIPE_KEY={v}"]),
@@ -201,6 +232,9 @@ NEGATIVE = [
     lambda: f"The ratio was {rng.random():.6f} with p < 0.{rng.randint(1, 9)}.",
     lambda: f"Run `git checkout {''.join(rng.choice('0123456789abcdef') for _ in range(40))}`.",
     lambda: "Passport control took an hour; the driver's license office was closed.",
+    lambda: f"I'm Happy to help, {rng.choice(['thanks', 'cheers'])}, Team!",
+    lambda: f"The {rng.choice(['Main Street', 'Wall Street', 'Park Avenue'])} Journal ran {rng.randint(2, 9)} stories.",
+    lambda: f"Chapter {rng.randint(1, 30)}: The Old Mill Road revisited.",
     lambda: f"Population {rng.randint(1000000, 9999999)} in {rng.randint(1990, 2024)}.",
 ]
 

@@ -55,7 +55,11 @@ async fn upstream(body: String) -> Response {
     if body.contains("\"stream\":true") && body.contains("ttft") {
         // `midword`: the first chunk ends inside a word, which the inspection window holds
         // until the next chunk shows where the word ends.
-        let first = if body.contains("midword") { "Hel" } else { "Hello " };
+        let first = if body.contains("midword") {
+            "Hel"
+        } else {
+            "Hello "
+        };
         let chunks = [first, "lo there, ", "how can I help?"];
         let stream = futures_util::stream::unfold(0usize, move |i| async move {
             if i > chunks.len() {

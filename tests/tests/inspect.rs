@@ -29,7 +29,13 @@ fn structured_personal_data_meets_its_targets() {
     let report = eval("pii-eval.jsonl");
     let classes = report["classes"].as_object().unwrap();
     let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
+    // Names and street addresses are best effort (no model ships); the targets are for
+    // structured classes.
     for (class, c) in classes {
+        if ["person_name", "street_address"].contains(&class.as_str()) {
+            assert!(c["recall"].as_f64().unwrap() >= 0.5, "{class}: {c}");
+            continue;
+        }
         tp += c["tp"].as_f64().unwrap();
         fp += c["fp"].as_f64().unwrap();
         fn_ += c["fn"].as_f64().unwrap();

@@ -22,41 +22,45 @@ fn nothing(text: &str) {
 
 #[test]
 fn personal_data_is_found_and_validated() {
-    found(
-        "mail jane.doe+x@example.co.uk now",
-        "email",
-        "jane.doe+x@example.co.uk",
-    );
-    found(
-        "card 4111 1111 1111 1111.",
-        "credit_card",
-        "4111 1111 1111 1111",
-    );
-    found("amex 3782-822463-10005", "credit_card", "3782-822463-10005");
-    found(
-        "IBAN GB82 WEST 1234 5698 7654 32 please",
-        "iban",
-        "GB82 WEST 1234 5698 7654 32",
-    );
-    found("ssn 123-45-6789", "us_ssn", "123-45-6789");
-    found("SSN: 123456789", "us_ssn", "123456789");
-    found("from 192.168.10.4 today", "ipv4", "192.168.10.4");
-    found(
-        "host 2001:db8::8a2e:370:7334 up",
-        "ipv6",
-        "2001:db8::8a2e:370:7334",
-    );
-    found("call +44 20 7946 0958 now", "phone", "+44 20 7946 0958");
-    found("call (415) 555-2671", "phone", "(415) 555-2671");
-    found("call 415-555-2671", "phone", "415-555-2671");
-    found("I was born on 12/31/1990.", "date_of_birth", "12/31/1990");
-    found("DOB: March 3rd, 1985", "date_of_birth", "March 3rd, 1985");
-    found("passport number X1234567", "passport_number", "X1234567");
-    found(
-        "driver's license no. D123-4567-8901",
-        "driver_license_number",
-        "D123-4567-8901",
-    );
+    for (text, class, value) in [
+        (
+            "mail jane.doe+x@example.co.uk now",
+            "email",
+            "jane.doe+x@example.co.uk",
+        ),
+        (
+            "card 4111 1111 1111 1111.",
+            "credit_card",
+            "4111 1111 1111 1111",
+        ),
+        ("amex 3782-822463-10005", "credit_card", "3782-822463-10005"),
+        (
+            "IBAN GB82 WEST 1234 5698 7654 32 please",
+            "iban",
+            "GB82 WEST 1234 5698 7654 32",
+        ),
+        ("ssn 123-45-6789", "us_ssn", "123-45-6789"),
+        ("SSN: 123456789", "us_ssn", "123456789"),
+        ("from 192.168.10.4 today", "ipv4", "192.168.10.4"),
+        (
+            "host 2001:db8::8a2e:370:7334 up",
+            "ipv6",
+            "2001:db8::8a2e:370:7334",
+        ),
+        ("call +44 20 7946 0958 now", "phone", "+44 20 7946 0958"),
+        ("call (415) 555-2671", "phone", "(415) 555-2671"),
+        ("call 415-555-2671", "phone", "415-555-2671"),
+        ("I was born on 12/31/1990.", "date_of_birth", "12/31/1990"),
+        ("DOB: March 3rd, 1985", "date_of_birth", "March 3rd, 1985"),
+        ("passport number X1234567", "passport_number", "X1234567"),
+        (
+            "driver's license no. D123-4567-8901",
+            "driver_license_number",
+            "D123-4567-8901",
+        ),
+    ] {
+        found(text, class, value);
+    }
 }
 
 #[test]
@@ -218,4 +222,66 @@ fn hostile_input_stays_linear_and_never_panics() {
     );
     assert_eq!(seen.len(), 1);
     assert!(seen[0].1.contains("jane@example.com"));
+}
+
+#[test]
+fn names_and_addresses_best_effort() {
+    for (text, class, value) in [
+        (
+            "Hi, my name is Olivia Hartmann and I need help",
+            "person_name",
+            "Olivia Hartmann",
+        ),
+        (
+            "Please forward this to Dr. Okonkwo today",
+            "person_name",
+            "Okonkwo",
+        ),
+        (
+            "Patient: Jonas Weber, admitted Monday",
+            "person_name",
+            "Jonas Weber",
+        ),
+        (
+            "Meeting with Sarah Lindqvist at noon",
+            "person_name",
+            "Sarah Lindqvist",
+        ),
+        (
+            "Ship it to 221B Baker Street, London",
+            "street_address",
+            "221B Baker Street, London",
+        ),
+        (
+            "We moved to 1600 Pennsylvania Avenue, Washington, DC 20500.",
+            "street_address",
+            "1600 Pennsylvania Avenue, Washington, DC 20500",
+        ),
+        (
+            "Adresse: Hauptstraße 12, Berlin",
+            "street_address",
+            "Hauptstraße 12",
+        ),
+        (
+            "Livraison au 12 rue de Rivoli, Paris",
+            "street_address",
+            "12 rue de Rivoli",
+        ),
+    ] {
+        found(text, class, value);
+    }
+    nothing("I'm Happy to help with that.");
+    nothing("Thanks, Team");
+    nothing("The Main Street Journal had 3 stories");
+}
+
+#[test]
+fn a_cue_before_a_title_still_finds_the_name() {
+    found(
+        "Please contact Dr. Fernandes tomorrow",
+        "person_name",
+        "Fernandes",
+    );
+    found("Mrs. O'Brien called twice", "person_name", "O'Brien");
+    nothing("The Park Avenue Journal ran 8 stories");
 }
