@@ -52,6 +52,22 @@ fn bench(c: &mut Criterion) {
             ))
         })
     });
+    // A typical chat input: a short user message, as the gateway inspects every call.
+    let short: Option<sluice_engine::DecisionInput> = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/inputs/prompt-allowed.json"
+    ))
+    .ok()
+    .and_then(|text| serde_json::from_str(&text).ok());
+    if let Some(short) = short {
+        c.bench_function("inspect_input/short chat input", |b| {
+            b.iter(|| {
+                let mut input = short.clone();
+                inspect::inspect_input(&mut input);
+                black_box(input)
+            })
+        });
+    }
     let clean = prompt
         .replace("jane.doe@example.com", "the customer")
         .replace("4111 1111 1111 1111", "her card");
