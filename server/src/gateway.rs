@@ -495,11 +495,20 @@ pub struct Redactor {
     team: String,
     hash_key: Option<Arc<[u8]>>,
     vault: SharedVault,
+    /// Whole texts named by `pointer` redactions, and what replaces them.
+    whole: Vec<(String, String)>,
 }
 
 impl Redactor {
     /// Scans `text` and redacts it.
     pub fn redact(&self, text: &str) -> String {
+        // A text a pointer names is replaced whole (a multi-part message shows as its
+        // parts joined by newlines, so each part of it is replaced too).
+        for (target, replacement) in &self.whole {
+            if !text.is_empty() && (text == target || target.split('\n').any(|part| part == text)) {
+                return replacement.clone();
+            }
+        }
         if self.classes.is_empty() {
             return self.patterns_only(text.to_string());
         }
@@ -542,13 +551,15 @@ impl Redactor {
     }
 
     fn is_empty(&self) -> bool {
-        self.classes.is_empty() && self.patterns.is_empty()
+        self.classes.is_empty() && self.patterns.is_empty() && self.whole.is_empty()
     }
 }
 
-/// The redactor of a decision's `redact` obligations; `None` when it asks for none.
+/// The redactor of a decision's `redact` obligations on `input`; `None` when it asks for
+/// none.
 fn redactor(
     decision: &Decision,
+    input: &DecisionInput,
     call: &Call,
     hash_key: Option<&Arc<[u8]>>,
 ) -> Result<Option<Redactor>, GatewayError> {
@@ -576,6 +587,28 @@ fn redactor(
                     replacement: redaction.replacement.clone(),
                 },
             );
+        }
+        if let Some(pointer) = &redaction.pointer {
+            let replacement = redaction
+                .replacement
+                .clone()
+                .unwrap_or_else(|| "[REDACTED]".to_string());
+            match serde_json::to_value(input)
+                .ok()
+                .and_then(|value| value.pointer(pointer).cloned())
+            {
+                // Nothing there: nothing to redact.
+                None | Some(Value::Null) => {}
+                Some(Value::String(text)) => redactor.whole.push((text, replacement)),
+                Some(_) => {
+                    return Err(GatewayError::new(
+                        Kind::Internal,
+                        format!(
+                            "a policy asked to redact `{pointer}`, which is not a text the gateway can rewrite, so the request was stopped"
+                        ),
+                    ));
+                }
+            }
         }
         if let Some(pattern) = &redaction.pattern {
             let regex = regex::Regex::new(pattern).map_err(|e| {
@@ -916,7 +949,8 @@ async fn embed(
         "/v1/embeddings",
         Some(client),
     )?;
-    let embeddings = EmbeddingsRequest::parse(read_body(request, gateway.max_body_bytes).await?)?;
+    let mut embeddings =
+        EmbeddingsRequest::parse(read_body(request, gateway.max_body_bytes).await?)?;
     let mut input = call.input(
         Surface::Prompt,
         "llm.embed",
@@ -929,6 +963,9 @@ async fn embed(
     let chars: usize = embeddings.texts.iter().map(String::len).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     let decision = call.decide(&input)?;
+    if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
+        embeddings.rewrite_text(|text| redactor.redact(text));
+    }
     let plan =
         plan(gateway, &embeddings.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     let headers = upstream_headers(&decision);

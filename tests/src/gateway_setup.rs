@@ -8,7 +8,8 @@
 //!   and `retired-model` is routed to `gpt-4o`;
 //! - detected emails in a prompt are masked and card numbers starred but their last four
 //!   digits; phone numbers in an answer are hashed with the team's key; IPv4 addresses in a
-//!   prompt are tokenised and restored in the answer.
+//!   prompt are tokenised and restored in the answer; a prompt message containing
+//!   `WITHHOLD` is replaced whole (a pointer redaction).
 
 #![expect(
     clippy::expect_used,
@@ -52,6 +53,12 @@ redact contains {"class": "credit_card", "mode": "partial"} if input.surface == 
 redact contains {"class": "phone", "mode": "hash"} if input.surface == "response"
 
 redact contains {"class": "ipv4", "mode": "tokenize"} if input.surface == "prompt"
+
+redact contains {"pointer": sprintf("/content/messages/%d/content", [i]), "replacement": "[withheld]"} if {
+	input.surface == "prompt"
+	some i, m in input.content.messages
+	contains(m.content, "WITHHOLD")
+}
 
 headers := {"x-sluice-team": input.principal.team} if input.surface == "prompt"
 

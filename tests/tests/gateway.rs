@@ -424,14 +424,35 @@ fn models_and_embeddings_follow_the_key_and_policy() {
     let response = s.post(
         "/v1/embeddings",
         Some(PLATFORM_KEY),
-        r#"{"model": "text-embedding-3-small", "input": "hello"}"#,
+        r#"{"model": "text-embedding-3-small", "input": ["hello", "write to jane@example.com"]}"#,
     );
     assert_eq!(response.status(), 200);
     let body: Value = response.json().unwrap();
     assert_eq!(body["data"][0]["embedding"], json!([0.5, 0.5]));
+    let sent = s.upstream.received_for("embed").last().unwrap().clone();
+    assert_eq!(sent.path, "/v1/embeddings");
+    // The policy's redactions apply to texts to embed too.
     assert_eq!(
-        s.upstream.received_for("embed").last().unwrap().path,
-        "/v1/embeddings"
+        sent.body["input"],
+        json!(["hello", "write to [REDACTED:email]"])
+    );
+}
+
+#[test]
+fn a_pointer_redaction_replaces_the_text_it_names() {
+    let s = setup();
+    let response = s.chat("gpt-4o", "please WITHHOLD this whole message", false);
+    assert_eq!(response.status(), 200);
+    let sent = s
+        .upstream
+        .received_for("ok")
+        .last()
+        .unwrap()
+        .body
+        .to_string();
+    assert!(
+        sent.contains("[withheld]") && !sent.contains("WITHHOLD"),
+        "{sent}"
     );
 }
 

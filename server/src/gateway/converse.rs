@@ -301,7 +301,7 @@ async fn converse(
     let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     let decision = call.decide(&input)?;
-    if let Some(redactor) = redactor(&decision, &call, gateway.hash_key.as_ref())? {
+    if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         conversation.rewrite_text(|text| redactor.redact(text));
     }
     let plan =
@@ -482,7 +482,12 @@ impl StreamPolicy for AnswerPolicy {
             // Decide again through the recording path: the deny is audited and returned.
             self.call.decide(&input)?;
         }
-        redactor(&decision, &self.call.call, self.call.hash_key.as_ref())
+        redactor(
+            &decision,
+            &input,
+            &self.call.call,
+            self.call.hash_key.as_ref(),
+        )
     }
 }
 
@@ -532,7 +537,7 @@ fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, G
     };
     let input = call.input(answer.messages, answer.output_tokens);
     let decision: Decision = call.decide(&input)?;
-    if let Some(redactor) = redactor(&decision, &call.call, call.hash_key.as_ref())? {
+    if let Some(redactor) = redactor(&decision, &input, &call.call, call.hash_key.as_ref())? {
         redact_answer(format, &mut body, |text| redactor.redact(text));
     }
     // Placeholders the prompt's `tokenize` redactions handed out go back to their values.

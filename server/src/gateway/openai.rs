@@ -266,6 +266,24 @@ impl EmbeddingsRequest {
         };
         Ok(EmbeddingsRequest { body, model, texts })
     }
+
+    /// Rewrites every text input with `f` (token arrays are not text and stay as they are).
+    pub fn rewrite_text(&mut self, mut f: impl FnMut(&str) -> String) {
+        match self.body.get_mut("input") {
+            Some(Value::String(text)) => *text = f(text),
+            Some(Value::Array(items)) => {
+                for item in items.iter_mut() {
+                    if let Value::String(text) = item {
+                        *text = f(text);
+                    }
+                }
+            }
+            _ => {}
+        }
+        for text in &mut self.texts {
+            *text = f(text);
+        }
+    }
 }
 
 /// What Sluice reads from a (non-streamed) chat completion.

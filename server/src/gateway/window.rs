@@ -182,6 +182,13 @@ impl Window {
             self.seen.extend(released.iter().map(|f| f.class));
             self.redactor = self.policy.redactor(&self.text)?;
             self.asked = true;
+            if self.redactor.as_ref().is_some_and(|r| !r.whole.is_empty()) {
+                // Part of the answer may be out already; replacing it whole is impossible.
+                return Err(GatewayError::new(
+                    Kind::Internal,
+                    "a policy asked to redact the whole answer, which a stream cannot do once part of it is out, so the stream was stopped".to_string(),
+                ));
+            }
         }
         let region = self.pending.get(..cut).unwrap_or_default().to_string();
         let mut out = match &self.redactor {
