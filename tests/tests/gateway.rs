@@ -439,6 +439,31 @@ fn models_and_embeddings_follow_the_key_and_policy() {
 }
 
 #[test]
+fn redactions_reach_tool_call_arguments_and_tool_results() {
+    let s = setup();
+    let body = json!({"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "email my boss"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "send_mail", "arguments": "{\"to\": \"boss@example.com\", \"body\": \"hi\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sent to boss@example.com"},
+        {"role": "user", "content": "thanks"}
+    ]});
+    let response = s.post(
+        "/v1/chat/completions",
+        Some(PLATFORM_KEY),
+        &body.to_string(),
+    );
+    assert_eq!(response.status(), 200);
+    let sent = s.upstream.received_for("ok").last().unwrap().body.clone();
+    let arguments = sent["messages"][1]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    let parsed: Value = serde_json::from_str(arguments).unwrap();
+    assert_eq!(parsed["to"], "[REDACTED:email]");
+    assert_eq!(sent["messages"][2]["content"], "sent to [REDACTED:email]");
+}
+
+#[test]
 fn a_pointer_redaction_replaces_the_text_it_names() {
     let s = setup();
     let response = s.chat("gpt-4o", "please WITHHOLD this whole message", false);

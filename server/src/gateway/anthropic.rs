@@ -257,11 +257,42 @@ fn rewrite_content(content: &mut Value, f: &mut impl FnMut(&str) -> String) {
         Value::String(text) => *text = f(text),
         Value::Array(blocks) => {
             for block in blocks.iter_mut() {
-                if block.get("type").and_then(Value::as_str) == Some("text")
-                    && let Some(Value::String(text)) = block.get_mut("text")
-                {
-                    *text = f(text);
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        if let Some(Value::String(text)) = block.get_mut("text") {
+                            *text = f(text);
+                        }
+                    }
+                    // A tool call's input: every string in it.
+                    Some("tool_use") => {
+                        if let Some(input) = block.get_mut("input") {
+                            rewrite_strings(input, f, 0);
+                        }
+                    }
+                    _ => {}
                 }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Rewrites every string inside a JSON value (bounded depth: the parsers refuse deeper
+/// nesting before this could matter).
+pub fn rewrite_strings(value: &mut Value, f: &mut impl FnMut(&str) -> String, depth: usize) {
+    if depth > 128 {
+        return;
+    }
+    match value {
+        Value::String(text) => *text = f(text),
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                rewrite_strings(item, f, depth + 1);
+            }
+        }
+        Value::Object(map) => {
+            for item in map.values_mut() {
+                rewrite_strings(item, f, depth + 1);
             }
         }
         _ => {}

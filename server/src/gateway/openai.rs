@@ -146,7 +146,9 @@ impl ChatRequest {
         }
     }
 
-    /// Rewrites the text of every message (string content and text parts) with `f`.
+    /// Rewrites the text of every message (string content and text parts) with `f`, and
+    /// the arguments of the tool calls in it (a JSON string, rewritten as text: redaction
+    /// replacements contain no quote or backslash, so the JSON stays valid).
     pub fn rewrite_text(&mut self, mut f: impl FnMut(&str) -> String) {
         let Some(Value::Array(messages)) = self.body.get_mut("messages") else {
             return;
@@ -162,6 +164,16 @@ impl ChatRequest {
                     }
                 }
                 _ => {}
+            }
+            if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+                for call in calls.iter_mut() {
+                    if let Some(Value::String(arguments)) = call
+                        .get_mut("function")
+                        .and_then(|function| function.get_mut("arguments"))
+                    {
+                        *arguments = f(arguments);
+                    }
+                }
             }
         }
     }
