@@ -248,9 +248,11 @@ fn text_is_rewritten_everywhere_it_is_read_and_nowhere_else() {
     let messages = &body["messages"];
     assert_eq!(messages[0]["content"][0]["source"]["data"], "iVBORw0KGgo=");
     assert_eq!(messages[0]["content"][2]["text"], "MAIL BOB@EXAMPLE.COM");
+    // A tool call's input is read (as the call's arguments): its strings are rewritten,
+    // its keys and the tool's name are not.
     assert_eq!(
         messages[1]["content"][1]["input"],
-        json!({"location": "Paris"})
+        json!({"location": "PARIS"})
     );
     assert_eq!(messages[1]["content"][1]["name"], "get_weather");
     assert_eq!(messages[2]["content"][0]["content"], "15 DEGREES, CLOUDY");
