@@ -1,0 +1,467 @@
+//! Requests: an OpenAI caller to an Anthropic upstream.
+
+use super::*;
+
+/// Translates an OpenAI chat completion request into an Anthropic Messages request for
+/// `model`. System and developer messages become `system`; tool messages become
+/// `tool_result` blocks of a user message (consecutive ones merged); `response_format` JSON
+/// modes become a system instruction; `temperature` is clamped to Anthropic's 0–1; without
+/// `max_tokens` (which Anthropic requires) [`DEFAULT_MAX_TOKENS`] is asked for. Parameters
+/// Anthropic has no use for (`logprobs`, penalties, `seed`, `stream_options`) are dropped.
+pub fn openai_to_anthropic_request(
+    body: &Map<String, Value>,
+    model: &str,
+) -> Result<Map<String, Value>, BadRequest> {
+    if let Some(n) = given(body, "n")
+        && n.as_u64() != Some(1)
+    {
+        return Err(bad(
+            "`n` must be 1: this model's provider returns a single choice",
+            "n",
+        ));
+    }
+    let Some(Value::Array(list)) = body.get("messages") else {
+        return Err(bad("`messages` must be an array", "messages"));
+    };
+    let mut system: Vec<String> = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    let mut after_tool = false;
+    for (i, message) in list.iter().enumerate() {
+        match message.get("role").and_then(Value::as_str) {
+            Some("system" | "developer") => {
+                let text = openai::text_of(message.get("content"));
+                if !text.is_empty() {
+                    system.push(text);
+                }
+                continue;
+            }
+            Some("user") => {
+                let content = match message.get("content") {
+                    Some(Value::String(text)) => Value::String(text.clone()),
+                    Some(Value::Array(parts)) => Value::Array(
+                        parts
+                            .iter()
+                            .enumerate()
+                            .map(|(j, part)| {
+                                anthropic_block(part, &format!("messages[{i}].content[{j}]"))
+                            })
+                            .collect::<Result<_, _>>()?,
+                    ),
+                    _ => {
+                        return Err(bad(
+                            "a user message needs a string or an array of content parts",
+                            format!("messages[{i}].content"),
+                        ));
+                    }
+                };
+                messages.push(json!({"role": "user", "content": content}));
+            }
+            Some("assistant") => {
+                // Anthropic refuses an assistant turn with no content; it says nothing anyway.
+                if let Some(message) = anthropic_assistant(message, i)? {
+                    messages.push(message);
+                }
+            }
+            Some("tool") => {
+                let block = anthropic_tool_result(message, i)?;
+                if after_tool
+                    && let Some(Value::Array(blocks)) =
+                        messages.last_mut().and_then(|m| m.get_mut("content"))
+                {
+                    blocks.push(block);
+                } else {
+                    messages.push(json!({"role": "user", "content": [block]}));
+                }
+                after_tool = true;
+                continue;
+            }
+            Some(other) => {
+                return Err(bad(
+                    format!("the role `{other}` cannot be sent to this model's provider"),
+                    format!("messages[{i}].role"),
+                ));
+            }
+            None => {
+                return Err(bad(
+                    "each message needs a string `role`",
+                    format!("messages[{i}].role"),
+                ));
+            }
+        }
+        after_tool = false;
+    }
+    if messages.is_empty() {
+        return Err(bad(
+            "`messages` must contain at least one message that is not a system message",
+            "messages",
+        ));
+    }
+    if let Some(format) = given(body, "response_format") {
+        match format.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some("json_object") => system.push(JSON_INSTRUCTION.to_string()),
+            Some("json_schema") => {
+                let schema = format
+                    .get("json_schema")
+                    .and_then(|s| s.get("schema"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                system.push(format!(
+                    "{JSON_INSTRUCTION} The object must conform to this JSON Schema: {schema}"
+                ));
+            }
+            _ => {
+                return Err(bad(
+                    "`response_format.type` must be `text`, `json_object` or `json_schema`",
+                    "response_format.type",
+                ));
+            }
+        }
+    }
+
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert("max_tokens".into(), json!(openai_max_tokens(body)?));
+    if !system.is_empty() {
+        out.insert("system".into(), json!(system.join("\n\n")));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    if let Some(t) = given(body, "temperature") {
+        let Some(value) = t.as_f64() else {
+            return Err(bad("`temperature` must be a number", "temperature"));
+        };
+        // OpenAI's range is 0–2, Anthropic's 0–1 (it refuses more): anything above 1 is
+        // sent as 1, the most varied sampling Anthropic offers.
+        let clamped = if (0.0..=1.0).contains(&value) {
+            t.clone()
+        } else {
+            json!(value.clamp(0.0, 1.0))
+        };
+        out.insert("temperature".into(), clamped);
+    }
+    if let Some(p) = given(body, "top_p") {
+        if !p.is_number() {
+            return Err(bad("`top_p` must be a number", "top_p"));
+        }
+        out.insert("top_p".into(), p.clone());
+    }
+    if let Some(stop) = given(body, "stop") {
+        let sequences = match stop {
+            Value::String(s) => vec![Value::String(s.clone())],
+            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
+            _ => {
+                return Err(bad(
+                    "`stop` must be a string or an array of strings",
+                    "stop",
+                ));
+            }
+        };
+        if !sequences.is_empty() {
+            out.insert("stop_sequences".into(), Value::Array(sequences));
+        }
+    }
+    if let Some(stream) = given(body, "stream") {
+        if !stream.is_boolean() {
+            return Err(bad("`stream` must be a boolean", "stream"));
+        }
+        out.insert("stream".into(), stream.clone());
+    }
+    if let Some(Value::String(user)) = body.get("user") {
+        out.insert("metadata".into(), json!({"user_id": user}));
+    }
+    let tools = anthropic_tools(body)?;
+    if !tools.is_empty() {
+        out.insert("tools".into(), Value::Array(tools));
+        if let Some(choice) = anthropic_tool_choice(body)? {
+            out.insert("tool_choice".into(), choice);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn openai_max_tokens(body: &Map<String, Value>) -> Result<u64, BadRequest> {
+    let (param, value) = match given(body, "max_completion_tokens") {
+        Some(value) => ("max_completion_tokens", value),
+        None => match given(body, "max_tokens") {
+            Some(value) => ("max_tokens", value),
+            None => return Ok(DEFAULT_MAX_TOKENS),
+        },
+    };
+    value.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+        bad(
+            format!("`{param}` must be an integer greater than or equal to 1"),
+            param,
+        )
+    })
+}
+
+/// `data:<media type>;base64,<data>` split into its media type and data.
+pub(super) fn data_url(url: &str) -> Option<(&str, &str)> {
+    let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
+    Some((meta.strip_suffix(";base64")?, data))
+}
+
+/// An Anthropic block for an OpenAI content part (`param` names the part).
+pub(super) fn anthropic_block(part: &Value, param: &str) -> Result<Value, BadRequest> {
+    let mut block = match part.get("type").and_then(Value::as_str) {
+        Some("text") => match part.get("text") {
+            Some(Value::String(text)) => json!({"type": "text", "text": text}),
+            _ => {
+                return Err(bad(
+                    "a text part needs a string `text`",
+                    format!("{param}.text"),
+                ));
+            }
+        },
+        Some("image_url") => {
+            let url = match part.get("image_url") {
+                Some(Value::String(url)) => Some(url.as_str()),
+                other => str_of(other, "url"),
+            };
+            let source = match url {
+                Some(url) if url.starts_with("data:") => match data_url(url) {
+                    Some((media_type, data)) => {
+                        json!({"type": "base64", "media_type": media_type, "data": data})
+                    }
+                    None => {
+                        return Err(bad(
+                            "an image data URL must be base64-encoded (`data:image/png;base64,...`)",
+                            format!("{param}.image_url.url"),
+                        ));
+                    }
+                },
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    json!({"type": "url", "url": url})
+                }
+                _ => {
+                    return Err(bad(
+                        "an image needs an http(s) or base64 data URL",
+                        format!("{param}.image_url.url"),
+                    ));
+                }
+            };
+            json!({"type": "image", "source": source})
+        }
+        Some("file") => match str_of(part.get("file"), "file_data").and_then(data_url) {
+            Some((media_type, data)) => json!({
+                "type": "document",
+                "source": {"type": "base64", "media_type": media_type, "data": data},
+            }),
+            None => {
+                return Err(bad(
+                    "only files sent inline as base64 `file_data` can be passed to this model's provider",
+                    format!("{param}.file"),
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(bad(
+                format!("content parts of type `{other}` cannot be sent to this model's provider"),
+                format!("{param}.type"),
+            ));
+        }
+        None => {
+            return Err(bad(
+                "each content part needs a string `type`",
+                format!("{param}.type"),
+            ));
+        }
+    };
+    // Prompt caching hints, as some OpenAI-format clients send them, keep their meaning.
+    if let (Some(cache), Some(map)) = (part.get("cache_control"), block.as_object_mut()) {
+        map.insert("cache_control".into(), cache.clone());
+    }
+    Ok(block)
+}
+
+/// Tool call ids as Anthropic accepts them (`^[a-zA-Z0-9_-]+$`).
+pub(super) fn anthropic_id(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub(super) fn anthropic_assistant(message: &Value, i: usize) -> Result<Option<Value>, BadRequest> {
+    let mut blocks = Vec::new();
+    match message.get("content") {
+        Some(Value::String(text)) if !text.is_empty() => {
+            blocks.push(json!({"type": "text", "text": text}));
+        }
+        Some(Value::Array(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                let text = match part.get("type").and_then(Value::as_str) {
+                    Some("text") => part.get("text").and_then(Value::as_str),
+                    Some("refusal") => part.get("refusal").and_then(Value::as_str),
+                    _ => {
+                        return Err(bad(
+                            "assistant content parts must be `text` or `refusal`",
+                            format!("messages[{i}].content[{j}].type"),
+                        ));
+                    }
+                };
+                if let Some(text) = text.filter(|t| !t.is_empty()) {
+                    blocks.push(json!({"type": "text", "text": text}));
+                }
+            }
+        }
+        _ => {}
+    }
+    let calls = match message.get("tool_calls") {
+        Some(Value::Array(calls)) => calls.as_slice(),
+        _ => &[],
+    };
+    for (j, call) in calls.iter().enumerate() {
+        let param = format!("messages[{i}].tool_calls[{j}]");
+        let Some(id) = call.get("id").and_then(Value::as_str) else {
+            return Err(bad(
+                "a tool call needs a string `id`",
+                format!("{param}.id"),
+            ));
+        };
+        let function = call.get("function");
+        let Some(name) = str_of(function, "name") else {
+            return Err(bad(
+                "a tool call needs a string `function.name`",
+                format!("{param}.function.name"),
+            ));
+        };
+        let input = match function.and_then(|f| f.get("arguments")) {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::String(text)) if text.trim().is_empty() => json!({}),
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                Ok(value @ Value::Object(_)) => value,
+                _ => {
+                    return Err(bad(
+                        "tool call arguments must be a JSON object encoded as a string",
+                        format!("{param}.function.arguments"),
+                    ));
+                }
+            },
+            Some(value @ Value::Object(_)) => value.clone(),
+            Some(_) => {
+                return Err(bad(
+                    "tool call arguments must be a JSON object encoded as a string",
+                    format!("{param}.function.arguments"),
+                ));
+            }
+        };
+        blocks.push(
+            json!({"type": "tool_use", "id": anthropic_id(id), "name": name, "input": input}),
+        );
+    }
+    let content = match (message.get("content"), calls.is_empty()) {
+        (Some(Value::String(text)), true) if !text.is_empty() => Value::String(text.clone()),
+        _ if blocks.is_empty() => return Ok(None),
+        _ => Value::Array(blocks),
+    };
+    Ok(Some(json!({"role": "assistant", "content": content})))
+}
+
+pub(super) fn anthropic_tool_result(message: &Value, i: usize) -> Result<Value, BadRequest> {
+    let Some(id) = message.get("tool_call_id").and_then(Value::as_str) else {
+        return Err(bad(
+            "a tool message needs a string `tool_call_id`",
+            format!("messages[{i}].tool_call_id"),
+        ));
+    };
+    let content = match message.get("content") {
+        Some(Value::String(text)) => Value::String(text.clone()),
+        Some(Value::Array(parts)) => Value::Array(
+            parts
+                .iter()
+                .enumerate()
+                .map(|(j, part)| anthropic_block(part, &format!("messages[{i}].content[{j}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => Value::String(String::new()),
+    };
+    Ok(json!({"type": "tool_result", "tool_use_id": anthropic_id(id), "content": content}))
+}
+
+pub(super) fn anthropic_tools(body: &Map<String, Value>) -> Result<Vec<Value>, BadRequest> {
+    let tools = match given(body, "tools") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(bad("`tools` must be an array", "tools")),
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            if tool.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(bad(
+                    "only tools of type `function` can be sent to this model's provider",
+                    format!("tools[{i}].type"),
+                ));
+            }
+            let function = tool.get("function");
+            let Some(name) = str_of(function, "name") else {
+                return Err(bad(
+                    "a tool needs a string `function.name`",
+                    format!("tools[{i}].function.name"),
+                ));
+            };
+            let mut out = Map::new();
+            out.insert("name".into(), json!(name));
+            if let Some(description) = str_of(function, "description") {
+                out.insert("description".into(), json!(description));
+            }
+            let schema = function
+                .and_then(|f| f.get("parameters"))
+                .filter(|p| p.is_object())
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            out.insert("input_schema".into(), schema);
+            Ok(Value::Object(out))
+        })
+        .collect()
+}
+
+pub(super) fn anthropic_tool_choice(
+    body: &Map<String, Value>,
+) -> Result<Option<Value>, BadRequest> {
+    let parallel_off = body.get("parallel_tool_calls") == Some(&Value::Bool(false));
+    let mut choice = match given(body, "tool_choice") {
+        None if parallel_off => json!({"type": "auto"}),
+        None => return Ok(None),
+        Some(Value::String(mode)) => match mode.as_str() {
+            "auto" => json!({"type": "auto"}),
+            "none" => json!({"type": "none"}),
+            "required" => json!({"type": "any"}),
+            _ => {
+                return Err(bad(
+                    "`tool_choice` must be `auto`, `none`, `required` or a function",
+                    "tool_choice",
+                ));
+            }
+        },
+        Some(choice @ Value::Object(_)) => match str_of(choice.get("function"), "name") {
+            Some(name) => json!({"type": "tool", "name": name}),
+            None => {
+                return Err(bad(
+                    "`tool_choice` needs a string `function.name`",
+                    "tool_choice.function.name",
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(bad(
+                "`tool_choice` must be a string or an object",
+                "tool_choice",
+            ));
+        }
+    };
+    if parallel_off
+        && str_of(Some(&choice), "type") != Some("none")
+        && let Some(map) = choice.as_object_mut()
+    {
+        map.insert("disable_parallel_tool_use".into(), json!(true));
+    }
+    Ok(Some(choice))
+}
