@@ -139,6 +139,7 @@ models:
   hangs: [{{provider: slow, model: hang}}]
   resets: [{{provider: mock, model: reset}}]
   cuts: [{{provider: mock, model: cut}}]
+  trickle: [{{provider: mock, model: trickle}}]
   unreachable: [{{provider: dead}}]
   demo-model: [{{provider: local-demo}}]
   recovering: [{{provider: mock, model: flaky3}}]

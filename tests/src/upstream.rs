@@ -11,7 +11,8 @@
 //! - `reset`: closes the connection without answering;
 //! - `cut`: starts a stream, then closes it in the middle of the chunked body;
 //! - `embed`: an embeddings answer;
-//! - `flaky3`: 500 for its first three requests, then like `ok`.
+//! - `flaky3`: 500 for its first three requests, then like `ok`;
+//! - `trickle`: streams 40 words 50 ms apart (a stream long enough to walk away from).
 //!
 //! Requests to `/v1/messages` are answered in Anthropic's Messages format instead (`ok` and
 //! `leak` as above, streamed as Anthropic streams), and requests to
@@ -330,6 +331,21 @@ fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<(
         "reset" => {
             drop(stream);
             Ok(())
+        }
+        "trickle" => {
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            )?;
+            for i in 0..40 {
+                let event = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": {"content": format!("word{i} ")}, "finish_reason": null}]});
+                chunk(&mut stream, &event.to_string())?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            chunk(&mut stream, "[DONE]")?;
+            write!(stream, "0\r\n\r\n")?;
+            stream.flush()
         }
         "embed" => write_json(
             stream,

@@ -440,3 +440,61 @@ fn a_call_that_fails_after_its_prompt_was_allowed_records_how_it_ended() {
     );
     assert!(rows[0].6.contains("upstream"), "{rows:?}");
 }
+
+#[test]
+fn a_stream_that_ends_before_its_answer_is_decided_still_leaves_a_row() {
+    use std::io::Read as _;
+    let mut gateway = Gateway::start();
+    let base = gateway.server.url("");
+    let http = client();
+    let stream = |model: &str| {
+        let body = json!({"model": model, "stream": true,
+            "messages": [{"role": "user", "content": "tell me a long story"}]});
+        http.post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(PLATFORM_KEY)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    // The caller reads the start of a long stream, then walks away.
+    let mut walked_away = stream("trickle");
+    let mut start = [0u8; 64];
+    assert!(walked_away.read(&mut start).unwrap() > 0);
+    drop(walked_away);
+    // The upstream breaks off a stream half-way.
+    let cut = stream("cuts").text().unwrap();
+    assert!(
+        cut.contains("broke off") || cut.contains("before it was complete"),
+        "{cut}"
+    );
+    // The gateway notices the caller is gone at its next write.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(gateway.server.terminate().success());
+
+    let connection =
+        duckdb::Connection::open(gateway.dir.path().join("sluice-audit.duckdb")).unwrap();
+    let mut statement = connection
+        .prepare(
+            "SELECT p.resource_id, r.allow, r.error_source, r.reasons->>'$[0].message'
+             FROM decisions p JOIN decisions r USING (request_id)
+             WHERE p.surface = 'prompt' AND r.surface = 'response' ORDER BY p.time",
+        )
+        .unwrap();
+    let rows: Vec<(String, bool, Option<String>, String)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (model, allow, source, message) = &rows[0];
+    assert_eq!(
+        (model.as_str(), *allow, source.as_deref()),
+        ("trickle", false, Some("client"))
+    );
+    assert!(message.contains("caller closed the stream"), "{message}");
+    let (model, allow, source, _) = &rows[1];
+    assert_eq!(
+        (model.as_str(), *allow, source.as_deref()),
+        ("cuts", false, Some("upstream"))
+    );
+}

@@ -402,15 +402,26 @@ async fn converse(
             }),
         )
         .restoring(std::sync::Arc::clone(&respond_call.call.vault));
+        // Recorded if the stream ends before its answer could be decided.
+        let prompt = input.clone();
         let body = stream::relay(
             events,
             adapter,
             format,
             provider,
             Some(window),
-            move |text, output_tokens| {
-                let input = respond_call.input(text_message(text), output_tokens);
-                respond_call.decide(&input).map(drop)
+            stream::Outcome {
+                decide: {
+                    let respond_call = std::sync::Arc::clone(&respond_call);
+                    move |text: &str, output_tokens| {
+                        let input = respond_call.input(text_message(text), output_tokens);
+                        respond_call.decide(&input).map(drop)
+                    }
+                },
+                ended: move |error: &GatewayError| {
+                    let provider = Some(respond_call.provider.as_str());
+                    let _ = respond_call.call.failed(&prompt, provider, error.clone());
+                },
             },
             in_flight,
         );

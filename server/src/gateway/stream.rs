@@ -167,6 +167,16 @@ fn is_terminal(event: &[u8]) -> bool {
     event.starts_with(b"data: [DONE]") || event.starts_with(b"event: message_stop")
 }
 
+/// How a relayed stream's answer is settled.
+#[derive(Debug)]
+pub struct Outcome<D, E> {
+    /// Decides on the whole answer (text, output tokens) before the terminal event.
+    pub decide: D,
+    /// Told once if the stream ends before the answer could be decided: the caller went
+    /// away or the upstream broke off (a deny is recorded when it is decided).
+    pub ended: E,
+}
+
 /// One outgoing event through the window (when there is one).
 fn through(window: &mut Option<Window>, event: Vec<u8>) -> Result<Vec<Vec<u8>>, GatewayError> {
     match window {
@@ -184,37 +194,54 @@ pub fn relay(
     format: Format,
     provider: String,
     mut window: Option<Window>,
-    decide: impl FnOnce(&str, u64) -> Result<(), GatewayError> + Send + 'static,
+    outcome: Outcome<
+        impl FnOnce(&str, u64) -> Result<(), GatewayError> + Send + 'static,
+        impl FnOnce(&GatewayError) + Send + 'static,
+    >,
     hold: impl Send + 'static,
 ) -> axum::body::Body {
+    let Outcome { decide, ended } = outcome;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         // Kept until the stream ends (the deployment's in-flight count).
         let _hold = hold;
+        // Told once if the stream ends before the answer could be decided: the caller went
+        // away, or the upstream broke off. (A deny was recorded when it was decided.)
+        let mut ended = Some(ended);
+        let mut end = |error: &GatewayError| {
+            if error.kind != Kind::PolicyDenied
+                && let Some(ended) = ended.take()
+            {
+                ended(error);
+            }
+        };
+        let gone = || {
+            GatewayError::new(
+                Kind::InvalidRequest,
+                "the caller closed the stream before its end".to_string(),
+            )
+        };
         let send = |bytes: Vec<u8>| {
             let tx = tx.clone();
             async move { tx.send(Ok(Bytes::from(bytes))).await.is_ok() }
         };
-        let fail =
-            |message: String| GatewayError::new(Kind::BadGateway, message).stream_event(format);
+        let fail = |message: String| GatewayError::new(Kind::BadGateway, message);
         let mut splitter = sse::Splitter::default();
         let mut held = Vec::new();
         while let Some(chunk) = upstream.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    let _ = send(fail(format!(
-                        "upstream `{provider}` broke off the stream: {e}"
-                    )))
-                    .await;
+                    let error = fail(format!("upstream `{provider}` broke off the stream: {e}"));
+                    end(&error);
+                    let _ = send(error.stream_event(format)).await;
                     return;
                 }
             };
             let Ok(events) = splitter.push(&chunk) else {
-                let _ = send(fail(format!(
-                    "upstream `{provider}` sent an oversized event"
-                )))
-                .await;
+                let error = fail(format!("upstream `{provider}` sent an oversized event"));
+                end(&error);
+                let _ = send(error.stream_event(format)).await;
                 return;
             };
             for event in events {
@@ -231,11 +258,13 @@ pub fn relay(
                             for out in outs {
                                 if !send(out).await {
                                     // The caller went away: stop reading from the upstream.
+                                    end(&gone());
                                     return;
                                 }
                             }
                         }
                         Err(error) => {
+                            end(&error);
                             let _ = send(error.stream_event(format)).await;
                             return;
                         }
@@ -259,11 +288,13 @@ pub fn relay(
                 Ok(outs) => {
                     for out in outs {
                         if !send(out).await {
+                            end(&gone());
                             return;
                         }
                     }
                 }
                 Err(error) => {
+                    end(&error);
                     let _ = send(error.stream_event(format)).await;
                     return;
                 }
@@ -273,6 +304,7 @@ pub fn relay(
         let tail = match window.as_mut().map(Window::flush).transpose() {
             Ok(tail) => tail.unwrap_or_default(),
             Err(error) => {
+                end(&error);
                 let _ = send(error.stream_event(format)).await;
                 return;
             }
@@ -287,10 +319,10 @@ pub fn relay(
             return;
         }
         if !adapter.completed() {
-            let _ = send(fail(format!(
+            let error = fail(format!(
                 "upstream `{provider}` ended the stream before it was complete"
-            )))
-            .await;
+            ));
+            let _ = send(error.stream_event(format)).await;
             return;
         }
         for out in held {
