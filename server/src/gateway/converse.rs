@@ -413,8 +413,12 @@ async fn converse(
             stream::Outcome {
                 decide: {
                     let respond_call = std::sync::Arc::clone(&respond_call);
-                    move |text: &str, output_tokens| {
-                        let input = respond_call.input(text_message(text), output_tokens);
+                    move |text: &str, output_tokens, tool_calls| {
+                        let mut messages = text_message(text);
+                        if let Some(message) = messages.first_mut() {
+                            message.tool_calls = tool_calls;
+                        }
+                        let input = respond_call.input(messages, output_tokens);
                         respond_call.decide(&input).map(drop)
                     }
                 },

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
+use sluice_engine::input::ToolCall;
 
 use super::error::{Format, GatewayError, Kind};
 use super::sse;
@@ -28,6 +29,34 @@ pub trait Adapter: Send {
     fn output_tokens(&self) -> u64;
     /// Whether the upstream ended its stream properly.
     fn completed(&self) -> bool;
+    /// The tool calls the answer made so far (name, arguments parsed when complete).
+    fn tool_calls(&self) -> Vec<ToolCall>;
+}
+
+/// A tool call assembled from stream deltas, keyed by its index in the stream.
+#[derive(Debug, Default)]
+struct Calls {
+    calls: std::collections::BTreeMap<u64, (String, String)>,
+}
+
+impl Calls {
+    fn name(&mut self, index: u64, name: &str) {
+        self.calls.entry(index).or_default().0.push_str(name);
+    }
+    fn arguments(&mut self, index: u64, part: &str) {
+        self.calls.entry(index).or_default().1.push_str(part);
+    }
+    fn get(&self) -> Vec<ToolCall> {
+        self.calls
+            .values()
+            .map(|(name, arguments)| ToolCall {
+                name: name.clone(),
+                server: None,
+                arguments: serde_json::from_str(arguments)
+                    .unwrap_or_else(|_| Value::String(arguments.clone())),
+            })
+            .collect()
+    }
 }
 
 /// OpenAI chunks passed on as they are.
@@ -36,6 +65,7 @@ pub struct OpenAiPassthrough {
     text: String,
     output_tokens: u64,
     done: bool,
+    calls: Calls,
 }
 
 impl Adapter for OpenAiPassthrough {
@@ -53,6 +83,25 @@ impl Adapter for OpenAiPassthrough {
                         .and_then(Value::as_str)
                     {
                         self.text.push_str(delta);
+                    }
+                    let calls = choice
+                        .get("delta")
+                        .and_then(|d| d.get("tool_calls"))
+                        .and_then(Value::as_array);
+                    for call in calls.into_iter().flatten() {
+                        let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                        let function = call.get("function");
+                        if let Some(name) =
+                            function.and_then(|f| f.get("name")).and_then(Value::as_str)
+                        {
+                            self.calls.name(index, name);
+                        }
+                        if let Some(part) = function
+                            .and_then(|f| f.get("arguments"))
+                            .and_then(Value::as_str)
+                        {
+                            self.calls.arguments(index, part);
+                        }
                     }
                 }
             }
@@ -78,6 +127,9 @@ impl Adapter for OpenAiPassthrough {
     fn completed(&self) -> bool {
         self.done
     }
+    fn tool_calls(&self) -> Vec<ToolCall> {
+        self.calls.get()
+    }
 }
 
 /// Anthropic events passed on as they are.
@@ -86,6 +138,7 @@ pub struct AnthropicPassthrough {
     text: String,
     output_tokens: u64,
     done: bool,
+    calls: Calls,
 }
 
 impl Adapter for AnthropicPassthrough {
@@ -98,15 +151,36 @@ impl Adapter for AnthropicPassthrough {
             .and_then(Value::as_str)
             .unwrap_or("message")
             .to_string();
+        let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
         match kind.as_str() {
-            "content_block_delta" => {
-                if let Some(text) = event
-                    .get("delta")
-                    .filter(|d| d.get("type").and_then(Value::as_str) == Some("text_delta"))
-                    .and_then(|d| d.get("text"))
-                    .and_then(Value::as_str)
+            "content_block_start" => {
+                if let Some(block) = event
+                    .get("content_block")
+                    .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
                 {
-                    self.text.push_str(text);
+                    let name = block.get("name").and_then(Value::as_str).unwrap_or("");
+                    self.calls.name(index, name);
+                }
+            }
+            "content_block_delta" => {
+                let delta = event.get("delta");
+                match delta.and_then(|d| d.get("type")).and_then(Value::as_str) {
+                    Some("text_delta") => {
+                        if let Some(text) =
+                            delta.and_then(|d| d.get("text")).and_then(Value::as_str)
+                        {
+                            self.text.push_str(text);
+                        }
+                    }
+                    Some("input_json_delta") => {
+                        if let Some(part) = delta
+                            .and_then(|d| d.get("partial_json"))
+                            .and_then(Value::as_str)
+                        {
+                            self.calls.arguments(index, part);
+                        }
+                    }
+                    _ => {}
                 }
             }
             "message_delta" => {
@@ -135,6 +209,9 @@ impl Adapter for AnthropicPassthrough {
     fn completed(&self) -> bool {
         self.done
     }
+    fn tool_calls(&self) -> Vec<ToolCall> {
+        self.calls.get()
+    }
 }
 
 /// The translators in `translate` already have the adapter's methods.
@@ -156,6 +233,13 @@ macro_rules! adapter_for_translator {
             fn completed(&self) -> bool {
                 <$translator>::completed(self)
             }
+            fn tool_calls(&self) -> Vec<ToolCall> {
+                <$translator>::answer(self)
+                    .messages
+                    .into_iter()
+                    .flat_map(|m| m.tool_calls)
+                    .collect()
+            }
         }
     )*};
 }
@@ -170,7 +254,8 @@ fn is_terminal(event: &[u8]) -> bool {
 /// How a relayed stream's answer is settled.
 #[derive(Debug)]
 pub struct Outcome<D, E> {
-    /// Decides on the whole answer (text, output tokens) before the terminal event.
+    /// Decides on the whole answer (text, output tokens, tool calls) before the terminal
+    /// event.
     pub decide: D,
     /// Told once if the stream ends before the answer could be decided: the caller went
     /// away or the upstream broke off (a deny is recorded when it is decided).
@@ -195,7 +280,7 @@ pub fn relay(
     provider: String,
     mut window: Option<Window>,
     outcome: Outcome<
-        impl FnOnce(&str, u64) -> Result<(), GatewayError> + Send + 'static,
+        impl FnOnce(&str, u64, Vec<ToolCall>) -> Result<(), GatewayError> + Send + 'static,
         impl FnOnce(&GatewayError) + Send + 'static,
     >,
     hold: impl Send + 'static,
@@ -309,7 +394,11 @@ pub fn relay(
                 return;
             }
         };
-        if let Err(error) = decide(adapter.text(), adapter.output_tokens()) {
+        if let Err(error) = decide(
+            adapter.text(),
+            adapter.output_tokens(),
+            adapter.tool_calls(),
+        ) {
             let _ = send(error.stream_event(format)).await;
             return;
         }
@@ -335,3 +424,6 @@ pub fn relay(
         rx.recv().await.map(|item| (item, rx))
     }))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,52 @@
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn openai_tool_call_deltas_are_assembled() {
+    let mut adapter = OpenAiPassthrough::default();
+    let chunk = |delta: Value| {
+        json!({"id": "c1", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+            .to_string()
+    };
+    adapter.push(&chunk(json!({"role": "assistant", "content": "Sure. "})));
+    adapter.push(&chunk(
+        json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+        "function": {"name": "send_mail", "arguments": ""}}]}),
+    ));
+    adapter.push(&chunk(
+        json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"to\": \"bob@"}}]}),
+    ));
+    adapter.push(&chunk(
+        json!({"tool_calls": [{"index": 0, "function": {"arguments": "example.com\"}"}}]}),
+    ));
+    adapter.push(&chunk(
+        json!({"tool_calls": [{"index": 1, "function": {"name": "log", "arguments": "{broken"}}]}),
+    ));
+    let calls = adapter.tool_calls();
+    assert_eq!(adapter.text(), "Sure. ");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].name, "send_mail");
+    assert_eq!(calls[0].arguments, json!({"to": "bob@example.com"}));
+    // Arguments that never became valid JSON are kept as their text.
+    assert_eq!(calls[1].arguments, json!("{broken"));
+}
+
+#[test]
+fn anthropic_tool_use_deltas_are_assembled() {
+    let mut adapter = AnthropicPassthrough::default();
+    for event in [
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}}),
+    ] {
+        adapter.push(&event.to_string());
+    }
+    assert_eq!(adapter.text(), "Checking.");
+    let calls = adapter.tool_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].name, "get_weather");
+    assert_eq!(calls[0].arguments, json!({"city": "Paris"}));
+}
