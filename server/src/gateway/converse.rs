@@ -490,8 +490,16 @@ struct AnswerPolicy {
 }
 
 impl StreamPolicy for AnswerPolicy {
-    fn redactor(&mut self, text: &str) -> Result<Option<Redactor>, GatewayError> {
-        let input = self.call.input(text_message(text), 0);
+    fn redactor(
+        &mut self,
+        text: &str,
+        calls: &[sluice_engine::input::ToolCall],
+    ) -> Result<Option<Redactor>, GatewayError> {
+        let mut messages = text_message(text);
+        if let Some(message) = messages.first_mut() {
+            message.tool_calls = calls.to_vec();
+        }
+        let input = self.call.input(messages, 0);
         let decision = self.call.call.policies.evaluate(&input);
         if !decision.allow {
             // Decide again through the recording path: the deny is audited and returned.

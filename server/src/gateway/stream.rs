@@ -386,7 +386,7 @@ pub fn relay(
             }
         }
         // The text still held is released only once the whole answer is allowed.
-        let tail = match window.as_mut().map(Window::flush).transpose() {
+        let tail = match window.as_mut().map(Window::finish).transpose() {
             Ok(tail) => tail.unwrap_or_default(),
             Err(error) => {
                 end(&error);
@@ -402,10 +402,10 @@ pub fn relay(
             let _ = send(error.stream_event(format)).await;
             return;
         }
-        if let Some(event) = window.as_ref().and_then(|w| w.text_event(&tail))
-            && !send(event).await
-        {
-            return;
+        for event in tail {
+            if !send(event).await {
+                return;
+            }
         }
         if !adapter.completed() {
             let error = fail(format!(

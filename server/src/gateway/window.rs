@@ -18,6 +18,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use sluice_engine::input::ToolCall;
 use sluice_engine::inspect::{self, Finding};
 
 use super::error::{Format, GatewayError, Kind};
@@ -32,9 +33,26 @@ const LOOKBEHIND: usize = 64;
 
 /// What the window asks the response policy.
 pub trait StreamPolicy: Send {
-    /// The redactions that apply to the answer so far (`text`), or the error that ends the
-    /// stream (a deny). Asked before the first release and whenever a new class appears.
-    fn redactor(&mut self, text: &str) -> Result<Option<Redactor>, GatewayError>;
+    /// The redactions that apply to the answer so far (`text`, and the tool calls it made),
+    /// or the error that ends the stream (a deny). Asked before the first release and
+    /// whenever a new class appears.
+    fn redactor(
+        &mut self,
+        text: &str,
+        calls: &[ToolCall],
+    ) -> Result<Option<Redactor>, GatewayError>;
+}
+
+/// A tool call whose arguments are held until the call is complete: its arguments are
+/// released once, whole and redacted (nobody reads half an argument list).
+#[derive(Debug, Default)]
+struct HeldCall {
+    /// OpenAI: the call's `id` and `type`; Anthropic: the raw `content_block_start` event.
+    id: Option<Value>,
+    kind: Option<Value>,
+    start: Option<Vec<u8>>,
+    name: String,
+    arguments: String,
 }
 
 /// The window over one streamed answer.
@@ -54,6 +72,10 @@ pub struct Window {
     template: Option<Value>,
     /// Placeholders to put back into released text.
     vault: Option<SharedVault>,
+    /// Tool calls being streamed, by their index in the stream.
+    calls: std::collections::BTreeMap<u64, HeldCall>,
+    /// Tool calls already released, for the policy's view of the answer.
+    released_calls: Vec<ToolCall>,
 }
 
 impl std::fmt::Debug for Window {
@@ -126,6 +148,8 @@ impl Window {
             lookbehind: String::new(),
             template: None,
             vault: None,
+            calls: std::collections::BTreeMap::new(),
+            released_calls: Vec::new(),
         }
     }
 
@@ -180,7 +204,7 @@ impl Window {
         let new_class = released.iter().any(|f| !self.seen.contains(f.class));
         if !self.asked || new_class {
             self.seen.extend(released.iter().map(|f| f.class));
-            self.redactor = self.policy.redactor(&self.text)?;
+            self.redactor = self.policy.redactor(&self.text, &self.released_calls)?;
             self.asked = true;
             if self.redactor.as_ref().is_some_and(|r| !r.whole.is_empty()) {
                 // Part of the answer may be out already; replacing it whole is impossible.
@@ -213,6 +237,92 @@ impl Window {
         Ok(out)
     }
 
+    /// Releases the held tool calls whose arguments are complete (all of them when `all`):
+    /// the policy sees them, and their arguments go out redacted.
+    fn release_calls(&mut self, only: Option<u64>) -> Result<Vec<(u64, HeldCall)>, GatewayError> {
+        let indices: Vec<u64> = match only {
+            Some(index) => vec![index],
+            None => self.calls.keys().copied().collect(),
+        };
+        let mut out = Vec::new();
+        for index in indices {
+            let Some(mut call) = self.calls.remove(&index) else {
+                continue;
+            };
+            let findings = inspect::scan(&call.arguments);
+            let parsed: Value = serde_json::from_str(&call.arguments)
+                .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+            self.released_calls.push(ToolCall {
+                name: call.name.clone(),
+                server: None,
+                arguments: parsed,
+            });
+            if findings.iter().any(|f| !self.seen.contains(f.class)) || !self.asked {
+                self.seen.extend(findings.iter().map(|f| f.class));
+                self.redactor = self.policy.redactor(&self.text, &self.released_calls)?;
+                self.asked = true;
+            }
+            if let Some(redactor) = &self.redactor {
+                call.arguments = redactor.redact_scanned(&call.arguments, &findings);
+            }
+            out.push((index, call));
+        }
+        Ok(out)
+    }
+
+    /// The OpenAI chunk carrying released tool calls, shaped like the stream's chunks.
+    fn openai_calls_event(&self, calls: Vec<(u64, HeldCall)>, like: &Value) -> Option<Vec<u8>> {
+        if calls.is_empty() {
+            return None;
+        }
+        let calls: Vec<Value> = calls
+            .into_iter()
+            .map(|(index, call)| {
+                let mut value = serde_json::json!({
+                    "index": index,
+                    "function": {"name": call.name, "arguments": call.arguments},
+                });
+                if let (Some(object), Some(id)) = (value.as_object_mut(), call.id) {
+                    object.insert("id".to_string(), id);
+                }
+                if let (Some(object), Some(kind)) = (value.as_object_mut(), call.kind) {
+                    object.insert("type".to_string(), kind);
+                }
+                value
+            })
+            .collect();
+        let mut event = like.clone();
+        let choice = serde_json::json!({
+            "index": 0, "delta": {"tool_calls": calls}, "finish_reason": null
+        });
+        let object = event.as_object_mut()?;
+        object.insert("choices".to_string(), Value::Array(vec![choice]));
+        object.remove("usage");
+        Some(sse::data_event(&event.to_string()))
+    }
+
+    /// Everything still held when the stream ends: the text, then any tool calls.
+    pub fn finish(&mut self) -> Result<Vec<Vec<u8>>, GatewayError> {
+        let text = self.flush()?;
+        let mut events: Vec<Vec<u8>> = self.text_event(&text).into_iter().collect();
+        let calls = self.release_calls(None)?;
+        match self.format {
+            Format::OpenAi => {
+                let like = self
+                    .template
+                    .clone()
+                    .unwrap_or_else(|| serde_json::json!({}));
+                events.extend(self.openai_calls_event(calls, &like));
+            }
+            Format::Anthropic => {
+                for (index, call) in calls {
+                    events.extend(anthropic_call_events(index, call));
+                }
+            }
+        }
+        Ok(events)
+    }
+
     /// Rewrites one event for the caller (in the caller's format) through the window.
     pub fn event(&mut self, event: &[u8]) -> Result<Vec<Vec<u8>>, GatewayError> {
         let text = String::from_utf8_lossy(event);
@@ -233,6 +343,53 @@ impl Window {
     }
 
     fn openai_event(&mut self, chunk: &mut Value) -> Result<Vec<Vec<u8>>, GatewayError> {
+        // Tool-call deltas are taken out of the chunk and held until the call is complete.
+        let deltas = chunk
+            .pointer_mut("/choices/0/delta")
+            .and_then(Value::as_object_mut)
+            .and_then(|delta| delta.remove("tool_calls"));
+        if let Some(Value::Array(deltas)) = deltas {
+            for delta in deltas {
+                let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let call = self.calls.entry(index).or_default();
+                if let Some(id) = delta.get("id") {
+                    call.id = Some(id.clone());
+                }
+                if let Some(kind) = delta.get("type") {
+                    call.kind = Some(kind.clone());
+                }
+                let function = delta.get("function");
+                if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
+                    call.name.push_str(name);
+                }
+                if let Some(part) = function
+                    .and_then(|f| f.get("arguments"))
+                    .and_then(Value::as_str)
+                {
+                    call.arguments.push_str(part);
+                }
+            }
+            if self.template.is_none() {
+                let mut template = chunk.clone();
+                if let Some(object) = template.as_object_mut() {
+                    object.remove("usage");
+                }
+                self.template = Some(template);
+            }
+            let finished = chunk
+                .pointer("/choices/0/finish_reason")
+                .is_some_and(|r| !r.is_null());
+            let has_content = chunk
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .is_some_and(|c| !c.is_empty());
+            let has_usage = chunk.get("usage").is_some_and(|u| !u.is_null());
+            let has_role = chunk.pointer("/choices/0/delta/role").is_some();
+            if !finished && !has_content && !has_usage && !has_role {
+                // Nothing else in this chunk: it goes out with its call, complete.
+                return Ok(Vec::new());
+            }
+        }
         let content = chunk
             .pointer("/choices/0/delta/content")
             .and_then(Value::as_str)
@@ -274,6 +431,15 @@ impl Window {
         }
         let out = self.flush()?;
         let mut events: Vec<Vec<u8>> = self.text_event(&out).into_iter().collect();
+        // A chunk that ends the choice (or reports usage) comes after every call.
+        let ends = chunk
+            .pointer("/choices/0/finish_reason")
+            .is_some_and(|r| !r.is_null())
+            || chunk.get("usage").is_some_and(|u| !u.is_null());
+        if ends {
+            let calls = self.release_calls(None)?;
+            events.extend(self.openai_calls_event(calls, chunk));
+        }
         events.push(sse::data_event(&chunk.to_string()));
         Ok(events)
     }
@@ -295,6 +461,50 @@ impl Window {
             .and_then(Value::as_str)
             .filter(|_| value.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta"))
             .map(str::to_string);
+        let index = value.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let tool_start = kind == "content_block_start"
+            && value.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use");
+        if tool_start {
+            let name = value
+                .pointer("/content_block/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            // Text before the call goes out first, in order.
+            let out = self.flush()?;
+            let events: Vec<Vec<u8>> = self.text_event(&out).into_iter().collect();
+            self.calls.insert(
+                index,
+                HeldCall {
+                    start: Some(raw.to_vec()),
+                    name,
+                    ..HeldCall::default()
+                },
+            );
+            return Ok(events);
+        }
+        if self.calls.contains_key(&index) {
+            match kind.as_str() {
+                "content_block_delta" => {
+                    if let (Some(call), Some(part)) = (
+                        self.calls.get_mut(&index),
+                        value.pointer("/delta/partial_json").and_then(Value::as_str),
+                    ) {
+                        call.arguments.push_str(part);
+                    }
+                    return Ok(Vec::new());
+                }
+                "content_block_stop" => {
+                    let mut events = Vec::new();
+                    for (index, call) in self.release_calls(Some(index))? {
+                        events.extend(anthropic_call_events(index, call));
+                    }
+                    events.push(raw.to_vec());
+                    return Ok(events);
+                }
+                _ => {}
+            }
+        }
         match (kind.as_str(), text) {
             ("content_block_delta", Some(text)) => {
                 self.template = Some(value);
@@ -336,6 +546,17 @@ impl Window {
             }
         }
     }
+}
+
+/// An Anthropic tool call released whole: its start event, then its input in one delta.
+fn anthropic_call_events(index: u64, call: HeldCall) -> Vec<Vec<u8>> {
+    let mut events: Vec<Vec<u8>> = call.start.into_iter().collect();
+    if !call.arguments.is_empty() {
+        let delta = serde_json::json!({"type": "content_block_delta", "index": index,
+            "delta": {"type": "input_json_delta", "partial_json": call.arguments}});
+        events.push(format!("event: content_block_delta\ndata: {delta}\n\n").into_bytes());
+    }
+    events
 }
 
 /// The `event:` name and the `data:` of one serialised event.

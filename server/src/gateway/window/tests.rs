@@ -13,7 +13,11 @@ struct Masking {
 }
 
 impl StreamPolicy for Masking {
-    fn redactor(&mut self, text: &str) -> Result<Option<Redactor>, GatewayError> {
+    fn redactor(
+        &mut self,
+        text: &str,
+        _calls: &[ToolCall],
+    ) -> Result<Option<Redactor>, GatewayError> {
         self.asked.fetch_add(1, Ordering::SeqCst);
         if text.contains("DENY") {
             return Err(GatewayError::new(Kind::PolicyDenied, "denied".to_string()));
@@ -218,4 +222,94 @@ fn a_vault_hands_out_stable_placeholders_and_restores_only_its_own() {
     out += &w.push("IL_1] now").unwrap();
     out += &w.flush().unwrap();
     assert_eq!(out, "mail a@example.com now");
+}
+
+#[test]
+fn streamed_tool_calls_are_held_until_complete_and_released_redacted() {
+    // OpenAI: argument deltas are held; the finishing chunk brings the call, whole.
+    let (mut w, _) = window(&["email"]);
+    let chunk = |delta: Value, finish: Value| {
+        sse::data_event(
+            &serde_json::json!({"id": "c1", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                .to_string(),
+        )
+    };
+    let first = w
+        .event(&chunk(
+            serde_json::json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "send_mail", "arguments": ""}}]}),
+            Value::Null,
+        ))
+        .unwrap();
+    // The role goes out; the call does not yet.
+    assert_eq!(first.len(), 1);
+    assert!(!String::from_utf8_lossy(&first[0]).contains("send_mail"));
+    for part in ["{\"to\": \"bob@", "example.com\"}"] {
+        let out = w
+            .event(&chunk(
+                serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                Value::Null,
+            ))
+            .unwrap();
+        assert!(out.is_empty(), "{out:?}");
+    }
+    let end = w
+        .event(&chunk(
+            serde_json::json!({}),
+            serde_json::json!("tool_calls"),
+        ))
+        .unwrap();
+    assert_eq!(end.len(), 2);
+    let (_, data) = parse_event(&String::from_utf8_lossy(&end[0]));
+    let call: Value = serde_json::from_str(&data).unwrap();
+    let call = &call["choices"][0]["delta"]["tool_calls"][0];
+    assert_eq!(call["id"], "call_1");
+    assert_eq!(call["function"]["name"], "send_mail");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments, serde_json::json!({"to": "[REDACTED:email]"}));
+
+    // Anthropic: the block's start, one input delta, then its stop.
+    let policy = Masking {
+        classes: vec!["email"],
+        asked: Arc::new(AtomicUsize::new(0)),
+    };
+    let mut w = Window::new(Format::Anthropic, Box::new(policy));
+    let event = |value: Value| {
+        format!(
+            "event: {}\ndata: {value}\n\n",
+            value["type"].as_str().unwrap()
+        )
+        .into_bytes()
+    };
+    assert!(
+        w.event(&event(
+            serde_json::json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "tool_use", "id": "t1", "name": "send_mail", "input": {}}})
+        ))
+        .unwrap()
+        .is_empty()
+    );
+    for part in ["{\"to\": \"bob@exa", "mple.com\"}"] {
+        assert!(
+            w.event(&event(
+                serde_json::json!({"type": "content_block_delta", "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": part}})
+            ))
+            .unwrap()
+            .is_empty()
+        );
+    }
+    let out = w
+        .event(&event(
+            serde_json::json!({"type": "content_block_stop", "index": 1}),
+        ))
+        .unwrap();
+    assert_eq!(out.len(), 3);
+    assert!(String::from_utf8_lossy(&out[0]).contains("content_block_start"));
+    let (_, data) = parse_event(&String::from_utf8_lossy(&out[1]));
+    let delta: Value = serde_json::from_str(&data).unwrap();
+    let input: Value =
+        serde_json::from_str(delta["delta"]["partial_json"].as_str().unwrap()).unwrap();
+    assert_eq!(input, serde_json::json!({"to": "[REDACTED:email]"}));
+    assert!(String::from_utf8_lossy(&out[2]).contains("content_block_stop"));
 }
