@@ -140,6 +140,7 @@ models:
   resets: [{{provider: mock, model: reset}}]
   cuts: [{{provider: mock, model: cut}}]
   trickle: [{{provider: mock, model: trickle}}]
+  toolstream: [{{provider: mock, model: toolstream}}]
   unreachable: [{{provider: dead}}]
   demo-model: [{{provider: local-demo}}]
   recovering: [{{provider: mock, model: flaky3}}]

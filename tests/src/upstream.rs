@@ -12,7 +12,9 @@
 //! - `cut`: starts a stream, then closes it in the middle of the chunked body;
 //! - `embed`: an embeddings answer;
 //! - `flaky3`: 500 for its first three requests, then like `ok`;
-//! - `trickle`: streams 40 words 50 ms apart (a stream long enough to walk away from).
+//! - `trickle`: streams 40 words 50 ms apart (a stream long enough to walk away from);
+//! - `toolstream`: streams a `call_support` tool call whose arguments carry a phone number,
+//!   split across chunks.
 //!
 //! Requests to `/v1/messages` are answered in Anthropic's Messages format instead (`ok` and
 //! `leak` as above, streamed as Anthropic streams), and requests to
@@ -331,6 +333,28 @@ fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<(
         "reset" => {
             drop(stream);
             Ok(())
+        }
+        "toolstream" => {
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            )?;
+            let deltas = [
+                json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_9", "type": "function", "function": {"name": "call_support", "arguments": ""}}]}),
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"phone\": \"+44 20 79"}}]}),
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "46 0958\"}"}}]}),
+            ];
+            for delta in deltas {
+                let event = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+                chunk(&mut stream, &event.to_string())?;
+            }
+            let end = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]});
+            chunk(&mut stream, &end.to_string())?;
+            chunk(&mut stream, "[DONE]")?;
+            write!(stream, "0\r\n\r\n")?;
+            stream.flush()
         }
         "trickle" => {
             write!(

@@ -202,6 +202,37 @@ fn streamed_answers_are_inspected_across_chunks_in_both_formats() {
 }
 
 #[test]
+fn a_streamed_tool_call_goes_out_whole_with_its_arguments_redacted() {
+    let s = setup();
+    let body = s
+        .chat("toolstream", "call support for me", true)
+        .text()
+        .unwrap();
+    let chunks: Vec<Value> = events(&body)
+        .iter()
+        .filter_map(|e| serde_json::from_str(e).ok())
+        .collect();
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(calls.len(), 1, "{body}");
+    assert_eq!(calls[0]["id"], "call_9");
+    assert_eq!(calls[0]["function"]["name"], "call_support");
+    let arguments: Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    let phone = arguments["phone"].as_str().unwrap();
+    assert!(phone.starts_with("[PHONE:"), "{arguments}");
+    assert!(!body.contains("7946"), "{body}");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+}
+
+#[test]
 fn chat_completions_pass_through_policy_both_ways() {
     let s = setup();
 
