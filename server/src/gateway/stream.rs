@@ -262,6 +262,16 @@ pub struct Outcome<D, E> {
     pub ended: E,
 }
 
+/// Why a relay stops before its end.
+enum Halt {
+    /// The caller went away before the answer was decided.
+    CallerGone,
+    /// The stream failed before the answer was decided; the error ends it.
+    Failed(GatewayError),
+    /// After the answer was decided (and recorded): the error ends the stream.
+    Decided(GatewayError),
+}
+
 /// One outgoing event through the window (when there is one).
 fn through(window: &mut Option<Window>, event: Vec<u8>) -> Result<Vec<Vec<u8>>, GatewayError> {
     match window {
@@ -313,111 +323,95 @@ pub fn relay(
         let fail = |message: String| GatewayError::new(Kind::BadGateway, message);
         let mut splitter = sse::Splitter::default();
         let mut held = Vec::new();
-        while let Some(chunk) = upstream.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let error = fail(format!("upstream `{provider}` broke off the stream: {e}"));
-                    end(&error);
-                    let _ = send(error.stream_event(format)).await;
-                    return;
+        let halt = 'relay: {
+            let mut finished = false;
+            while !finished {
+                // The next upstream chunk's events, or at the end what the splitter and the
+                // adapter still hold.
+                let data: Vec<String> = match upstream.next().await {
+                    Some(Ok(chunk)) => match splitter.push(&chunk) {
+                        Ok(events) => events.into_iter().map(|e| e.data).collect(),
+                        Err(_) => {
+                            break 'relay Some(Halt::Failed(fail(format!(
+                                "upstream `{provider}` sent an oversized event"
+                            ))));
+                        }
+                    },
+                    Some(Err(e)) => {
+                        break 'relay Some(Halt::Failed(fail(format!(
+                            "upstream `{provider}` broke off the stream: {e}"
+                        ))));
+                    }
+                    None => {
+                        finished = true;
+                        splitter.finish().map(|e| e.data).into_iter().collect()
+                    }
+                };
+                let mut outs = Vec::new();
+                for data in data.iter().filter(|d| !d.is_empty()) {
+                    outs.extend(adapter.push(data));
                 }
-            };
-            let Ok(events) = splitter.push(&chunk) else {
-                let error = fail(format!("upstream `{provider}` sent an oversized event"));
-                end(&error);
-                let _ = send(error.stream_event(format)).await;
-                return;
-            };
-            for event in events {
-                if event.data.is_empty() {
-                    continue;
+                if finished {
+                    outs.extend(adapter.finish());
                 }
-                for out in adapter.push(&event.data) {
+                for out in outs {
                     if is_terminal(&out) {
                         held.push(out);
                         continue;
                     }
-                    match through(&mut window, out) {
-                        Ok(outs) => {
-                            for out in outs {
-                                if !send(out).await {
-                                    // The caller went away: stop reading from the upstream.
-                                    end(&gone());
-                                    return;
-                                }
-                            }
-                        }
-                        Err(error) => {
-                            end(&error);
-                            let _ = send(error.stream_event(format)).await;
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-        let mut last = Vec::new();
-        if let Some(event) = splitter.finish()
-            && !event.data.is_empty()
-        {
-            last.extend(adapter.push(&event.data));
-        }
-        last.extend(adapter.finish());
-        for out in last {
-            if is_terminal(&out) {
-                held.push(out);
-                continue;
-            }
-            match through(&mut window, out) {
-                Ok(outs) => {
+                    let outs = match through(&mut window, out) {
+                        Ok(outs) => outs,
+                        Err(error) => break 'relay Some(Halt::Failed(error)),
+                    };
                     for out in outs {
                         if !send(out).await {
-                            end(&gone());
-                            return;
+                            // The caller went away: stop reading from the upstream.
+                            break 'relay Some(Halt::CallerGone);
                         }
                     }
                 }
-                Err(error) => {
-                    end(&error);
-                    let _ = send(error.stream_event(format)).await;
-                    return;
+            }
+            // The text still held is released only once the whole answer is allowed.
+            let tail = match window.as_mut().map(Window::finish).transpose() {
+                Ok(tail) => tail.unwrap_or_default(),
+                Err(error) => break 'relay Some(Halt::Failed(error)),
+            };
+            if let Err(error) = decide(
+                adapter.text(),
+                adapter.output_tokens(),
+                adapter.tool_calls(),
+            ) {
+                break 'relay Some(Halt::Decided(error));
+            }
+            // From here the answer is decided (and recorded): a caller who goes away
+            // changes nothing.
+            for event in tail {
+                if !send(event).await {
+                    break 'relay None;
                 }
             }
-        }
-        // The text still held is released only once the whole answer is allowed.
-        let tail = match window.as_mut().map(Window::finish).transpose() {
-            Ok(tail) => tail.unwrap_or_default(),
-            Err(error) => {
+            if !adapter.completed() {
+                break 'relay Some(Halt::Decided(fail(format!(
+                    "upstream `{provider}` ended the stream before it was complete"
+                ))));
+            }
+            for out in held {
+                if !send(out).await {
+                    break 'relay None;
+                }
+            }
+            None
+        };
+        match halt {
+            Some(Halt::CallerGone) => end(&gone()),
+            Some(Halt::Failed(error)) => {
                 end(&error);
                 let _ = send(error.stream_event(format)).await;
-                return;
             }
-        };
-        if let Err(error) = decide(
-            adapter.text(),
-            adapter.output_tokens(),
-            adapter.tool_calls(),
-        ) {
-            let _ = send(error.stream_event(format)).await;
-            return;
-        }
-        for event in tail {
-            if !send(event).await {
-                return;
+            Some(Halt::Decided(error)) => {
+                let _ = send(error.stream_event(format)).await;
             }
-        }
-        if !adapter.completed() {
-            let error = fail(format!(
-                "upstream `{provider}` ended the stream before it was complete"
-            ));
-            let _ = send(error.stream_event(format)).await;
-            return;
-        }
-        for out in held {
-            if !send(out).await {
-                return;
-            }
+            None => {}
         }
     });
     axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
