@@ -205,6 +205,12 @@ fn message(value: &Value) -> Message {
     }
 }
 
+/// Tool-call arguments as policies see them: the parsed JSON, or the string itself when it
+/// does not parse (a call cut short, a model writing invalid JSON).
+pub fn parsed_arguments(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
 /// Tool calls of an assistant message or a response choice.
 pub fn tool_calls(value: Option<&Value>) -> Vec<ToolCall> {
     let Some(Value::Array(calls)) = value else {
@@ -215,12 +221,9 @@ pub fn tool_calls(value: Option<&Value>) -> Vec<ToolCall> {
         .filter_map(|call| {
             let function = call.get("function")?;
             let name = function.get("name")?.as_str()?.to_string();
-            // Arguments travel as a JSON string; policies see the parsed value, or the
-            // string itself when it does not parse.
+            // Arguments travel as a JSON string; policies see the parsed value.
             let arguments = match function.get("arguments") {
-                Some(Value::String(text)) => {
-                    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
-                }
+                Some(Value::String(text)) => parsed_arguments(text),
                 Some(other) => other.clone(),
                 None => Value::Null,
             };

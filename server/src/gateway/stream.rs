@@ -52,8 +52,7 @@ impl Calls {
             .map(|(name, arguments)| ToolCall {
                 name: name.clone(),
                 server: None,
-                arguments: serde_json::from_str(arguments)
-                    .unwrap_or_else(|_| Value::String(arguments.clone())),
+                arguments: super::openai::parsed_arguments(arguments),
             })
             .collect()
     }

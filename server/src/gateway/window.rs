@@ -250,12 +250,10 @@ impl Window {
                 continue;
             };
             let findings = inspect::scan(&call.arguments);
-            let parsed: Value = serde_json::from_str(&call.arguments)
-                .unwrap_or_else(|_| Value::String(call.arguments.clone()));
             self.released_calls.push(ToolCall {
                 name: call.name.clone(),
                 server: None,
-                arguments: parsed,
+                arguments: super::openai::parsed_arguments(&call.arguments),
             });
             if findings.iter().any(|f| !self.seen.contains(f.class)) || !self.asked {
                 self.seen.extend(findings.iter().map(|f| f.class));

@@ -22,8 +22,7 @@ pub(super) fn streamed_answer(
         .map(|tool| ToolCall {
             name: tool.name.clone(),
             server: None,
-            arguments: serde_json::from_str(&tool.arguments)
-                .unwrap_or_else(|_| Value::String(tool.arguments.clone())),
+            arguments: openai::parsed_arguments(&tool.arguments),
         })
         .collect();
     Answer {

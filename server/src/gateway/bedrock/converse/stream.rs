@@ -6,7 +6,7 @@ use sluice_engine::input::{Message, ToolCall};
 use super::super::eventstream::Frame;
 use super::{Usage, exception_kind, finish_reason, str_of};
 use crate::gateway::error::{Format, GatewayError};
-use crate::gateway::openai::Answer;
+use crate::gateway::openai::{self, Answer};
 use crate::gateway::sse::data_event;
 
 /// A tool call assembled from a stream.
@@ -246,8 +246,7 @@ impl ConverseStreamToOpenAi {
                 arguments: if tool.arguments.trim().is_empty() {
                     json!({})
                 } else {
-                    serde_json::from_str(&tool.arguments)
-                        .unwrap_or_else(|_| Value::String(tool.arguments.clone()))
+                    openai::parsed_arguments(&tool.arguments)
                 },
             })
             .collect();
