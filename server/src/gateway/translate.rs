@@ -26,20 +26,66 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 const JSON_INSTRUCTION: &str =
     "Respond with a single valid JSON object and nothing else: no prose, no code fences.";
 
-fn bad(message: impl Into<String>, param: impl Into<String>) -> BadRequest {
+pub(crate) fn bad(message: impl Into<String>, param: impl Into<String>) -> BadRequest {
     BadRequest {
         message: message.into(),
         param: Some(param.into()),
     }
 }
 
-fn str_of<'a>(value: Option<&'a Value>, field: &str) -> Option<&'a str> {
+pub(crate) fn str_of<'a>(value: Option<&'a Value>, field: &str) -> Option<&'a str> {
     value?.get(field)?.as_str()
 }
 
 /// A value that is present and not `null`.
-fn given<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+pub(crate) fn given<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     body.get(field).filter(|v| !v.is_null())
+}
+
+/// OpenAI's sampling parameters, checked, as Anthropic and Bedrock's Converse take them
+/// (each under its own names).
+#[derive(Debug, Default)]
+pub(crate) struct Sampling {
+    pub temperature: Option<Value>,
+    pub top_p: Option<Value>,
+    /// Stop sequences; empty when none were given.
+    pub stop: Vec<Value>,
+}
+
+/// Reads `temperature`, `top_p` and `stop` of an OpenAI request.
+pub(crate) fn sampling(body: &Map<String, Value>) -> Result<Sampling, BadRequest> {
+    let mut out = Sampling::default();
+    if let Some(t) = given(body, "temperature") {
+        let Some(value) = t.as_f64() else {
+            return Err(bad("`temperature` must be a number", "temperature"));
+        };
+        // OpenAI's range is 0–2, Anthropic's and Converse's 0–1 (they refuse more): anything
+        // above 1 is sent as 1, the most varied sampling they offer.
+        out.temperature = Some(if (0.0..=1.0).contains(&value) {
+            t.clone()
+        } else {
+            json!(value.clamp(0.0, 1.0))
+        });
+    }
+    if let Some(p) = given(body, "top_p") {
+        if !p.is_number() {
+            return Err(bad("`top_p` must be a number", "top_p"));
+        }
+        out.top_p = Some(p.clone());
+    }
+    if let Some(stop) = given(body, "stop") {
+        out.stop = match stop {
+            Value::String(s) => vec![Value::String(s.clone())],
+            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
+            _ => {
+                return Err(bad(
+                    "`stop` must be a string or an array of strings",
+                    "stop",
+                ));
+            }
+        };
+    }
+    Ok(out)
 }
 
 mod stream;
@@ -49,7 +95,8 @@ mod to_openai;
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 pub use to_anthropic::openai_to_anthropic_request;
 pub use to_openai::anthropic_to_openai_request;
-use to_openai::{assistant_message, openai_tool_call};
+pub(crate) use to_openai::assistant_message;
+use to_openai::openai_tool_call;
 
 // ---------------------------------------------------------------------------------------
 // Answers

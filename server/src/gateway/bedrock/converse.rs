@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use super::sigv4::encode_path_segment;
 use crate::gateway::error::Kind;
 use crate::gateway::openai::{self, BadRequest};
-use crate::gateway::translate;
+use crate::gateway::translate::{self, bad, given, str_of};
 
 mod stream;
 
@@ -42,22 +42,6 @@ pub fn paths(model_id: &str, stream: bool) -> String {
         "converse"
     };
     format!("/model/{}/{action}", encode_path_segment(model_id))
-}
-
-fn bad(message: impl Into<String>, param: impl Into<String>) -> BadRequest {
-    BadRequest {
-        message: message.into(),
-        param: Some(param.into()),
-    }
-}
-
-fn str_of<'a>(value: Option<&'a Value>, field: &str) -> Option<&'a str> {
-    value?.get(field)?.as_str()
-}
-
-/// A value that is present and not `null`.
-fn given<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
-    body.get(field).filter(|v| !v.is_null())
 }
 
 /// A tool call id as Bedrock accepts it: other characters become `_`, at most 64 kept.
@@ -389,39 +373,15 @@ fn inference_config(body: &Map<String, Value>) -> Result<Map<String, Value>, Bad
     if let Some(max) = max_tokens(body)? {
         config.insert("maxTokens".into(), json!(max));
     }
-    if let Some(t) = given(body, "temperature") {
-        let Some(value) = t.as_f64() else {
-            return Err(bad("`temperature` must be a number", "temperature"));
-        };
-        // OpenAI's range is 0–2, Converse's 0–1 (it refuses more): anything above 1 is
-        // sent as 1, the most varied sampling Bedrock offers.
-        let clamped = if (0.0..=1.0).contains(&value) {
-            t.clone()
-        } else {
-            json!(value.clamp(0.0, 1.0))
-        };
-        config.insert("temperature".into(), clamped);
+    let sampling = translate::sampling(body)?;
+    if let Some(temperature) = sampling.temperature {
+        config.insert("temperature".into(), temperature);
     }
-    if let Some(p) = given(body, "top_p") {
-        if !p.is_number() {
-            return Err(bad("`top_p` must be a number", "top_p"));
-        }
-        config.insert("topP".into(), p.clone());
+    if let Some(top_p) = sampling.top_p {
+        config.insert("topP".into(), top_p);
     }
-    if let Some(stop) = given(body, "stop") {
-        let sequences = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
-            _ => {
-                return Err(bad(
-                    "`stop` must be a string or an array of strings",
-                    "stop",
-                ));
-            }
-        };
-        if !sequences.is_empty() {
-            config.insert("stopSequences".into(), Value::Array(sequences));
-        }
+    if !sampling.stop.is_empty() {
+        config.insert("stopSequences".into(), Value::Array(sampling.stop));
     }
     Ok(config)
 }
@@ -716,18 +676,7 @@ pub fn converse_to_openai(body: &Value, model: &str) -> Value {
             }));
         }
     }
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    let content = if text.is_empty() && !calls.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text)
-    };
-    message.insert("content".into(), content);
-    message.insert("refusal".into(), Value::Null);
-    if !calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(calls));
-    }
+    let message = translate::assistant_message(text, calls, true);
     json!({
         "id": "chatcmpl-sluice",
         "object": "chat.completion",

@@ -126,39 +126,15 @@ pub fn openai_to_anthropic_request(
         out.insert("system".into(), json!(system.join("\n\n")));
     }
     out.insert("messages".into(), Value::Array(messages));
-    if let Some(t) = given(body, "temperature") {
-        let Some(value) = t.as_f64() else {
-            return Err(bad("`temperature` must be a number", "temperature"));
-        };
-        // OpenAI's range is 0–2, Anthropic's 0–1 (it refuses more): anything above 1 is
-        // sent as 1, the most varied sampling Anthropic offers.
-        let clamped = if (0.0..=1.0).contains(&value) {
-            t.clone()
-        } else {
-            json!(value.clamp(0.0, 1.0))
-        };
-        out.insert("temperature".into(), clamped);
+    let sampling = sampling(body)?;
+    if let Some(temperature) = sampling.temperature {
+        out.insert("temperature".into(), temperature);
     }
-    if let Some(p) = given(body, "top_p") {
-        if !p.is_number() {
-            return Err(bad("`top_p` must be a number", "top_p"));
-        }
-        out.insert("top_p".into(), p.clone());
+    if let Some(top_p) = sampling.top_p {
+        out.insert("top_p".into(), top_p);
     }
-    if let Some(stop) = given(body, "stop") {
-        let sequences = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
-            _ => {
-                return Err(bad(
-                    "`stop` must be a string or an array of strings",
-                    "stop",
-                ));
-            }
-        };
-        if !sequences.is_empty() {
-            out.insert("stop_sequences".into(), Value::Array(sequences));
-        }
+    if !sampling.stop.is_empty() {
+        out.insert("stop_sequences".into(), Value::Array(sampling.stop));
     }
     if let Some(stream) = given(body, "stream") {
         if !stream.is_boolean() {

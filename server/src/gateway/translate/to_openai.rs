@@ -235,7 +235,7 @@ pub(super) fn openai_assistant(content: Option<&Value>, i: usize) -> Result<Valu
 
 /// An OpenAI assistant message: `content` is `null` when the message only calls tools;
 /// an answer (rather than a request's history) also carries `refusal: null`.
-pub(super) fn assistant_message(
+pub(crate) fn assistant_message(
     text: String,
     calls: Vec<Value>,
     answer: bool,
