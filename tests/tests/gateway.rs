@@ -37,6 +37,16 @@ fn setup() -> Setup {
 }
 
 impl Setup {
+    /// The body of the last request the upstream received for `model`.
+    fn last_sent(&self, model: &str) -> Value {
+        self.upstream
+            .received_for(model)
+            .last()
+            .unwrap()
+            .body
+            .clone()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server_url)
     }
@@ -77,6 +87,16 @@ fn error_of(response: Response) -> (u16, Value) {
     (status, body)
 }
 
+/// The text of a successful chat completion's first choice.
+fn answer_text(response: Response) -> String {
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().unwrap();
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The `data:` payloads of an SSE body.
 fn events(body: &str) -> Vec<String> {
     body.split("\n\n")
@@ -103,23 +123,11 @@ fn detected_personal_data_is_redacted_as_the_policy_says_both_ways() {
     let prompt = "mail jane.doe@example.com, card 4111 1111 1111 1111, call +44 20 7946 0958";
     let answer = |key: &str, model: &str| -> String {
         let body = json!({"model": model, "messages": [{"role": "user", "content": prompt}]});
-        let response = s.post("/v1/chat/completions", Some(key), &body.to_string());
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().unwrap();
-        body["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        answer_text(s.post("/v1/chat/completions", Some(key), &body.to_string()))
     };
     let first = answer(PLATFORM_KEY, "gpt-4o");
     // The prompt went upstream with the email masked and the card starred...
-    let sent = s
-        .upstream
-        .received_for("ok")
-        .last()
-        .unwrap()
-        .body
-        .to_string();
+    let sent = s.last_sent("ok").to_string();
     assert!(
         sent.contains("mail [REDACTED:email], card ****1111, call +44 20 7946 0958"),
         "{sent}"
@@ -147,23 +155,13 @@ fn tokenised_values_never_reach_the_model_and_come_back_to_the_caller() {
     let prompt = "hosts 10.20.30.40 and 10.20.30.41 failed, retry 10.20.30.40";
     for stream in [false, true] {
         let response = s.chat("gpt-4o", prompt, stream);
-        assert_eq!(response.status(), 200);
         let answer = if stream {
+            assert_eq!(response.status(), 200);
             streamed_text(&events(&response.text().unwrap()))
         } else {
-            let body: Value = response.json().unwrap();
-            body["choices"][0]["message"]["content"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            answer_text(response)
         };
-        let sent = s
-            .upstream
-            .received_for("ok")
-            .last()
-            .unwrap()
-            .body
-            .to_string();
+        let sent = s.last_sent("ok").to_string();
         assert!(
             sent.contains("hosts [IPV4_1] and [IPV4_2] failed, retry [IPV4_1]"),
             "{sent}"
@@ -283,10 +281,7 @@ fn chat_completions_pass_through_policy_both_ways() {
     // A route obligation sends a retired model to its replacement.
     let response = s.chat("retired-model", "hello", false);
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        s.upstream.received_for("ok").last().unwrap().body["messages"][0]["content"],
-        "hello"
-    );
+    assert_eq!(s.last_sent("ok")["messages"][0]["content"], "hello");
 }
 
 #[test]
@@ -342,10 +337,7 @@ fn failover_and_upstream_faults_map_to_gateway_statuses() {
     let failed_before = s.upstream.received_for("fail500").len();
     assert_eq!(s.chat("primary", "fall back", false).status(), 200);
     assert_eq!(s.upstream.received_for("fail500").len(), failed_before + 3);
-    assert_eq!(
-        s.upstream.received_for("ok").last().unwrap().body["messages"][0]["content"],
-        "fall back"
-    );
+    assert_eq!(s.last_sent("ok")["messages"][0]["content"], "fall back");
 
     let cases = [
         ("busy", 429, "429"),
@@ -485,7 +477,7 @@ fn redactions_reach_tool_call_arguments_and_tool_results() {
         &body.to_string(),
     );
     assert_eq!(response.status(), 200);
-    let sent = s.upstream.received_for("ok").last().unwrap().body.clone();
+    let sent = s.last_sent("ok");
     let arguments = sent["messages"][1]["tool_calls"][0]["function"]["arguments"]
         .as_str()
         .unwrap();
@@ -499,13 +491,7 @@ fn a_pointer_redaction_replaces_the_text_it_names() {
     let s = setup();
     let response = s.chat("gpt-4o", "please WITHHOLD this whole message", false);
     assert_eq!(response.status(), 200);
-    let sent = s
-        .upstream
-        .received_for("ok")
-        .last()
-        .unwrap()
-        .body
-        .to_string();
+    let sent = s.last_sent("ok").to_string();
     assert!(
         sent.contains("[withheld]") && !sent.contains("WITHHOLD"),
         "{sent}"
