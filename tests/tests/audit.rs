@@ -21,6 +21,22 @@ fn decisions_of(status: u16) -> u64 {
     }
 }
 
+/// A chat call of `alice` (team platform) for `model`.
+fn chat(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    model: &str,
+    stream: bool,
+) -> reqwest::blocking::Response {
+    let body = json!({"model": model, "stream": stream,
+        "messages": [{"role": "user", "content": "x"}]});
+    http.post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(PLATFORM_KEY)
+        .json(&body)
+        .send()
+        .unwrap()
+}
+
 fn audit_rows(path: &std::path::Path) -> (i64, i64) {
     let connection = duckdb::Connection::open(path).unwrap();
     connection
@@ -108,13 +124,7 @@ fn a_killed_gateway_loses_at_most_one_flush_interval() {
     let mut made: Vec<(Instant, u64)> = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(1_500) {
-        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]});
-        let response = http
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(PLATFORM_KEY)
-            .json(&body)
-            .send()
-            .unwrap();
+        let response = chat(&http, &base, "gpt-4o", false);
         made.push((Instant::now(), decisions_of(response.status().as_u16())));
     }
     let killed = Instant::now();
@@ -251,13 +261,7 @@ fn a_disk_that_refuses_writes_fails_calls_closed_and_loses_no_accepted_row() {
     let base = gateway.server.url("");
     let http = client();
     let call = || {
-        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]});
-        let response = http
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(PLATFORM_KEY)
-            .json(&body)
-            .send()
-            .unwrap();
+        let response = chat(&http, &base, "gpt-4o", false);
         let status = response.status().as_u16();
         (status, response.json::<serde_json::Value>().unwrap())
     };
@@ -347,14 +351,7 @@ fn a_call_that_fails_after_its_prompt_was_allowed_records_how_it_ended() {
     let http = client();
     let mut statuses = Vec::new();
     for model in ["broken", "hangs", "no-such-alias", "gpt-4o"] {
-        let body = json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
-        let response = http
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(PLATFORM_KEY)
-            .json(&body)
-            .send()
-            .unwrap();
-        statuses.push((model, response.status().as_u16()));
+        statuses.push((model, chat(&http, &base, model, false).status().as_u16()));
     }
     assert_eq!(
         statuses,
@@ -447,15 +444,7 @@ fn a_stream_that_ends_before_its_answer_is_decided_still_leaves_a_row() {
     let mut gateway = Gateway::start();
     let base = gateway.server.url("");
     let http = client();
-    let stream = |model: &str| {
-        let body = json!({"model": model, "stream": true,
-            "messages": [{"role": "user", "content": "tell me a long story"}]});
-        http.post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(PLATFORM_KEY)
-            .json(&body)
-            .send()
-            .unwrap()
-    };
+    let stream = |model: &str| chat(&http, &base, model, true);
     // The caller reads the start of a long stream, then walks away.
     let mut walked_away = stream("trickle");
     let mut start = [0u8; 64];
