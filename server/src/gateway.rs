@@ -569,6 +569,7 @@ fn redactor(
         vault: Arc::clone(&call.vault),
         ..Redactor::default()
     };
+    let mut input_value: Option<Value> = None;
     for redaction in &decision.obligations.redact {
         if let Some(class) = &redaction.class {
             let mode = redaction.mode.unwrap_or(RedactMode::Mask);
@@ -593,10 +594,10 @@ fn redactor(
                 .replacement
                 .clone()
                 .unwrap_or_else(|| "[REDACTED]".to_string());
-            match serde_json::to_value(input)
-                .ok()
-                .and_then(|value| value.pointer(pointer).cloned())
-            {
+            // The input as JSON, serialised once for all of the decision's pointers.
+            let value = input_value
+                .get_or_insert_with(|| serde_json::to_value(input).unwrap_or(Value::Null));
+            match value.pointer(pointer).cloned() {
                 // Nothing there: nothing to redact.
                 None | Some(Value::Null) => {}
                 Some(Value::String(text)) => redactor.whole.push((text, replacement)),
