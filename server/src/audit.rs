@@ -396,6 +396,14 @@ fn write_loop(
 }
 
 impl Writer<'_> {
+    /// The connection, opened again if a failure dropped it.
+    fn connection(&mut self) -> anyhow::Result<&Connection> {
+        match &mut self.connection {
+            Some(connection) => Ok(connection),
+            slot @ None => Ok(slot.insert(connect(self.config)?)),
+        }
+    }
+
     /// Writes the batch, retrying (and reopening the database) for as long as it refuses;
     /// while it does, the gateway refuses requests. Rows are given up only when the
     /// gateway is stopping and the grace period is over.
@@ -407,14 +415,9 @@ impl Writer<'_> {
         let mut delay = Duration::from_millis(100);
         let mut give_up: Option<Instant> = None;
         loop {
-            let result = match &self.connection {
-                Some(connection) => append(connection, batch).map_err(|e| anyhow::anyhow!("{e}")),
-                None => connect(self.config).and_then(|connection| {
-                    let written = append(&connection, batch).map_err(|e| anyhow::anyhow!("{e}"));
-                    self.connection = Some(connection);
-                    written
-                }),
-            };
+            let result = self
+                .connection()
+                .and_then(|connection| Ok(append(connection, batch)?));
             match result {
                 Ok(()) => {
                     self.counters.written.fetch_add(count, Ordering::Relaxed);
