@@ -33,6 +33,35 @@ pub trait Adapter: Send {
     fn tool_calls(&self) -> Vec<ToolCall>;
 }
 
+/// What one OpenAI tool-call delta adds to the call at `index` (absent parts are empty).
+#[derive(Debug)]
+pub struct ToolCallDelta<'a> {
+    /// The call's position in the stream.
+    pub index: u64,
+    /// A piece of the function's name.
+    pub name: &'a str,
+    /// A piece of the arguments' JSON text.
+    pub arguments: &'a str,
+}
+
+impl<'a> ToolCallDelta<'a> {
+    /// Reads one element of a chunk's `delta.tool_calls`.
+    pub fn read(delta: &'a Value) -> ToolCallDelta<'a> {
+        let function = delta.get("function");
+        let part = |field: &str| {
+            function
+                .and_then(|f| f.get(field))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        ToolCallDelta {
+            index: delta.get("index").and_then(Value::as_u64).unwrap_or(0),
+            name: part("name"),
+            arguments: part("arguments"),
+        }
+    }
+}
+
 /// A tool call assembled from stream deltas, keyed by its index in the stream.
 #[derive(Debug, Default)]
 struct Calls {
@@ -88,18 +117,12 @@ impl Adapter for OpenAiPassthrough {
                         .and_then(|d| d.get("tool_calls"))
                         .and_then(Value::as_array);
                     for call in calls.into_iter().flatten() {
-                        let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-                        let function = call.get("function");
-                        if let Some(name) =
-                            function.and_then(|f| f.get("name")).and_then(Value::as_str)
-                        {
-                            self.calls.name(index, name);
+                        let delta = ToolCallDelta::read(call);
+                        if !delta.name.is_empty() {
+                            self.calls.name(delta.index, delta.name);
                         }
-                        if let Some(part) = function
-                            .and_then(|f| f.get("arguments"))
-                            .and_then(Value::as_str)
-                        {
-                            self.calls.arguments(index, part);
+                        if !delta.arguments.is_empty() {
+                            self.calls.arguments(delta.index, delta.arguments);
                         }
                     }
                 }

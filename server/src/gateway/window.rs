@@ -23,6 +23,7 @@ use sluice_engine::inspect::{self, Finding};
 
 use super::error::{Format, GatewayError, Kind};
 use super::sse;
+use super::stream::ToolCallDelta;
 use super::{Redactor, SharedVault};
 
 /// The most text held back at once, in bytes; beyond it the text is released, redacted as
@@ -348,24 +349,16 @@ impl Window {
             .and_then(|delta| delta.remove("tool_calls"));
         if let Some(Value::Array(deltas)) = deltas {
             for delta in deltas {
-                let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let call = self.calls.entry(index).or_default();
+                let parts = ToolCallDelta::read(&delta);
+                let call = self.calls.entry(parts.index).or_default();
                 if let Some(id) = delta.get("id") {
                     call.id = Some(id.clone());
                 }
                 if let Some(kind) = delta.get("type") {
                     call.kind = Some(kind.clone());
                 }
-                let function = delta.get("function");
-                if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
-                    call.name.push_str(name);
-                }
-                if let Some(part) = function
-                    .and_then(|f| f.get("arguments"))
-                    .and_then(Value::as_str)
-                {
-                    call.arguments.push_str(part);
-                }
+                call.name.push_str(parts.name);
+                call.arguments.push_str(parts.arguments);
             }
             if self.template.is_none() {
                 let mut template = chunk.clone();
