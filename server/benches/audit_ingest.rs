@@ -4,7 +4,9 @@
 //!
 //! Run: `cargo bench -p sluice-server --bench audit_ingest` (or with `--profile dev` to
 //! reuse the test build's DuckDB, which is optimised there too, instead of compiling it
-//! again for release). `SLUICE_AUDIT_ROWS` sets the row count (default 500,000).
+//! again for release). `SLUICE_AUDIT_ROWS` sets the row count (default 500,000); `SLUICE_AUDIT_BATCH`,
+//! `SLUICE_AUDIT_FLUSH_MS`, `SLUICE_AUDIT_MEMORY_MB` and `SLUICE_AUDIT_QUEUE` override the
+//! writer's defaults.
 
 #![expect(
     clippy::unwrap_used,
@@ -25,14 +27,22 @@ fn main() {
     }
     let rows: usize = common::env_number("SLUICE_AUDIT_ROWS", 500_000);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let text =
-        std::fs::read_to_string(repo.join("examples/inputs/prompt-pii-redacted.json")).unwrap();
-    let input: DecisionInput = serde_json::from_str(&text).unwrap();
+    // Rows of every example input (each surface, allowed and denied), with their own ids and
+    // times, so DuckDB compresses something like real traffic rather than one row repeated.
     let bundle = Bundle::load(&repo.join("policies")).unwrap();
     let policies = Policies::compile(&bundle, "bench".to_string()).unwrap();
-    let decision = policies.evaluate(&input);
-    let template = row(&input, &decision, &CallFacts::default());
-
+    let mut templates = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(repo.join("examples/inputs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let input: DecisionInput =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let decision = policies.evaluate(&input);
+        templates.push(row(&input, &decision, &CallFacts::default()));
+    }
     let dir = tempfile::tempdir().unwrap();
     let audit = Audit::start(AuditConfig {
         path: dir.path().join("audit.duckdb"),
@@ -55,9 +65,11 @@ fn main() {
     })
     .unwrap();
     let started = Instant::now();
-    for i in 0..rows {
+    for (i, template) in (0..rows).zip(templates.iter().cycle()) {
         let mut r = template.clone();
         r.decision_id = format!("d-{i}");
+        r.request_id = Some(format!("r-{}", i / 2));
+        r.time_micros += i as i64 * 250;
         audit.record(r).unwrap();
     }
     audit.shutdown();

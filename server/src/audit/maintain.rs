@@ -12,7 +12,7 @@ use std::path::Path;
 
 use duckdb::Connection;
 
-use super::AuditConfig;
+use super::{AuditConfig, literal};
 
 /// What one maintenance pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,11 +25,6 @@ pub struct Report {
     pub expired_rows: usize,
     /// Parquet files deleted for being past the retention period.
     pub expired_files: usize,
-}
-
-/// A string as an SQL literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The `YYYY-MM-DD` of an export's name (ISO dates compare as text).

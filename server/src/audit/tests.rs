@@ -73,6 +73,51 @@ fn rows_are_written_with_their_columns_and_queryable_as_json() {
 }
 
 #[test]
+fn full_batches_land_as_whole_row_groups_of_the_configured_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::start(AuditConfig {
+        batch_size: ROW_GROUP_ROWS,
+        flush_interval_ms: 60_000,
+        ..config(dir.path())
+    })
+    .unwrap();
+    let (input, decision) = decided("prompt-allowed");
+    let template = row(&input, &decision, &CallFacts::default());
+    for i in 0..2 * ROW_GROUP_ROWS + 10 {
+        let mut r = template.clone();
+        r.decision_id = format!("d-{i}");
+        audit.record(r).unwrap();
+    }
+    audit.shutdown();
+    let connection = Connection::open(dir.path().join("audit.duckdb")).unwrap();
+    let groups: Vec<(i64, i64)> = connection
+        .prepare(
+            "SELECT row_group_id, max(start + count) - min(start) FROM pragma_storage_info('decisions') \
+             WHERE column_name = 'decision_id' GROUP BY ALL ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // DuckDB's default row group (122,880 rows) would hold all of them in one.
+    let sizes: Vec<i64> = groups.iter().map(|g| g.1).collect();
+    assert_eq!(
+        sizes,
+        [ROW_GROUP_ROWS as i64, ROW_GROUP_ROWS as i64, 10],
+        "{groups:?}"
+    );
+    let distinct: i64 = connection
+        .query_row(
+            "SELECT count(DISTINCT decision_id) FROM decisions",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(distinct, 2 * ROW_GROUP_ROWS as i64 + 10);
+}
+
+#[test]
 fn shutdown_drains_every_queued_row() {
     let dir = tempfile::tempdir().unwrap();
     let audit = Audit::start(AuditConfig {

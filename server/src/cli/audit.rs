@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use duckdb::{AccessMode, Connection};
 
+use crate::audit::literal;
 use crate::config::Config;
 
 /// Options of `sluice audit query`.
@@ -70,10 +71,6 @@ pub fn main(command: AuditCommand) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Opens the database read-only, or the Parquet exports when the file is held.
