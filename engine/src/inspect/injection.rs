@@ -365,15 +365,31 @@ fn leet(text: &str) -> String {
 
 /// "i g n o r e  a l l" → "ignore all": runs of single letters, spaced or dotted apart.
 fn despaced(text: &str) -> Option<String> {
-    let tokens: Vec<&str> = text.split(' ').collect();
-    let singles = tokens.iter().filter(|t| t.chars().count() == 1).count();
-    if singles < 6 {
+    let single = |t: &str| t.len() <= 4 && t.chars().count() == 1;
+    // Only runs of single letters change, and prose has a few lone ones ("a", "I"); a run
+    // of six is a word spelled out. Counted in a byte loop: characters are the bytes that
+    // do not continue a UTF-8 sequence.
+    let (mut run, mut chars, mut spelled) = (0, 0, false);
+    for &b in text.as_bytes().iter().chain([b' '].iter()) {
+        if b == b' ' {
+            run = if chars == 1 { run + 1 } else { 0 };
+            chars = 0;
+            if run >= 6 {
+                spelled = true;
+                break;
+            }
+        } else if b & 0xC0 != 0x80 {
+            chars += 1;
+        }
+    }
+    if !spelled {
         return None;
     }
+    let tokens: Vec<&str> = text.split(' ').collect();
     let mut out = String::with_capacity(text.len());
     let mut previous_single = false;
     for token in tokens {
-        let single = token.chars().count() == 1;
+        let single = single(token);
         let joined = single && previous_single;
         if !out.is_empty() && !joined {
             out.push(' ');
@@ -395,9 +411,26 @@ fn rot13(text: &str) -> String {
         .collect()
 }
 
-/// A letter next to a leet digit or symbol inside a word.
-static LEET_TRACE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"[a-z][013457@$!|+][a-z0-9]|[013457@$][a-z]").ok());
+/// Whether the (lower-case) text has a letter next to a leet digit or symbol inside a word:
+/// `[a-z][013457@$!|+][a-z0-9]` or `[013457@$][a-z]`. A byte loop: a regex without a literal
+/// to look for walks its automaton over every byte, several times slower.
+fn leet_trace(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let inner = |b: u8| {
+        matches!(
+            b,
+            b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$' | b'!' | b'|' | b'+'
+        )
+    };
+    let leading = |b: u8| matches!(b, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$');
+    bytes.windows(3).any(|w| match *w {
+        [a, b, c] => {
+            (a.is_ascii_lowercase() && inner(b) && (c.is_ascii_lowercase() || c.is_ascii_digit()))
+                || (leading(a) && b.is_ascii_lowercase())
+        }
+        _ => false,
+    }) || matches!(bytes, [.., a, b] if leading(*a) && b.is_ascii_lowercase())
+}
 /// ROT13 of frequent words ("the", "and", "you", "is") and of injection keywords.
 const ROT13_TRACES: &[&str] = &[
     "gur ",
@@ -412,10 +445,52 @@ const ROT13_TRACES: &[&str] = &[
     "cebzcg",
 ];
 
-static BASE64_RUN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/_-]{20,}={0,2}").ok());
 static HEX_RUN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?i)\b(?:[0-9a-f]{2}[ :]?){12,}\b").ok());
+
+/// Runs of at least 20 base64 (or base64url) characters with their `=` padding: what
+/// `[A-Za-z0-9+/_-]{20,}={0,2}` finds, in one pass over the bytes.
+fn base64_runs(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let class = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-');
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() {
+            let start = at;
+            while bytes.get(at).is_some_and(|b| class(*b)) {
+                at += 1;
+            }
+            if at - start >= 20 {
+                let mut end = at;
+                while end - at < 2 && bytes.get(end) == Some(&b'=') {
+                    end += 1;
+                }
+                at = end;
+                return text.get(start..end);
+            }
+            at += 1;
+        }
+        None
+    })
+}
+
+/// Whether the text could hold a hex run (12 byte pairs, maybe separated): a stretch of hex
+/// digits, spaces and colons with at least 24 digits. Prose almost never has one, and the
+/// check is a byte loop where the regex walks its automaton over every byte.
+fn may_hold_hex(text: &str) -> bool {
+    let mut digits = 0;
+    for b in text.bytes() {
+        if b.is_ascii_hexdigit() {
+            digits += 1;
+            if digits >= 24 {
+                return true;
+            }
+        } else if b != b' ' && b != b':' {
+            digits = 0;
+        }
+    }
+    false
+}
 
 /// Text hidden in base64 or hex runs of the raw text, when it decodes to readable text.
 fn payloads(raw: &str) -> Vec<(&'static str, String)> {
@@ -428,14 +503,14 @@ fn payloads(raw: &str) -> Vec<(&'static str, String)> {
             .count();
         (printable * 10 >= text.chars().count() * 9 && text.contains(' ')).then(|| text.to_string())
     };
-    if let Some(re) = BASE64_RUN.as_ref() {
-        for m in re.find_iter(raw).take(16) {
-            if let Some(text) = super::validate::base64url(m.as_str()).and_then(|b| readable(&b)) {
-                out.push(("base64_payload", text));
-            }
+    for run in base64_runs(raw).take(16) {
+        if let Some(text) = super::validate::base64url(run).and_then(|b| readable(&b)) {
+            out.push(("base64_payload", text));
         }
     }
-    if let Some(re) = HEX_RUN.as_ref() {
+    if may_hold_hex(raw)
+        && let Some(re) = HEX_RUN.as_ref()
+    {
         for m in re.find_iter(raw).take(16) {
             let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_hexdigit).collect();
             let bytes: Option<Vec<u8>> = digits
@@ -491,10 +566,7 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     }
     // Variants are decoded only when the text shows their trace: letters mixed with
     // leet digits or symbols, common words in ROT13.
-    if LEET_TRACE
-        .as_ref()
-        .is_some_and(|re| re.is_match(&plain_text.text))
-    {
+    if leet_trace(&plain_text.text) {
         variants.push(("leetspeak", leet(&plain_text.text)));
     }
     if let Some(text) = despaced(&plain_text.text) {
