@@ -14,7 +14,8 @@
 //!   the first chunk ends on a space and when it ends mid-word (target: ≤ 1 ms added).
 //!
 //! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
-//! length of each phase, default 5).
+//! length of each phase, default 5; `SLUICE_AUDIT_BATCH` and
+//! `SLUICE_AUDIT_MEMORY_MB` the audit batch size and DuckDB memory limit).
 
 #![expect(
     clippy::unwrap_used,
@@ -139,9 +140,17 @@ fn start_gateway(dir: &Path, upstream: &str, audit: bool) -> Gateway {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: load, hash: \"{}\", user: load, team: platform}}\nproviders:\n  - {{name: fast, kind: openai_compatible, base_url: \"{upstream}/v1\"}}\nmodels:\n  gpt-4o-mini: [{{provider: fast}}]\naudit: {{enabled: {audit}}}\n",
+            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: load, hash: \"{}\", user: load, team: platform}}\nproviders:\n  - {{name: fast, kind: openai_compatible, base_url: \"{upstream}/v1\"}}\nmodels:\n  gpt-4o-mini: [{{provider: fast}}]\naudit: {{enabled: {audit}, batch_size: {batch}, memory_limit_mb: {memory}}}\n",
             repo.join("policies").display(),
-            sluice_server::gateway::keys::hash(KEY)
+            sluice_server::gateway::keys::hash(KEY),
+            batch = common::env_number(
+                "SLUICE_AUDIT_BATCH",
+                sluice_server::audit::AuditConfig::default().batch_size
+            ),
+            memory = common::env_number(
+                "SLUICE_AUDIT_MEMORY_MB",
+                sluice_server::audit::AuditConfig::default().memory_limit_mb
+            ),
         ),
     )
     .unwrap();
