@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod default_policies;
 pub mod gateway;
+pub mod meter;
 pub mod reload;
 pub mod revision;
 pub mod serve;

@@ -1,0 +1,370 @@
+//! Budgets and rate limits: reserve-then-settle accounting per scope (issue 6, first part:
+//! the single-node ledger; the gateway, the Redis store and the CLI come next).
+//!
+//! Every call first **reserves** its estimate (one request, its input tokens, its estimated
+//! cost) against every limit that applies to its principal, all or nothing, under one lock:
+//! concurrent calls see each other's reservations, so together they cannot overrun a limit
+//! by more than what one call's estimate underestimates. When the call ends — answered,
+//! failed, or cut off by the caller mid-stream — the reservation is **settled** with the
+//! actual usage. A reservation dropped without being settled is charged its estimate, so a
+//! forgotten settle errs on the side of the budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sluice_engine::input::Limit;
+
+/// Whose usage a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// One API key.
+    Key,
+    /// One user.
+    User,
+    /// One team.
+    Team,
+    /// One agent.
+    Agent,
+    /// The whole organisation (every call).
+    Org,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scope::Key => "key",
+            Scope::User => "user",
+            Scope::Team => "team",
+            Scope::Agent => "agent",
+            Scope::Org => "org",
+        }
+    }
+}
+
+/// What a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Calls.
+    Requests,
+    /// Input plus output tokens.
+    Tokens,
+    /// Cost in US dollars.
+    CostUsd,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Requests => "requests",
+            Kind::Tokens => "tokens",
+            Kind::CostUsd => "cost_usd",
+        }
+    }
+}
+
+/// The window a limit resets with (calendar windows in UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// A calendar minute.
+    Minute,
+    /// A calendar hour.
+    Hour,
+    /// A calendar day.
+    Day,
+    /// A calendar month.
+    Month,
+}
+
+impl Window {
+    fn as_str(self) -> &'static str {
+        match self {
+            Window::Minute => "minute",
+            Window::Hour => "hour",
+            Window::Day => "day",
+            Window::Month => "month",
+        }
+    }
+
+    /// The window holding `now` (Unix seconds), as its start and end.
+    fn bounds(self, now: i64) -> (i64, i64) {
+        let fixed = |length: i64| {
+            let start = now.div_euclid(length) * length;
+            (start, start + length)
+        };
+        match self {
+            Window::Minute => fixed(60),
+            Window::Hour => fixed(3_600),
+            Window::Day => fixed(86_400),
+            Window::Month => {
+                let at = time::OffsetDateTime::from_unix_timestamp(now)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                let first = at.date().replace_day(1).unwrap_or(at.date());
+                let next = match first.month() {
+                    time::Month::December => first
+                        .replace_year(first.year() + 1)
+                        .and_then(|d| d.replace_month(time::Month::January)),
+                    month => first.replace_month(month.next()),
+                }
+                .unwrap_or(first);
+                let seconds = |d: time::Date| d.midnight().assume_utc().unix_timestamp();
+                (seconds(first), seconds(next))
+            }
+        }
+    }
+}
+
+/// One configured limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Whose usage it counts.
+    pub scope: Scope,
+    /// The one id it applies to (a team name, a key id); unset: every id of the scope, each
+    /// with its own counter.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// What it counts.
+    pub kind: Kind,
+    /// When it resets.
+    pub window: Window,
+    /// The most that may be used in one window.
+    pub limit: f64,
+}
+
+/// Who is calling, by scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// The API key's id.
+    pub key: String,
+    /// The user, if the key names one.
+    pub user: Option<String>,
+    /// The team, if any.
+    pub team: Option<String>,
+    /// The agent, if any.
+    pub agent: Option<String>,
+}
+
+impl Subject {
+    fn id(&self, scope: Scope) -> Option<&str> {
+        match scope {
+            Scope::Key => Some(self.key.as_str()),
+            Scope::User => self.user.as_deref(),
+            Scope::Team => self.team.as_deref(),
+            Scope::Agent => self.agent.as_deref(),
+            Scope::Org => Some("org"),
+        }
+    }
+}
+
+/// What a call uses (estimated before, actual after).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Input plus output tokens.
+    pub tokens: f64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    fn of(self, kind: Kind) -> f64 {
+        match kind {
+            Kind::Requests => 1.0,
+            Kind::Tokens => self.tokens,
+            Kind::CostUsd => self.cost_usd,
+        }
+    }
+}
+
+/// A limit a call would overrun.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exceeded {
+    /// The limit and its state before this call.
+    pub limit: Limit,
+    /// Seconds until its window resets.
+    pub retry_after_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CounterKey {
+    limit: usize,
+    id: String,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter {
+    window_start: i64,
+    used: f64,
+    reserved: f64,
+}
+
+impl Counter {
+    /// The counter in the window holding `now`: a new window starts empty.
+    fn current(&mut self, window_start: i64) -> &mut Counter {
+        if self.window_start != window_start {
+            *self = Counter {
+                window_start,
+                used: 0.0,
+                reserved: 0.0,
+            };
+        }
+        self
+    }
+}
+
+/// The single-node ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    limits: Vec<LimitConfig>,
+    counters: Mutex<HashMap<CounterKey, Counter>>,
+}
+
+/// A call's reserved estimate, to be settled with its actual usage.
+#[derive(Debug)]
+pub struct Reservation {
+    ledger: Arc<Ledger>,
+    /// Each counter, the window it was reserved in, and the amount.
+    held: Vec<(CounterKey, i64, f64)>,
+    estimate: Usage,
+    settled: bool,
+}
+
+impl Ledger {
+    /// A ledger for the configured limits.
+    pub fn new(limits: Vec<LimitConfig>) -> Arc<Ledger> {
+        Arc::new(Ledger {
+            limits,
+            counters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The limits that apply to `subject`, with the counter each one uses.
+    fn applicable<'a>(
+        &'a self,
+        subject: &'a Subject,
+    ) -> impl Iterator<Item = (&'a LimitConfig, CounterKey)> + 'a {
+        self.limits
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, limit)| {
+                let id = subject.id(limit.scope)?;
+                if limit.id.as_deref().is_some_and(|only| only != id) {
+                    return None;
+                }
+                Some((
+                    limit,
+                    CounterKey {
+                        limit: index,
+                        id: id.to_string(),
+                    },
+                ))
+            })
+    }
+
+    fn describe(limit: &LimitConfig, id: &str, used: f64) -> Limit {
+        Limit {
+            scope: limit.scope.as_str().to_string(),
+            id: id.to_string(),
+            kind: limit.kind.as_str().to_string(),
+            window: limit.window.as_str().to_string(),
+            limit: limit.limit,
+            used,
+        }
+    }
+
+    /// The state of every limit of `subject` at `now` (Unix seconds), for the decision
+    /// input: `used` counts settled usage and other calls' open reservations.
+    pub fn state(&self, subject: &Subject, now: i64) -> Vec<Limit> {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        self.applicable(subject)
+            .map(|(limit, key)| {
+                let (start, _) = limit.window.bounds(now);
+                let id = key.id.clone();
+                let counter = counters.entry(key).or_default().current(start);
+                Ledger::describe(limit, &id, counter.used + counter.reserved)
+            })
+            .collect()
+    }
+
+    /// Reserves `estimate` (and one request) against every limit of `subject`, all or
+    /// nothing; the first limit it would overrun otherwise.
+    pub fn reserve(
+        self: &Arc<Self>,
+        subject: &Subject,
+        estimate: Usage,
+        now: i64,
+    ) -> Result<Reservation, Exceeded> {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = Vec::new();
+        for (limit, key) in self.applicable(subject) {
+            let (start, end) = limit.window.bounds(now);
+            let amount = estimate.of(limit.kind);
+            let counter = counters.entry(key.clone()).or_default().current(start);
+            let taken = counter.used + counter.reserved;
+            if taken + amount > limit.limit {
+                return Err(Exceeded {
+                    limit: Ledger::describe(limit, &key.id, taken),
+                    retry_after_s: u64::try_from(end - now).unwrap_or(0).max(1),
+                });
+            }
+            held.push((key, start, amount));
+        }
+        for (key, _, amount) in &held {
+            if let Some(counter) = counters.get_mut(key) {
+                counter.reserved += amount;
+            }
+        }
+        Ok(Reservation {
+            ledger: Arc::clone(self),
+            held,
+            estimate,
+            settled: false,
+        })
+    }
+
+    fn release(&self, held: &[(CounterKey, i64, f64)], actual: Usage, now: i64) {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, reserved_in, amount) in held {
+            let Some(limit) = self.limits.get(key.limit) else {
+                continue;
+            };
+            let (start, _) = limit.window.bounds(now);
+            let counter = counters.entry(key.clone()).or_default();
+            if counter.window_start == *reserved_in {
+                counter.reserved = (counter.reserved - amount).max(0.0);
+            }
+            // A call that outlives its window is charged to the window it ends in, so a
+            // stream across midnight still counts against a daily budget.
+            counter.current(start).used += actual.of(limit.kind);
+        }
+    }
+}
+
+impl Reservation {
+    /// What was reserved.
+    pub fn estimate(&self) -> Usage {
+        self.estimate
+    }
+
+    /// Replaces the estimate with the actual usage at `now` (Unix seconds).
+    pub fn settle(mut self, actual: Usage, now: i64) {
+        self.settled = true;
+        self.ledger.release(&self.held, actual, now);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            self.ledger.release(&self.held, self.estimate, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

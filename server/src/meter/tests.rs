@@ -1,0 +1,168 @@
+use std::sync::Barrier;
+
+use super::*;
+
+/// 2026-11-26 12:00:30 UTC.
+const NOON: i64 = 1_795_694_430;
+
+fn subject(key: &str, team: &str) -> Subject {
+    Subject {
+        key: key.to_string(),
+        user: Some(format!("user-of-{key}")),
+        team: Some(team.to_string()),
+        agent: None,
+    }
+}
+
+fn limit(scope: Scope, kind: Kind, window: Window, limit: f64) -> LimitConfig {
+    LimitConfig {
+        scope,
+        id: None,
+        kind,
+        window,
+        limit,
+    }
+}
+
+fn cost(dollars: f64) -> Usage {
+    Usage {
+        tokens: 0.0,
+        cost_usd: dollars,
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_calls_against_a_budget_of_fifty_let_fifty_through() {
+    let ledger = Ledger::new(vec![limit(Scope::Team, Kind::CostUsd, Window::Day, 50.0)]);
+    let barrier = Barrier::new(200);
+    let admitted: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..200)
+            .map(|i| {
+                let (ledger, barrier) = (&ledger, &barrier);
+                s.spawn(move || {
+                    let who = subject(&format!("key-{}", i % 7), "research");
+                    barrier.wait();
+                    match ledger.reserve(&who, cost(1.0), NOON) {
+                        Ok(reservation) => {
+                            reservation.settle(cost(1.0), NOON);
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(admitted.iter().filter(|a| **a).count(), 50);
+    let state = ledger.state(&subject("key-0", "research"), NOON);
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].used, 50.0, "spend is the sum of settled costs");
+}
+
+#[test]
+fn settling_below_the_estimate_frees_room_and_reservations_count_while_open() {
+    let ledger = Ledger::new(vec![limit(Scope::Key, Kind::CostUsd, Window::Day, 10.0)]);
+    let who = subject("k", "t");
+    let first = ledger.reserve(&who, cost(6.0), NOON).unwrap();
+    // The open reservation counts: a second call of 6 would overrun.
+    let refused = ledger.reserve(&who, cost(6.0), NOON).unwrap_err();
+    assert_eq!(refused.limit.used, 6.0);
+    assert_eq!(refused.limit.scope, "key");
+    assert_eq!(refused.limit.kind, "cost_usd");
+    first.settle(cost(2.0), NOON);
+    assert_eq!(ledger.state(&who, NOON)[0].used, 2.0);
+    let second = ledger.reserve(&who, cost(6.0), NOON).unwrap();
+    second.settle(cost(6.5), NOON);
+    assert_eq!(ledger.state(&who, NOON)[0].used, 8.5);
+}
+
+#[test]
+fn a_reservation_dropped_unsettled_is_charged_its_estimate() {
+    let ledger = Ledger::new(vec![limit(
+        Scope::Key,
+        Kind::Tokens,
+        Window::Month,
+        1_000.0,
+    )]);
+    let who = subject("k", "t");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    drop(
+        ledger
+            .reserve(
+                &who,
+                Usage {
+                    tokens: 300.0,
+                    cost_usd: 0.0,
+                },
+                now,
+            )
+            .unwrap(),
+    );
+    assert_eq!(ledger.state(&who, now)[0].used, 300.0);
+}
+
+#[test]
+fn rate_limits_reset_with_their_window_and_say_when() {
+    let ledger = Ledger::new(vec![limit(
+        Scope::User,
+        Kind::Requests,
+        Window::Minute,
+        2.0,
+    )]);
+    let who = subject("k", "t");
+    for _ in 0..2 {
+        ledger
+            .reserve(&who, Usage::default(), NOON)
+            .unwrap()
+            .settle(Usage::default(), NOON);
+    }
+    let refused = ledger.reserve(&who, Usage::default(), NOON).unwrap_err();
+    assert_eq!(refused.retry_after_s, 30, "12:00:30 waits for 12:01:00");
+    assert_eq!(refused.limit.id, "user-of-k");
+    // The next minute starts empty.
+    assert!(ledger.reserve(&who, Usage::default(), NOON + 30).is_ok());
+}
+
+#[test]
+fn every_limit_must_have_room_or_nothing_is_reserved() {
+    let ledger = Ledger::new(vec![
+        limit(Scope::Key, Kind::CostUsd, Window::Day, 100.0),
+        LimitConfig {
+            id: Some("research".to_string()),
+            ..limit(Scope::Team, Kind::CostUsd, Window::Day, 5.0)
+        },
+    ]);
+    let researcher = subject("k1", "research");
+    let refused = ledger.reserve(&researcher, cost(6.0), NOON).unwrap_err();
+    assert_eq!(refused.limit.scope, "team");
+    // The key's own limit kept nothing of the refused call.
+    let state = ledger.state(&researcher, NOON);
+    assert_eq!(state.iter().map(|l| l.used).sum::<f64>(), 0.0);
+    // A team the id-bound limit does not name only meets the key limit.
+    let other = subject("k2", "platform");
+    assert_eq!(ledger.state(&other, NOON).len(), 1);
+    assert!(ledger.reserve(&other, cost(6.0), NOON).is_ok());
+}
+
+#[test]
+fn a_call_outliving_its_window_is_charged_to_the_window_it_ends_in() {
+    let ledger = Ledger::new(vec![limit(Scope::Key, Kind::CostUsd, Window::Day, 10.0)]);
+    let who = subject("k", "t");
+    let reservation = ledger.reserve(&who, cost(4.0), NOON).unwrap();
+    let tomorrow = NOON + 86_400;
+    reservation.settle(cost(3.0), tomorrow);
+    assert_eq!(ledger.state(&who, tomorrow)[0].used, 3.0);
+}
+
+#[test]
+fn calendar_windows() {
+    assert_eq!(Window::Minute.bounds(NOON), (NOON - 30, NOON + 30));
+    assert_eq!(Window::Hour.bounds(NOON), (NOON - 30, NOON + 3_570));
+    let (start, end) = Window::Month.bounds(NOON);
+    let date = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap().date();
+    assert_eq!(date(start).to_string(), "2026-11-01");
+    assert_eq!(date(end).to_string(), "2026-12-01");
+    let december = Window::Month.bounds(end + 10);
+    assert_eq!(date(december.1).to_string(), "2027-01-01");
+}
