@@ -26,7 +26,7 @@ const MAX_DEBOUNCE_MS: u64 = 60_000;
 const MIN_POLL_INTERVAL_MS: u64 = 100;
 
 /// The gateway's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
@@ -53,6 +53,10 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Limits on requests.
     pub limits: RequestLimits,
+    /// Budgets and rate limits per key, user, team, agent or organisation
+    /// (`{scope, id?, kind: requests|tokens|cost_usd, window: minute|hour|day|month, limit}`);
+    /// a call is refused with 429 when one has no room left.
+    pub budgets: Vec<crate::meter::LimitConfig>,
     /// The audit trail (DuckDB).
     pub audit: crate::audit::AuditConfig,
     /// How policies' redactions are carried out.
@@ -85,6 +89,7 @@ impl Default for Config {
             fallbacks: BTreeMap::new(),
             routing: RoutingConfig::default(),
             limits: RequestLimits::default(),
+            budgets: Vec::new(),
             audit: crate::audit::AuditConfig::default(),
             redaction: RedactionConfig::default(),
         }
@@ -449,6 +454,17 @@ impl Config {
                 "limits.max_body_bytes",
                 "must be above 0".to_string(),
             ));
+        }
+        for (index, budget) in self.budgets.iter().enumerate() {
+            if !(budget.limit.is_finite() && budget.limit >= 0.0) {
+                return Err(invalid(
+                    "budgets[].limit",
+                    format!(
+                        "must be a number of 0 or more, not {} (budget {index})",
+                        budget.limit
+                    ),
+                ));
+            }
         }
         Ok(())
     }

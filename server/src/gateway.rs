@@ -26,6 +26,7 @@ use sluice_engine::{Decision, Policies};
 
 use crate::audit::{self, Audit};
 use crate::config::{Config, ProviderKind};
+use crate::meter;
 use crate::reload::PolicyStore;
 
 pub mod anthropic;
@@ -68,6 +69,8 @@ pub struct Gateway {
     max_body_bytes: usize,
     /// The key of `mode: hash` redactions.
     hash_key: Option<Arc<[u8]>>,
+    /// Budgets and rate limits.
+    meter: Arc<crate::meter::Ledger>,
 }
 
 impl Gateway {
@@ -84,6 +87,7 @@ impl Gateway {
             keys: Keys::new(&config.keys),
             upstreams: Upstreams::new(config)?,
             max_body_bytes: config.limits.max_body_bytes,
+            meter: crate::meter::Ledger::new(config.budgets.clone()),
             hash_key: config
                 .redaction
                 .hash_key_file
@@ -287,6 +291,49 @@ impl Call {
         // logged by the writer's handle.
         let _ = audit.record(audit::row(&input, &decision, &facts));
         error
+    }
+
+    /// Phase 4, meter: the state of every budget and rate limit of the principal, for the
+    /// policies to see (`input.limits`).
+    fn meter(&self, gateway: &Gateway, input: &mut DecisionInput) {
+        input.limits = gateway
+            .meter
+            .state(&meter::Subject::of(&self.principal), meter::now());
+    }
+
+    /// Reserves an allowed call's estimate (one request, its input tokens) against every
+    /// limit of the principal; a limit without room refuses the call with 429 and a
+    /// `retry-after` of the time its window resets, recorded like any failed call.
+    fn reserve(
+        &self,
+        gateway: &Gateway,
+        input: &DecisionInput,
+    ) -> Result<meter::Reservation, GatewayError> {
+        let estimate = meter::Usage {
+            tokens: input.usage.input_tokens as f64,
+            cost_usd: input.usage.cost_usd,
+        };
+        gateway
+            .meter
+            .reserve(&meter::Subject::of(&self.principal), estimate, meter::now())
+            .map_err(|exceeded| {
+                let limit = &exceeded.limit;
+                let mut error = GatewayError::new(
+                    Kind::LimitExceeded,
+                    format!(
+                        "{} limit of {} `{}` reached: {} of {} used this {}; retry in {} s",
+                        limit.kind,
+                        limit.scope,
+                        limit.id,
+                        limit.used,
+                        limit.limit,
+                        limit.window,
+                        exceeded.retry_after_s
+                    ),
+                );
+                error.retry_after = Some(exceeded.retry_after_s);
+                self.failed(input, None, error)
+            })
     }
 
     /// Phase 5, decide; a deny becomes the caller's 403 with the policies' reasons.
@@ -963,12 +1010,18 @@ async fn embed(
     );
     let chars: usize = embeddings.texts.iter().map(String::len).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
+    call.meter(gateway, &mut input);
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         embeddings.rewrite_text(|text| redactor.redact(text));
     }
-    let plan =
-        plan(gateway, &embeddings.model, &decision).map_err(|e| call.failed(&input, None, e))?;
+    // Charged its estimate (the input tokens) when the call ends, nothing if it fails.
+    let reservation = call.reserve(gateway, &input)?;
+    let refund = |error: GatewayError| {
+        reservation.refund();
+        call.failed(&input, None, error)
+    };
+    let plan = plan(gateway, &embeddings.model, &decision).map_err(&refund)?;
     let headers = upstream_headers(&decision);
     let build = |d: &Deployment| {
         if matches!(
@@ -995,7 +1048,7 @@ async fn embed(
         in_flight: _in_flight,
     } = forward(gateway, &plan, &headers, build, local)
         .await
-        .map_err(|e| call.failed(&input, None, e))?;
+        .map_err(&refund)?;
     let body = match answer {
         Answer::Upstream(response) => response.bytes().await.map_err(|e| {
             let provider = &deployment.provider.name;

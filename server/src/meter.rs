@@ -1,5 +1,4 @@
-//! Budgets and rate limits: reserve-then-settle accounting per scope (issue 6, first part:
-//! the single-node ledger; the gateway, the Redis store and the CLI come next).
+//! Budgets and rate limits: reserve-then-settle accounting per scope, in memory (one node).
 //!
 //! Every call first **reserves** its estimate (one request, its input tokens, its estimated
 //! cost) against every limit that applies to its principal, all or nothing, under one lock:
@@ -150,6 +149,16 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// The scopes of a principal.
+    pub fn of(principal: &sluice_engine::input::Principal) -> Subject {
+        Subject {
+            key: principal.key_id.clone(),
+            user: principal.user.clone(),
+            team: principal.team.clone(),
+            agent: principal.agent.clone(),
+        }
+    }
+
     fn id(&self, scope: Scope) -> Option<&str> {
         match scope {
             Scope::Key => Some(self.key.as_str()),
@@ -230,7 +239,7 @@ pub struct Reservation {
     /// Each counter, the window it was reserved in, and the amount.
     held: Vec<(CounterKey, i64, f64)>,
     estimate: Usage,
-    settled: bool,
+    settled: std::sync::atomic::AtomicBool,
 }
 
 impl Ledger {
@@ -322,7 +331,7 @@ impl Ledger {
             ledger: Arc::clone(self),
             held,
             estimate,
-            settled: false,
+            settled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -350,20 +359,30 @@ impl Reservation {
         self.estimate
     }
 
-    /// Replaces the estimate with the actual usage at `now` (Unix seconds).
-    pub fn settle(mut self, actual: Usage, now: i64) {
-        self.settled = true;
-        self.ledger.release(&self.held, actual, now);
+    /// Replaces the estimate with the actual usage at `now` (Unix seconds); only the first
+    /// settlement counts.
+    pub fn settle(&self, actual: Usage, now: i64) {
+        if !self.settled.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.ledger.release(&self.held, actual, now);
+        }
+    }
+
+    /// Settles a call that failed before the upstream served it: it still counts as a
+    /// request, but uses no tokens and costs nothing.
+    pub fn refund(&self) {
+        self.settle(Usage::default(), now());
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if !self.settled {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            self.ledger.release(&self.held, self.estimate, now);
-        }
+        self.settle(self.estimate, now());
     }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 #[cfg(test)]

@@ -25,6 +25,15 @@ use crate::upstream::Upstream;
 pub const PLATFORM_KEY: &str = "sk-test-platform";
 /// Key of team `marketing`: denied `gpt-4o` by policy.
 pub const MARKETING_KEY: &str = "sk-test-marketing";
+/// Key limited to 3 requests an hour.
+pub const METERED_KEY: &str = "sk-test-metered";
+/// Key limited to 10 requests a day, for concurrent bursts.
+pub const BURST_KEY: &str = "sk-test-burst";
+/// Key limited to 100 tokens a day.
+pub const CAPPED_KEY: &str = "sk-test-capped";
+/// Key with room for 100 requests an hour, denied by policy from its third call on: the
+/// policy reads the meter's state in `input.limits`.
+pub const WATCHED_KEY: &str = "sk-test-watched";
 /// The AWS access key id the `bedrock` provider signs with.
 pub const AWS_KEY_ID: &str = "AKIDSLUICETEST";
 /// The key the gateway sends to the `mock` provider (never a caller's key).
@@ -61,6 +70,14 @@ redact contains {"pointer": sprintf("/content/messages/%d/content", [i]), "repla
 }
 
 headers := {"x-sluice-team": input.principal.team} if input.surface == "prompt"
+
+deny contains sprintf("k-watched has made %d calls this hour", [l.used]) if {
+	input.surface == "prompt"
+	some l in input.limits
+	l.id == "k-watched"
+	l.kind == "requests"
+	l.used >= 2
+}
 
 route := {"model": "gpt-4o"} if {
 	input.surface == "prompt"
@@ -119,6 +136,15 @@ routing: {{retries: 2, backoff_ms: 10, breaker_failures: 3, breaker_open_ms: 100
 keys:
   - {{id: k-platform, hash: "{platform}", user: alice, team: platform}}
   - {{id: k-marketing, hash: "{marketing}", team: marketing}}
+  - {{id: k-metered, hash: "{metered}", team: metered}}
+  - {{id: k-burst, hash: "{burst}", team: metered}}
+  - {{id: k-capped, hash: "{capped}", team: metered}}
+  - {{id: k-watched, hash: "{watched}", team: metered}}
+budgets:
+  - {{scope: key, id: k-metered, kind: requests, window: hour, limit: 3}}
+  - {{scope: key, id: k-burst, kind: requests, window: day, limit: 10}}
+  - {{scope: key, id: k-capped, kind: tokens, window: day, limit: 100}}
+  - {{scope: key, id: k-watched, kind: requests, window: hour, limit: 100}}
 providers:
   - {{name: mock, kind: openai_compatible, base_url: "{base}", api_key_file: upstream.key}}
   - {{name: slow, kind: openai_compatible, base_url: "{base}", timeouts: {{first_byte_ms: 300}}}}
@@ -154,6 +180,10 @@ models:
 "#,
         platform = hash(PLATFORM_KEY),
         marketing = hash(MARKETING_KEY),
+        metered = hash(METERED_KEY),
+        burst = hash(BURST_KEY),
+        capped = hash(CAPPED_KEY),
+        watched = hash(WATCHED_KEY),
         root = base.trim_end_matches("/v1"),
     )
 }

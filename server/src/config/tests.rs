@@ -165,3 +165,28 @@ fn committed_schema_matches_the_types() {
         path.display()
     );
 }
+
+#[test]
+fn budgets_parse_and_a_negative_or_unknown_one_is_refused_by_name() {
+    let config = Config::from_yaml(
+        "budgets:\n  - {scope: team, id: research, kind: cost_usd, window: month, limit: 250}\n",
+    )
+    .unwrap();
+    assert_eq!(config.budgets.len(), 1);
+    assert_eq!(config.budgets[0].scope, crate::meter::Scope::Team);
+    config.validate().unwrap();
+    let negative = Config::from_yaml(
+        "budgets:\n  - {scope: key, kind: requests, window: minute, limit: -1}\n",
+    )
+    .unwrap();
+    let err = negative.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("budgets[].limit") && err.contains("budget 0"),
+        "{err}"
+    );
+    let err = Config::from_yaml(
+        "budgets:\n  - {scope: galaxy, kind: requests, window: minute, limit: 1}\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("galaxy"), "{err}");
+}

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
@@ -24,6 +25,7 @@ use super::{
     redactor, sse, translate, upstream_headers, with_decision_header,
 };
 use crate::config::ProviderKind;
+use crate::meter;
 
 /// A conversation request in the caller's format.
 struct Conversation {
@@ -300,12 +302,19 @@ async fn converse(
     );
     let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
+    call.meter(gateway, &mut input);
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         conversation.rewrite_text(|text| redactor.redact(text));
     }
-    let plan =
-        plan(gateway, &conversation.model, &decision).map_err(|e| call.failed(&input, None, e))?;
+    // Settled with the tokens of the answer when the call ends (see `Respond`); refunded
+    // when no upstream serves it.
+    let reservation = call.reserve(gateway, &input)?;
+    let refund = |error: GatewayError| {
+        reservation.refund();
+        call.failed(&input, None, error)
+    };
+    let plan = plan(gateway, &conversation.model, &decision).map_err(refund)?;
     let headers = upstream_headers(&decision);
 
     // 7. forward, translating for the deployment's wire format.
@@ -341,9 +350,13 @@ async fn converse(
         deployment,
         answer,
         in_flight,
-    } = forward(gateway, &plan, &headers, build, local)
-        .await
-        .map_err(|e| call.failed(&input, None, e))?;
+    } = match forward(gateway, &plan, &headers, build, local).await {
+        Ok(forwarded) => forwarded,
+        Err(error) => {
+            reservation.refund();
+            return Err(call.failed(&input, None, error));
+        }
+    };
 
     // 8. decide on the answer, in the caller's format.
     let provider = deployment.provider.name.clone();
@@ -355,6 +368,9 @@ async fn converse(
         call,
         alias: plan.alias.clone(),
         provider: provider.clone(),
+        reservation,
+        input_tokens: input.usage.input_tokens,
+        output_tokens: AtomicU64::new(0),
     });
     let response = if conversation.stream {
         let events = match answer {
@@ -523,6 +539,24 @@ struct Respond {
     provider: String,
     /// When the upstream's answer began, since the call started.
     upstream_ms: f64,
+    /// The call's budget and rate-limit reservation, settled when the answer is done with
+    /// (delivered, denied, or abandoned by the caller mid-stream).
+    reservation: meter::Reservation,
+    /// The prompt's estimated tokens.
+    input_tokens: u64,
+    /// The most output tokens seen: the upstream's count, or an estimate from the text.
+    output_tokens: AtomicU64,
+}
+
+impl Drop for Respond {
+    fn drop(&mut self) {
+        let tokens = self.input_tokens + self.output_tokens.load(Ordering::Relaxed);
+        let usage = meter::Usage {
+            tokens: tokens as f64,
+            cost_usd: 0.0,
+        };
+        self.reservation.settle(usage, meter::now());
+    }
 }
 
 impl Respond {
@@ -548,6 +582,9 @@ impl Respond {
         );
         input.resource.provider = Some(self.provider.clone());
         input.usage.output_tokens = output_tokens;
+        let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
+        let seen = output_tokens.max((chars as u64).div_ceil(4));
+        self.output_tokens.fetch_max(seen, Ordering::Relaxed);
         input
     }
 }

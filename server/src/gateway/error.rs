@@ -27,8 +27,10 @@ pub enum Kind {
     ModelNotFound,
     /// 413: the body is larger than the limit.
     TooLarge,
-    /// 429: rate limited (by Sluice or upstream).
+    /// 429: rate limited by the upstream.
     RateLimited,
+    /// 429: the caller's budget or rate limit in Sluice is used up.
+    LimitExceeded,
     /// 502: the upstream failed or answered with an error Sluice cannot pass on.
     BadGateway,
     /// 503: no upstream is available.
@@ -47,7 +49,8 @@ impl Kind {
             | Kind::Authentication
             | Kind::PolicyDenied
             | Kind::ModelNotFound
-            | Kind::TooLarge => "client",
+            | Kind::TooLarge
+            | Kind::LimitExceeded => "client",
             Kind::RateLimited | Kind::BadGateway | Kind::Unavailable | Kind::Timeout => "upstream",
             Kind::Internal => "internal",
         }
@@ -61,7 +64,7 @@ impl Kind {
             Kind::PolicyDenied => StatusCode::FORBIDDEN,
             Kind::ModelNotFound => StatusCode::NOT_FOUND,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Kind::RateLimited | Kind::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             Kind::BadGateway => StatusCode::BAD_GATEWAY,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -77,7 +80,7 @@ impl Kind {
             Kind::PolicyDenied => "permission_error",
             Kind::ModelNotFound => "not_found_error",
             Kind::TooLarge => "request_too_large",
-            Kind::RateLimited => "rate_limit_error",
+            Kind::RateLimited | Kind::LimitExceeded => "rate_limit_error",
             Kind::Unavailable => "overloaded_error",
             Kind::Timeout => "timeout_error",
             Kind::BadGateway | Kind::Internal => "api_error",
@@ -93,6 +96,7 @@ impl Kind {
             Kind::ModelNotFound => ("invalid_request_error", Some("model_not_found")),
             Kind::TooLarge => ("invalid_request_error", Some("request_too_large")),
             Kind::RateLimited => ("rate_limit_error", Some("rate_limit_exceeded")),
+            Kind::LimitExceeded => ("rate_limit_error", Some("budget_or_rate_limit_exceeded")),
             Kind::BadGateway => ("api_error", Some("upstream_error")),
             Kind::Unavailable => ("api_error", Some("upstream_unavailable")),
             Kind::Timeout => ("api_error", Some("upstream_timeout")),
