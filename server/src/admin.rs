@@ -34,6 +34,8 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// The audit trail, when enabled.
     pub audit: Option<Arc<crate::audit::Audit>>,
+    /// The gateway's budget and rate-limit ledger, when a gateway is served.
+    pub meter: Option<Arc<crate::meter::Ledger>>,
 }
 
 // Written by hand so that the token never reaches a log line through `{:?}`.
@@ -54,6 +56,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/admin/status", get(status))
         .route("/admin/reload", post(reload))
+        .route("/admin/usage", get(usage))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -79,6 +82,20 @@ async fn readyz(State(state): State<AdminState>) -> Json<Ready> {
 
 async fn status(_: AdminAccess, State(state): State<AdminState>) -> Json<ReloadStatus> {
     Json(state.store.status())
+}
+
+/// Spend and what is left of every budget and rate limit, in its current window.
+async fn usage(
+    _: AdminAccess,
+    State(state): State<AdminState>,
+) -> Json<Vec<crate::meter::UsageRow>> {
+    Json(
+        state
+            .meter
+            .as_ref()
+            .map(|meter| meter.usage(crate::meter::now()))
+            .unwrap_or_default(),
+    )
 }
 
 async fn metrics(_: AdminAccess, State(state): State<AdminState>) -> Response {

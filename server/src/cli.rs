@@ -3,6 +3,7 @@
 mod audit;
 mod inspect;
 mod policy;
+mod usage;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ enum Command {
     /// Run the content detectors: on one text, or scored on a labelled dataset.
     #[command(subcommand)]
     Inspect(inspect::InspectCommand),
+    /// Show spend and what is left of every budget and rate limit of a running gateway.
+    Usage(usage::UsageArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,5 +74,6 @@ pub fn main() -> ExitCode {
         Command::Keys(command) => keys(command),
         Command::Audit(command) => audit::main(command),
         Command::Inspect(command) => inspect::main(command),
+        Command::Usage(args) => usage::main(args),
     }
 }

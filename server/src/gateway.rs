@@ -97,6 +97,11 @@ impl Gateway {
         })
     }
 
+    /// The budget and rate-limit ledger.
+    pub fn meter(&self) -> Arc<meter::Ledger> {
+        Arc::clone(&self.meter)
+    }
+
     /// Whether any API key is configured (without one, every call is refused).
     pub fn has_keys(&self) -> bool {
         !self.keys.is_empty()

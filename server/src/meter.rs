@@ -189,6 +189,31 @@ impl Usage {
     }
 }
 
+/// One counter's state, for `GET /admin/usage` and `sluice usage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRow {
+    /// `key`, `user`, `team`, `agent` or `org`.
+    pub scope: String,
+    /// The scope's id.
+    pub id: String,
+    /// `requests`, `tokens` or `cost_usd`.
+    pub kind: String,
+    /// `minute`, `hour`, `day` or `month`.
+    pub window: String,
+    /// Start of the current window, Unix seconds.
+    pub window_start: i64,
+    /// End of the current window (when it resets), Unix seconds.
+    pub window_end: i64,
+    /// The limit per window.
+    pub limit: f64,
+    /// Settled usage in the current window.
+    pub used: f64,
+    /// Estimates of calls in flight.
+    pub reserved: f64,
+    /// What is left: `limit - used - reserved`, at least 0.
+    pub remaining: f64,
+}
+
 /// A limit a call would overrun.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exceeded {
@@ -297,6 +322,47 @@ impl Ledger {
                 Ledger::describe(limit, &id, counter.used + counter.reserved)
             })
             .collect()
+    }
+
+    /// Every counter in its current window at `now`: each limit bound to an id, used or
+    /// not, and each scope member a limit without id has counted; sorted by scope, id,
+    /// kind and window.
+    pub fn usage(&self, now: i64) -> Vec<UsageRow> {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        for (index, limit) in self.limits.iter().enumerate() {
+            if let Some(id) = &limit.id {
+                counters
+                    .entry(CounterKey {
+                        limit: index,
+                        id: id.clone(),
+                    })
+                    .or_default();
+            }
+        }
+        let mut rows: Vec<UsageRow> = counters
+            .iter_mut()
+            .filter_map(|(key, counter)| {
+                let limit = self.limits.get(key.limit)?;
+                let (start, end) = limit.window.bounds(now);
+                let counter = counter.current(start);
+                Some(UsageRow {
+                    scope: limit.scope.as_str().to_string(),
+                    id: key.id.clone(),
+                    kind: limit.kind.as_str().to_string(),
+                    window: limit.window.as_str().to_string(),
+                    window_start: start,
+                    window_end: end,
+                    limit: limit.limit,
+                    used: counter.used,
+                    reserved: counter.reserved,
+                    remaining: (limit.limit - counter.used - counter.reserved).max(0.0),
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.scope, &a.id, &a.kind, &a.window).cmp(&(&b.scope, &b.id, &b.kind, &b.window))
+        });
+        rows
     }
 
     /// Reserves `estimate` (and one request) against every limit of `subject`, all or

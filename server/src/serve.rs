@@ -193,6 +193,7 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
         store: Arc::clone(&store),
         token: config.admin.token.as_deref().map(Arc::from),
         audit: audit.clone(),
+        meter: Some(gateway.meter()),
     })
     .merge(gateway::router(gateway));
     let revision = store.current().revision().to_string();

@@ -145,6 +145,7 @@ budgets:
   - {{scope: key, id: k-burst, kind: requests, window: day, limit: 10}}
   - {{scope: key, id: k-capped, kind: tokens, window: day, limit: 100}}
   - {{scope: key, id: k-watched, kind: requests, window: hour, limit: 100}}
+  - {{scope: team, id: metered, kind: tokens, window: day, limit: 1000000}}
 providers:
   - {{name: mock, kind: openai_compatible, base_url: "{base}", api_key_file: upstream.key}}
   - {{name: slow, kind: openai_compatible, base_url: "{base}", timeouts: {{first_byte_ms: 300}}}}

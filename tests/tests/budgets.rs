@@ -2,7 +2,7 @@
 //! `retry-after`, all-or-nothing under concurrency, token estimates, and the meter's state
 //! in the policies' input.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
@@ -134,4 +134,105 @@ fn policies_see_the_meters_state_in_the_input() {
             .contains("k-watched has made 2 calls this hour"),
         "{body}"
     );
+}
+
+/// `GET /admin/usage` of the gateway (loopback needs no admin token).
+fn usage(gateway: &Gateway) -> Vec<Value> {
+    client()
+        .get(gateway.server.url("/admin/usage"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+fn row<'a>(rows: &'a [Value], scope: &str, id: &str, kind: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["scope"] == scope && r["id"] == id && r["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {scope} {id} {kind} in {rows:?}"))
+}
+
+#[test]
+fn usage_shows_spend_and_what_is_left_over_http_and_in_the_cli() {
+    let gateway = Gateway::start();
+    let http = client();
+    for _ in 0..2 {
+        assert_eq!(
+            chat(&http, &gateway, METERED_KEY, "hello there").status(),
+            200
+        );
+    }
+    let rows = usage(&gateway);
+    let requests = row(&rows, "key", "k-metered", "requests");
+    assert_eq!(requests["used"], 2.0);
+    assert_eq!(requests["reserved"], 0.0);
+    assert_eq!(requests["remaining"], 1.0);
+    let tokens = row(&rows, "team", "metered", "tokens");
+    assert!(tokens["used"].as_f64().unwrap() >= 2.0 * 3.0, "{tokens}");
+
+    let output = std::process::Command::new(sluice_tests::sluice_bin())
+        .args(["usage", "--url", &gateway.server.url("")])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = sluice_tests::text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("key") && l.contains("k-metered"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    // scope id kind window used reserved limit remaining resets
+    assert_eq!(
+        &cells[..8],
+        ["key", "k-metered", "requests", "hour", "2", "0", "3", "1"]
+    );
+    // A gateway that is not there is a clear error.
+    let output = std::process::Command::new(sluice_tests::sluice_bin())
+        .args(["usage", "--url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        sluice_tests::text(&output)
+            .1
+            .contains("cannot reach the gateway")
+    );
+}
+
+#[test]
+fn a_stream_the_caller_walks_away_from_is_still_settled() {
+    use std::io::Read as _;
+    let gateway = Gateway::start();
+    let mut stream = client()
+        .post(gateway.server.url("/v1/chat/completions"))
+        .bearer_auth(WATCHED_KEY)
+        .json(&json!({"model": "trickle", "stream": true,
+            "messages": [{"role": "user", "content": "count slowly"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut start = [0u8; 256];
+    assert!(stream.read(&mut start).unwrap() > 0);
+    // In flight: the prompt's estimate is reserved.
+    let tokens = |rows: &[Value]| row(rows, "team", "metered", "tokens").clone();
+    assert!(tokens(&usage(&gateway))["reserved"].as_f64().unwrap() > 0.0);
+    drop(stream);
+    // The gateway notices at its next write (chunks come every 50 ms) and settles.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let settled = loop {
+        let state = tokens(&usage(&gateway));
+        if state["reserved"] == 0.0 {
+            break state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never settled: {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // The prompt's tokens and the words that went by before the caller left, not the
+    // whole 40-word answer.
+    let used = settled["used"].as_f64().unwrap();
+    assert!(used >= 3.0, "{settled}");
+    assert!(used < 3.0 + 40.0 * 6.0 / 4.0, "{settled}");
 }

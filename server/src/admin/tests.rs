@@ -29,6 +29,7 @@ fn app(store: Arc<PolicyStore>, token: Option<&str>) -> Router {
         store,
         token: token.map(Arc::from),
         audit: None,
+        meter: None,
     })
 }
 

@@ -166,3 +166,46 @@ fn calendar_windows() {
     let december = Window::Month.bounds(end + 10);
     assert_eq!(date(december.1).to_string(), "2027-01-01");
 }
+
+#[test]
+fn usage_lists_every_bound_limit_and_each_counted_member() {
+    let ledger = Ledger::new(vec![
+        LimitConfig {
+            id: Some("research".to_string()),
+            ..limit(Scope::Team, Kind::CostUsd, Window::Month, 100.0)
+        },
+        limit(Scope::Key, Kind::Requests, Window::Minute, 5.0),
+    ]);
+    // Nothing used yet: the team's budget shows, members of the per-key limit do not.
+    let rows = ledger.usage(NOON);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].id.as_str(), rows[0].remaining),
+        ("research", 100.0)
+    );
+    let open = ledger
+        .reserve(&subject("k1", "research"), cost(10.0), NOON)
+        .unwrap();
+    ledger
+        .reserve(&subject("k2", "research"), cost(5.0), NOON)
+        .unwrap()
+        .settle(cost(4.0), NOON);
+    let rows = ledger.usage(NOON);
+    let ids: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.scope.as_str(), r.id.as_str()))
+        .collect();
+    assert_eq!(ids, [("key", "k1"), ("key", "k2"), ("team", "research")]);
+    let team = &rows[2];
+    assert_eq!(
+        (team.used, team.reserved, team.remaining),
+        (4.0, 10.0, 86.0)
+    );
+    assert_eq!(
+        (team.window_start, team.window_end),
+        Window::Month.bounds(NOON)
+    );
+    assert_eq!((rows[0].used, rows[0].reserved), (0.0, 1.0));
+    drop(open);
+    assert_eq!(ledger.usage(NOON)[2].used, 14.0);
+}
