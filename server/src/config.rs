@@ -57,6 +57,9 @@ pub struct Config {
     /// (`{scope, id?, kind: requests|tokens|cost_usd, window: minute|hour|day|month, limit}`);
     /// a call is refused with 429 when one has no room left.
     pub budgets: Vec<crate::meter::LimitConfig>,
+    /// Model prices in US dollars per million tokens (`{input, cached_input?, output}`) by
+    /// upstream model name or prefix, on top of the prices Sluice ships.
+    pub prices: BTreeMap<String, crate::meter::prices::Price>,
     /// The audit trail (DuckDB).
     pub audit: crate::audit::AuditConfig,
     /// How policies' redactions are carried out.
@@ -90,6 +93,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             limits: RequestLimits::default(),
             budgets: Vec::new(),
+            prices: BTreeMap::new(),
             audit: crate::audit::AuditConfig::default(),
             redaction: RedactionConfig::default(),
         }
@@ -454,6 +458,16 @@ impl Config {
                 "limits.max_body_bytes",
                 "must be above 0".to_string(),
             ));
+        }
+        for (model, price) in &self.prices {
+            let valid = |n: f64| n.is_finite() && n >= 0.0;
+            if !(valid(price.input) && valid(price.output) && price.cached_input.is_none_or(valid))
+            {
+                return Err(invalid(
+                    "prices",
+                    format!("the price of `{model}` must be numbers of 0 or more"),
+                ));
+            }
         }
         for (index, budget) in self.budgets.iter().enumerate() {
             if !(budget.limit.is_finite() && budget.limit >= 0.0) {

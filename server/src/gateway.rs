@@ -71,6 +71,8 @@ pub struct Gateway {
     hash_key: Option<Arc<[u8]>>,
     /// Budgets and rate limits.
     meter: Arc<crate::meter::Ledger>,
+    /// Model prices.
+    prices: meter::prices::Prices,
 }
 
 impl Gateway {
@@ -88,6 +90,7 @@ impl Gateway {
             upstreams: Upstreams::new(config)?,
             max_body_bytes: config.limits.max_body_bytes,
             meter: crate::meter::Ledger::new(config.budgets.clone()),
+            prices: meter::prices::Prices::new(&config.prices),
             hash_key: config
                 .redaction
                 .hash_key_file
@@ -100,6 +103,17 @@ impl Gateway {
     /// The budget and rate-limit ledger.
     pub fn meter(&self) -> Arc<meter::Ledger> {
         Arc::clone(&self.meter)
+    }
+
+    /// What `input_tokens` of prompt cost on the dearest deployment of `alias`.
+    pub(crate) fn prompt_cost(&self, alias: &str, input_tokens: u64) -> f64 {
+        self.upstreams
+            .deployments(alias)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| self.prices.of(&d.model))
+            .map(|price| price.cost(input_tokens, 0, 0))
+            .fold(0.0, f64::max)
     }
 
     /// Whether any API key is configured (without one, every call is refused).
@@ -306,17 +320,19 @@ impl Call {
             .state(&meter::Subject::of(&self.principal), meter::now());
     }
 
-    /// Reserves an allowed call's estimate (one request, its input tokens) against every
+    /// Reserves an allowed call's estimate (one request, its input tokens and what they cost
+    /// on the alias's dearest deployment) against every
     /// limit of the principal; a limit without room refuses the call with 429 and a
     /// `retry-after` of the time its window resets, recorded like any failed call.
     fn reserve(
         &self,
         gateway: &Gateway,
         input: &DecisionInput,
+        alias: &str,
     ) -> Result<meter::Reservation, GatewayError> {
         let estimate = meter::Usage {
             tokens: input.usage.input_tokens as f64,
-            cost_usd: input.usage.cost_usd,
+            cost_usd: gateway.prompt_cost(alias, input.usage.input_tokens),
         };
         gateway
             .meter
@@ -1015,18 +1031,22 @@ async fn embed(
     );
     let chars: usize = embeddings.texts.iter().map(String::len).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
+    input.usage.cost_usd = gateway.prompt_cost(&embeddings.model, input.usage.input_tokens);
+    input.usage.estimated = true;
     call.meter(gateway, &mut input);
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         embeddings.rewrite_text(|text| redactor.redact(text));
     }
-    // Charged its estimate (the input tokens) when the call ends, nothing if it fails.
-    let reservation = call.reserve(gateway, &input)?;
+    let plan =
+        plan(gateway, &embeddings.model, &decision).map_err(|e| call.failed(&input, None, e))?;
+    // Charged its estimate (the input tokens and their price) when the call ends, nothing
+    // if it fails.
+    let reservation = call.reserve(gateway, &input, &plan.alias)?;
     let refund = |error: GatewayError| {
         reservation.refund();
         call.failed(&input, None, error)
     };
-    let plan = plan(gateway, &embeddings.model, &decision).map_err(&refund)?;
     let headers = upstream_headers(&decision);
     let build = |d: &Deployment| {
         if matches!(

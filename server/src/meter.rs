@@ -8,6 +8,8 @@
 //! actual usage. A reservation dropped without being settled is charged its estimate, so a
 //! forgotten settle errs on the side of the budget.
 
+pub mod prices;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -34,6 +34,9 @@ pub const CAPPED_KEY: &str = "sk-test-capped";
 /// Key with room for 100 requests an hour, denied by policy from its third call on: the
 /// policy reads the meter's state in `input.limits`.
 pub const WATCHED_KEY: &str = "sk-test-watched";
+/// Key with a budget of $1 a day; upstream model `ok` is priced at $0.01 per input and
+/// $0.02 per output token.
+pub const SPENDER_KEY: &str = "sk-test-spender";
 /// The AWS access key id the `bedrock` provider signs with.
 pub const AWS_KEY_ID: &str = "AKIDSLUICETEST";
 /// The key the gateway sends to the `mock` provider (never a caller's key).
@@ -140,12 +143,16 @@ keys:
   - {{id: k-burst, hash: "{burst}", team: metered}}
   - {{id: k-capped, hash: "{capped}", team: metered}}
   - {{id: k-watched, hash: "{watched}", team: metered}}
+  - {{id: k-spender, hash: "{spender}", team: spenders}}
+prices:
+  ok: {{input: 10000, output: 20000}}
 budgets:
   - {{scope: key, id: k-metered, kind: requests, window: hour, limit: 3}}
   - {{scope: key, id: k-burst, kind: requests, window: day, limit: 10}}
   - {{scope: key, id: k-capped, kind: tokens, window: day, limit: 100}}
   - {{scope: key, id: k-watched, kind: requests, window: hour, limit: 100}}
   - {{scope: team, id: metered, kind: tokens, window: day, limit: 1000000}}
+  - {{scope: key, id: k-spender, kind: cost_usd, window: day, limit: 1.0}}
 providers:
   - {{name: mock, kind: openai_compatible, base_url: "{base}", api_key_file: upstream.key}}
   - {{name: slow, kind: openai_compatible, base_url: "{base}", timeouts: {{first_byte_ms: 300}}}}
@@ -185,6 +192,7 @@ models:
         burst = hash(BURST_KEY),
         capped = hash(CAPPED_KEY),
         watched = hash(WATCHED_KEY),
+        spender = hash(SPENDER_KEY),
         root = base.trim_end_matches("/v1"),
     )
 }

@@ -6,7 +6,9 @@
 
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
-use sluice_tests::gateway_setup::{BURST_KEY, CAPPED_KEY, Gateway, METERED_KEY, WATCHED_KEY};
+use sluice_tests::gateway_setup::{
+    BURST_KEY, CAPPED_KEY, Gateway, METERED_KEY, SPENDER_KEY, WATCHED_KEY,
+};
 use sluice_tests::server::client;
 
 fn chat(http: &Client, gateway: &Gateway, key: &str, content: &str) -> Response {
@@ -235,4 +237,54 @@ fn a_stream_the_caller_walks_away_from_is_still_settled() {
     let used = settled["used"].as_f64().unwrap();
     assert!(used >= 3.0, "{settled}");
     assert!(used < 3.0 + 40.0 * 6.0 / 4.0, "{settled}");
+}
+
+#[test]
+fn a_cost_budget_is_spent_at_the_deployments_price_and_matches_the_audit_trail() {
+    let mut gateway = Gateway::start();
+    let http = client();
+    let mut served = 0;
+    loop {
+        let response = chat(&http, &gateway, SPENDER_KEY, "hello");
+        if response.status() == 429 {
+            let body: Value = response.json().unwrap();
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("cost_usd limit of key `k-spender`"),
+                "{message}"
+            );
+            break;
+        }
+        assert_eq!(response.status(), 200);
+        served += 1;
+        assert!(served < 50, "the $1 budget never ran out");
+    }
+    // Each call costs at least its 3 output tokens at $0.02.
+    assert!((2..=16).contains(&served), "served {served}");
+    let spent = row(&usage(&gateway), "key", "k-spender", "cost_usd")["used"]
+        .as_f64()
+        .unwrap();
+    // Calls reserve their prompt's cost; the answer's is known only at the end, so the last
+    // call admitted may overrun the budget by at most its own cost (every call here costs
+    // the same).
+    let per_call = spent / served as f64;
+    assert!(spent > 1.0 - per_call, "spent {spent}, {per_call} a call");
+    assert!(spent < 1.0 + per_call, "spent {spent}, {per_call} a call");
+    // The audit trail's response rows carry the same costs, to the cent and below.
+    assert!(gateway.server.terminate().success());
+    let connection =
+        duckdb::Connection::open(gateway.dir.path().join("sluice-audit.duckdb")).unwrap();
+    let (rows, audited): (i64, f64) = connection
+        .query_row(
+            "SELECT count(*), sum(cost_usd) FROM decisions \
+             WHERE key_id = 'k-spender' AND surface = 'response' AND allow",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(rows, served as i64);
+    assert!(
+        (audited - spent).abs() < 1e-9,
+        "audited {audited}, metered {spent}"
+    );
 }

@@ -302,19 +302,18 @@ async fn converse(
     );
     let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
     input.usage.input_tokens = (chars as u64).div_ceil(4);
+    input.usage.cost_usd = gateway.prompt_cost(&conversation.model, input.usage.input_tokens);
+    input.usage.estimated = true;
     call.meter(gateway, &mut input);
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         conversation.rewrite_text(|text| redactor.redact(text));
     }
+    let plan =
+        plan(gateway, &conversation.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     // Settled with the tokens of the answer when the call ends (see `Respond`); refunded
     // when no upstream serves it.
-    let reservation = call.reserve(gateway, &input)?;
-    let refund = |error: GatewayError| {
-        reservation.refund();
-        call.failed(&input, None, error)
-    };
-    let plan = plan(gateway, &conversation.model, &decision).map_err(refund)?;
+    let reservation = call.reserve(gateway, &input, &plan.alias)?;
     let headers = upstream_headers(&decision);
 
     // 7. forward, translating for the deployment's wire format.
@@ -369,6 +368,7 @@ async fn converse(
         alias: plan.alias.clone(),
         provider: provider.clone(),
         reservation,
+        price: gateway.prices.of(&deployment.model),
         input_tokens: input.usage.input_tokens,
         output_tokens: AtomicU64::new(0),
     });
@@ -542,20 +542,30 @@ struct Respond {
     /// The call's budget and rate-limit reservation, settled when the answer is done with
     /// (delivered, denied, or abandoned by the caller mid-stream).
     reservation: meter::Reservation,
+    /// The price of the deployment that answers.
+    price: Option<meter::prices::Price>,
     /// The prompt's estimated tokens.
     input_tokens: u64,
     /// The most output tokens seen: the upstream's count, or an estimate from the text.
     output_tokens: AtomicU64,
 }
 
+impl Respond {
+    /// The call's usage so far: the prompt and the most output seen.
+    fn usage(&self) -> meter::Usage {
+        let output = self.output_tokens.load(Ordering::Relaxed);
+        meter::Usage {
+            tokens: (self.input_tokens + output) as f64,
+            cost_usd: self
+                .price
+                .map_or(0.0, |p| p.cost(self.input_tokens, 0, output)),
+        }
+    }
+}
+
 impl Drop for Respond {
     fn drop(&mut self) {
-        let tokens = self.input_tokens + self.output_tokens.load(Ordering::Relaxed);
-        let usage = meter::Usage {
-            tokens: tokens as f64,
-            cost_usd: 0.0,
-        };
-        self.reservation.settle(usage, meter::now());
+        self.reservation.settle(self.usage(), meter::now());
     }
 }
 
@@ -585,6 +595,8 @@ impl Respond {
         let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
         let seen = output_tokens.max((chars as u64).div_ceil(4));
         self.output_tokens.fetch_max(seen, Ordering::Relaxed);
+        // The audit row of the answer carries the call's cost.
+        input.usage.cost_usd = self.usage().cost_usd;
         input
     }
 }

@@ -209,3 +209,51 @@ fn usage_lists_every_bound_limit_and_each_counted_member() {
     drop(open);
     assert_eq!(ledger.usage(NOON)[2].used, 14.0);
 }
+
+#[test]
+fn prices_match_model_families_and_bedrock_ids_and_the_config_overrides_them() {
+    use super::prices::{Price, Prices};
+    let prices = Prices::new(&std::collections::BTreeMap::from([
+        (
+            "gpt-4o".to_string(),
+            Price {
+                input: 1.0,
+                cached_input: None,
+                output: 2.0,
+            },
+        ),
+        (
+            "my-llama".to_string(),
+            Price {
+                input: 0.5,
+                cached_input: None,
+                output: 0.5,
+            },
+        ),
+    ]));
+    let input = |model: &str| prices.of(model).map(|p| p.input);
+    assert_eq!(input("gpt-4o"), Some(1.0), "the config overrides");
+    assert_eq!(input("gpt-4o-2024-08-06"), Some(1.0));
+    assert_eq!(
+        input("gpt-4o-mini-2024-07-18"),
+        Some(0.15),
+        "the longest entry"
+    );
+    assert_eq!(input("gpt-4.1-nano"), Some(0.10));
+    assert_eq!(input("o3-mini"), Some(1.10));
+    assert_eq!(input("o1x"), None, "prefixes end at a boundary");
+    assert_eq!(
+        input("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+        Some(3.0)
+    );
+    assert_eq!(
+        input("us.anthropic.claude-3-7-sonnet-20250219-v1:0"),
+        Some(3.0)
+    );
+    assert_eq!(input("My-Llama-70b"), Some(0.5));
+    assert_eq!(input("unknown-model"), None);
+    let sonnet = prices.of("claude-sonnet-4-20250514").unwrap();
+    // 1,000 input tokens of which 400 cached, 500 output tokens.
+    let cost = sonnet.cost(1_000, 400, 500);
+    assert!((cost - (600.0 * 3.0 + 400.0 * 0.30 + 500.0 * 15.0) / 1e6).abs() < 1e-12);
+}
