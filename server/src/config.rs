@@ -60,6 +60,9 @@ pub struct Config {
     /// Model prices in US dollars per million tokens (`{input, cached_input?, output}`) by
     /// upstream model name or prefix, on top of the prices Sluice ships.
     pub prices: BTreeMap<String, crate::meter::prices::Price>,
+    /// Where budget spend is kept across restarts (JSON, written about every second and at
+    /// shutdown); relative paths are resolved like `audit.path`.
+    pub budget_state_file: PathBuf,
     /// The audit trail (DuckDB).
     pub audit: crate::audit::AuditConfig,
     /// How policies' redactions are carried out.
@@ -94,6 +97,7 @@ impl Default for Config {
             limits: RequestLimits::default(),
             budgets: Vec::new(),
             prices: BTreeMap::new(),
+            budget_state_file: PathBuf::from("sluice-budgets.json"),
             audit: crate::audit::AuditConfig::default(),
             redaction: RedactionConfig::default(),
         }
@@ -215,6 +219,9 @@ impl Config {
         if let Some(base) = path.parent() {
             if config.policy_dir.is_relative() {
                 config.policy_dir = base.join(&config.policy_dir);
+            }
+            if config.budget_state_file.is_relative() {
+                config.budget_state_file = base.join(&config.budget_state_file);
             }
             if config.audit.path.is_relative() {
                 config.audit.path = base.join(&config.audit.path);

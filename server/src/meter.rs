@@ -9,6 +9,7 @@
 //! forgotten settle errs on the side of the budget.
 
 pub mod prices;
+pub mod saved;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -216,6 +217,26 @@ pub struct UsageRow {
     pub remaining: f64,
 }
 
+/// A counter as saved across restarts: what it counts and its spend in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Saved {
+    /// Whose usage.
+    pub scope: Scope,
+    /// The id the limit is bound to, if any.
+    pub limit_id: Option<String>,
+    /// What it counts.
+    pub kind: Kind,
+    /// Its window.
+    pub window: Window,
+    /// The scope member counted.
+    pub id: String,
+    /// The window the spend belongs to (its start, Unix seconds).
+    pub window_start: i64,
+    /// Settled usage plus reservations still open when saved.
+    pub used: f64,
+}
+
 /// A limit a call would overrun.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exceeded {
@@ -257,6 +278,8 @@ impl Counter {
 pub struct Ledger {
     limits: Vec<LimitConfig>,
     counters: Mutex<HashMap<CounterKey, Counter>>,
+    /// Bumped by every change, so a saver writes only when there is something new.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 /// A call's reserved estimate, to be settled with its actual usage.
@@ -275,6 +298,7 @@ impl Ledger {
         Arc::new(Ledger {
             limits,
             counters: Mutex::new(HashMap::new()),
+            changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -324,6 +348,66 @@ impl Ledger {
                 Ledger::describe(limit, &id, counter.used + counter.reserved)
             })
             .collect()
+    }
+
+    /// How many changes the ledger has seen.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every counter with spend, for saving: open reservations count as spent, so a crash
+    /// mid-call errs on the side of the budget.
+    pub fn snapshot(&self) -> Vec<Saved> {
+        let counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut saved: Vec<Saved> = counters
+            .iter()
+            .filter(|(_, c)| c.used + c.reserved > 0.0)
+            .filter_map(|(key, counter)| {
+                let limit = self.limits.get(key.limit)?;
+                Some(Saved {
+                    scope: limit.scope,
+                    limit_id: limit.id.clone(),
+                    kind: limit.kind,
+                    window: limit.window,
+                    id: key.id.clone(),
+                    window_start: counter.window_start,
+                    used: counter.used + counter.reserved,
+                })
+            })
+            .collect();
+        saved.sort_by(|a, b| (&a.id, a.window_start).cmp(&(&b.id, b.window_start)));
+        saved
+    }
+
+    /// Takes back saved spend whose window is still current at `now`, for the limits that
+    /// are still configured (the same scope, id, kind and window; the amount may change).
+    /// Returns how many counters were restored.
+    pub fn restore(&self, saved: &[Saved], now: i64) -> usize {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut restored = 0;
+        for entry in saved {
+            let found = self.limits.iter().position(|l| {
+                l.scope == entry.scope
+                    && l.id == entry.limit_id
+                    && l.kind == entry.kind
+                    && l.window == entry.window
+            });
+            let Some(index) = found else { continue };
+            let Some(limit) = self.limits.get(index) else {
+                continue;
+            };
+            let (start, _) = limit.window.bounds(now);
+            if entry.window_start != start {
+                continue;
+            }
+            let key = CounterKey {
+                limit: index,
+                id: entry.id.clone(),
+            };
+            counters.entry(key).or_default().current(start).used += entry.used;
+            restored += 1;
+        }
+        restored
     }
 
     /// Every counter in its current window at `now`: each limit bound to an id, used or
@@ -395,6 +479,8 @@ impl Ledger {
                 counter.reserved += amount;
             }
         }
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(Reservation {
             ledger: Arc::clone(self),
             held,
@@ -418,6 +504,8 @@ impl Ledger {
             // stream across midnight still counts against a daily budget.
             counter.current(start).used += actual.of(limit.kind);
         }
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -19,6 +19,7 @@ use crate::admin::{self, AdminState};
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::gateway::{self, Gateway};
+use crate::meter;
 use crate::reload::{self, PolicyStore};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -182,12 +183,23 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
         None
     };
     let gateway = Arc::new(Gateway::new(&config, Arc::clone(&store), audit.clone())?);
+    let gateway_meter = gateway.meter();
     if !gateway.has_keys() {
         tracing::warn!("no API keys are configured (`keys`): every model call will get 401");
     }
     if config.keys.iter().any(|k| k.id == "demo") && !local.ip().is_loopback() {
         tracing::warn!(listen = %local, "the demo key is active on a non-loopback address");
     }
+    // Spend survives restarts: saved counters of windows still open count again.
+    let saver = if config.budgets.is_empty() {
+        None
+    } else {
+        let ledger = gateway.meter();
+        let path = config.budget_state_file.clone();
+        let restored = ledger.restore(&meter::saved::load(&path)?, meter::now());
+        tracing::info!(path = %path.display(), restored, "budget state loaded");
+        Some(tokio::spawn(save_budgets(ledger, path)))
+    };
     let watcher = reload::spawn_watcher(Arc::clone(&store), config.reload);
     let app = admin::router(AdminState {
         store: Arc::clone(&store),
@@ -225,6 +237,15 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
         }
     };
     watcher.stop().await;
+    if let Some(saver) = saver {
+        saver.abort();
+        let ledger = gateway_meter;
+        let path = config.budget_state_file.clone();
+        let saved = ledger.snapshot();
+        tokio::task::spawn_blocking(move || meter::saved::save(&path, &saved))
+            .await
+            .context("the budget state could not be saved")??;
+    }
     if let Some(audit) = audit {
         // Every decision made is written before the process exits.
         tokio::task::spawn_blocking(move || audit.shutdown())
@@ -233,6 +254,29 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     result
+}
+
+/// Saves the budget counters about every second while they change; a failure is logged
+/// and retried at the next tick.
+async fn save_budgets(ledger: Arc<meter::Ledger>, path: std::path::PathBuf) {
+    let mut saved_at = ledger.changes();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let changes = ledger.changes();
+        if changes == saved_at {
+            continue;
+        }
+        let snapshot = ledger.snapshot();
+        let target = path.clone();
+        match tokio::task::spawn_blocking(move || meter::saved::save(&target, &snapshot)).await {
+            Ok(Ok(())) => saved_at = changes,
+            Ok(Err(error)) => {
+                tracing::error!(error = format!("{error:#}"), "cannot save the budget state")
+            }
+            Err(error) => tracing::error!(%error, "cannot save the budget state"),
+        }
+    }
 }
 
 /// Listens for SIGINT and SIGTERM from now on (not from the first poll, so a signal sent

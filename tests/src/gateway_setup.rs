@@ -111,20 +111,33 @@ impl Gateway {
         write("upstream.key", &format!("{UPSTREAM_KEY}\n"));
         write("hash.key", "test-hash-key-0123456789abcdefghijklmnop\n");
         write("sluice.yaml", &config(&upstream.base_url));
-        let config = dir.path().join("sluice.yaml");
-        let server = Server::start_with_env(
-            &["serve".as_ref(), "--config".as_ref(), config.as_os_str()],
-            &[
-                ("SLUICE_TEST_AWS_KEY_ID", AWS_KEY_ID),
-                ("SLUICE_TEST_AWS_SECRET", "test-secret-key"),
-            ],
-        );
+        let server = serve(dir.path());
         Gateway {
             dir,
             upstream,
             server,
         }
     }
+
+    /// Stops the gateway (gracefully) and starts it again on the same files.
+    pub fn restart(&mut self) {
+        assert!(self.server.terminate().success(), "{}", self.server.log());
+        self.server = serve(self.dir.path());
+    }
+}
+
+/// The environment the gateway's config reads credentials from.
+pub const ENV: &[(&str, &str)] = &[
+    ("SLUICE_TEST_AWS_KEY_ID", AWS_KEY_ID),
+    ("SLUICE_TEST_AWS_SECRET", "test-secret-key"),
+];
+
+fn serve(dir: &std::path::Path) -> Server {
+    let config = dir.join("sluice.yaml");
+    Server::start_with_env(
+        &["serve".as_ref(), "--config".as_ref(), config.as_os_str()],
+        ENV,
+    )
 }
 
 /// The gateway config: every alias maps to one behaviour of the scripted upstream at `base`.

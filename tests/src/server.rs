@@ -145,7 +145,15 @@ pub fn serve_until_exit(policy_dir: &std::ffi::OsStr) -> (ExitStatus, String) {
 
 /// Runs `sluice ARGS` expecting it to exit by itself; returns its status and whole log.
 pub fn run_until_exit(args: &[&std::ffi::OsStr]) -> (ExitStatus, String) {
-    let (mut child, lines, log, _cwd) = spawn_in(args, &[]);
+    run_until_exit_with_env(args, &[])
+}
+
+/// `run_until_exit` with extra environment variables.
+pub fn run_until_exit_with_env(
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (ExitStatus, String) {
+    let (mut child, lines, log, _cwd) = spawn_in(args, env);
     let status = wait_exit(&mut child).expect("sluice should exit");
     // The reader thread ends at end of output: after it, the log is complete.
     lines.iter().for_each(drop);

@@ -288,3 +288,31 @@ fn a_cost_budget_is_spent_at_the_deployments_price_and_matches_the_audit_trail()
         "audited {audited}, metered {spent}"
     );
 }
+
+#[test]
+fn spend_survives_a_restart() {
+    let mut gateway = Gateway::start();
+    let http = client();
+    for _ in 0..2 {
+        assert_eq!(chat(&http, &gateway, METERED_KEY, "hello").status(), 200);
+    }
+    gateway.restart();
+    let rows = usage(&gateway);
+    assert_eq!(row(&rows, "key", "k-metered", "requests")["used"], 2.0);
+    assert_eq!(chat(&http, &gateway, METERED_KEY, "hello").status(), 200);
+    assert_eq!(chat(&http, &gateway, METERED_KEY, "hello").status(), 429);
+    // A state file that cannot be read stops the gateway with its name rather than
+    // starting from zero.
+    assert!(gateway.server.terminate().success());
+    std::fs::write(gateway.dir.path().join("sluice-budgets.json"), "not json").unwrap();
+    let config = gateway.dir.path().join("sluice.yaml");
+    let (status, log) = sluice_tests::server::run_until_exit_with_env(
+        &["serve".as_ref(), "--config".as_ref(), config.as_os_str()],
+        sluice_tests::gateway_setup::ENV,
+    );
+    assert!(!status.success());
+    assert!(
+        log.contains("sluice-budgets.json") && log.contains("not valid"),
+        "{log}"
+    );
+}

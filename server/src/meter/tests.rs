@@ -257,3 +257,47 @@ fn prices_match_model_families_and_bedrock_ids_and_the_config_overrides_them() {
     let cost = sonnet.cost(1_000, 400, 500);
     assert!((cost - (600.0 * 3.0 + 400.0 * 0.30 + 500.0 * 15.0) / 1e6).abs() < 1e-12);
 }
+
+#[test]
+fn saved_spend_comes_back_for_windows_still_open_and_limits_still_configured() {
+    let limits = vec![
+        limit(Scope::Key, Kind::CostUsd, Window::Day, 10.0),
+        limit(Scope::Key, Kind::Requests, Window::Minute, 100.0),
+    ];
+    let ledger = Ledger::new(limits.clone());
+    let who = subject("k", "t");
+    ledger
+        .reserve(&who, cost(1.0), NOON)
+        .unwrap()
+        .settle(cost(2.5), NOON);
+    let open = ledger.reserve(&who, cost(1.0), NOON).unwrap();
+    let before = ledger.changes();
+    let saved = ledger.snapshot();
+    // The open reservation is saved as spent.
+    let day = saved.iter().find(|s| s.kind == Kind::CostUsd).unwrap();
+    assert_eq!(day.used, 3.5);
+    std::mem::forget(open);
+    assert_eq!(ledger.changes(), before);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budgets.json");
+    assert!(saved::load(&path).unwrap().is_empty(), "no file yet");
+    saved::save(&path, &saved).unwrap();
+    let loaded = saved::load(&path).unwrap();
+    assert_eq!(loaded, saved);
+
+    // Restarted the same day, two minutes later: the day's spend is back, the minute's
+    // requests are not (their window closed); a limit no longer configured is skipped.
+    let restarted = Ledger::new(vec![limits[0].clone()]);
+    assert_eq!(restarted.restore(&loaded, NOON + 120), 1);
+    assert_eq!(restarted.state(&who, NOON + 120)[0].used, 3.5);
+    let next_day = Ledger::new(limits);
+    assert_eq!(next_day.restore(&loaded, NOON + 86_400), 0);
+
+    std::fs::write(&path, "{").unwrap();
+    let err = format!("{:#}", saved::load(&path).unwrap_err());
+    assert!(
+        err.contains("budgets.json") && err.contains("not valid"),
+        "{err}"
+    );
+}
