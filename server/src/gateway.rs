@@ -353,6 +353,7 @@ impl Call {
                     ),
                 );
                 error.retry_after = Some(exceeded.retry_after_s);
+                error.headroom = vec![exceeded.headroom];
                 self.failed(input, None, error)
             })
     }

@@ -237,6 +237,28 @@ pub struct Saved {
     pub used: f64,
 }
 
+/// What is left of the tightest limit of one kind, for rate-limit response headers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Headroom {
+    /// What the limit counts.
+    pub kind: Kind,
+    /// The limit per window.
+    pub limit: f64,
+    /// What is left, this call included.
+    pub remaining: f64,
+    /// When its window resets, Unix seconds.
+    pub reset_at: i64,
+}
+
+/// Keeps, per kind, the headroom with the least remaining.
+fn tightest(headroom: &mut Vec<Headroom>, candidate: Headroom) {
+    match headroom.iter_mut().find(|h| h.kind == candidate.kind) {
+        Some(h) if candidate.remaining < h.remaining => *h = candidate,
+        Some(_) => {}
+        None => headroom.push(candidate),
+    }
+}
+
 /// A limit a call would overrun.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exceeded {
@@ -244,6 +266,8 @@ pub struct Exceeded {
     pub limit: Limit,
     /// Seconds until its window resets.
     pub retry_after_s: u64,
+    /// The limit that refused, with nothing left.
+    pub headroom: Headroom,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -290,6 +314,7 @@ pub struct Reservation {
     held: Vec<(CounterKey, i64, f64)>,
     estimate: Usage,
     settled: std::sync::atomic::AtomicBool,
+    headroom: Vec<Headroom>,
 }
 
 impl Ledger {
@@ -458,20 +483,36 @@ impl Ledger {
         subject: &Subject,
         estimate: Usage,
         now: i64,
-    ) -> Result<Reservation, Exceeded> {
+    ) -> Result<Reservation, Box<Exceeded>> {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         let mut held = Vec::new();
+        let mut headroom = Vec::new();
         for (limit, key) in self.applicable(subject) {
             let (start, end) = limit.window.bounds(now);
             let amount = estimate.of(limit.kind);
             let counter = counters.entry(key.clone()).or_default().current(start);
             let taken = counter.used + counter.reserved;
             if taken + amount > limit.limit {
-                return Err(Exceeded {
+                return Err(Box::new(Exceeded {
                     limit: Ledger::describe(limit, &key.id, taken),
                     retry_after_s: u64::try_from(end - now).unwrap_or(0).max(1),
-                });
+                    headroom: Headroom {
+                        kind: limit.kind,
+                        limit: limit.limit,
+                        remaining: 0.0,
+                        reset_at: end,
+                    },
+                }));
             }
+            tightest(
+                &mut headroom,
+                Headroom {
+                    kind: limit.kind,
+                    limit: limit.limit,
+                    remaining: limit.limit - taken - amount,
+                    reset_at: end,
+                },
+            );
             held.push((key, start, amount));
         }
         for (key, _, amount) in &held {
@@ -486,6 +527,7 @@ impl Ledger {
             held,
             estimate,
             settled: std::sync::atomic::AtomicBool::new(false),
+            headroom,
         })
     }
 
@@ -513,6 +555,11 @@ impl Reservation {
     /// What was reserved.
     pub fn estimate(&self) -> Usage {
         self.estimate
+    }
+
+    /// Per kind, what is left of the tightest limit once this call is counted.
+    pub fn headroom(&self) -> &[Headroom] {
+        &self.headroom
     }
 
     /// Replaces the estimate with the actual usage at `now` (Unix seconds); only the first

@@ -28,11 +28,20 @@ fn forwarded(gateway: &Gateway) -> usize {
 fn a_request_limit_refuses_with_429_and_retry_after_in_the_callers_format() {
     let gateway = Gateway::start();
     let http = client();
-    for _ in 0..3 {
-        assert_eq!(chat(&http, &gateway, METERED_KEY, "hello").status(), 200);
+    let header =
+        |response: &Response, name: &str| response.headers()[name].to_str().unwrap().to_string();
+    for remaining in ["2", "1", "0"] {
+        let served = chat(&http, &gateway, METERED_KEY, "hello");
+        assert_eq!(served.status(), 200);
+        // OpenAI's rate-limit headers, for the key's request limit.
+        assert_eq!(header(&served, "x-ratelimit-limit-requests"), "3");
+        assert_eq!(header(&served, "x-ratelimit-remaining-requests"), remaining);
+        let reset = header(&served, "x-ratelimit-reset-requests");
+        assert!(reset.ends_with('s') && reset.len() >= 2, "{reset}");
     }
     let refused = chat(&http, &gateway, METERED_KEY, "hello");
     assert_eq!(refused.status(), 429);
+    assert_eq!(header(&refused, "x-ratelimit-remaining-requests"), "0");
     let retry: u64 = refused.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -56,6 +65,17 @@ fn a_request_limit_refuses_with_429_and_retry_after_in_the_callers_format() {
         .unwrap();
     assert_eq!(anthropic.status(), 429);
     assert!(anthropic.headers().contains_key("retry-after"));
+    assert_eq!(
+        anthropic.headers()["anthropic-ratelimit-requests-remaining"],
+        "0"
+    );
+    let reset = anthropic.headers()["anthropic-ratelimit-requests-reset"]
+        .to_str()
+        .unwrap();
+    assert!(
+        time::OffsetDateTime::parse(reset, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{reset}"
+    );
     let body: Value = anthropic.json().unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "rate_limit_error");

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use sluice_engine::Decision;
 use sluice_engine::input::{Content, DecisionInput, Message, Surface};
 
-use super::error::{Format, GatewayError, Kind};
+use super::error::{Format, GatewayError, Kind, insert_rate_limits};
 use super::openai::{self, ChatRequest};
 use super::stream::{self, Adapter};
 use super::upstream::Deployment;
@@ -314,6 +314,7 @@ async fn converse(
     // Settled with the tokens of the answer when the call ends (see `Respond`); refunded
     // when no upstream serves it.
     let reservation = call.reserve(gateway, &input, &plan.alias)?;
+    let headroom = reservation.headroom().to_vec();
     let headers = upstream_headers(&decision);
 
     // 7. forward, translating for the deployment's wire format.
@@ -487,7 +488,9 @@ async fn converse(
         };
         finish(&respond_call, format, body)?
     };
-    Ok(with_decision_header(response, &decision))
+    let mut response = with_decision_header(response, &decision);
+    insert_rate_limits(response.headers_mut(), format, &headroom, meter::now());
+    Ok(response)
 }
 
 fn text_message(text: &str) -> Vec<Message> {

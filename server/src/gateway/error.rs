@@ -116,6 +116,8 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Seconds after which a retry may succeed (429, 503).
     pub retry_after: Option<u64>,
+    /// Sluice's own limits, for rate-limit headers.
+    pub headroom: Vec<crate::meter::Headroom>,
 }
 
 impl GatewayError {
@@ -126,6 +128,7 @@ impl GatewayError {
             message: message.into(),
             param: None,
             retry_after: None,
+            headroom: Vec::new(),
         }
     }
 
@@ -162,7 +165,78 @@ impl GatewayError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+        insert_rate_limits(
+            response.headers_mut(),
+            format,
+            &self.headroom,
+            crate::meter::now(),
+        );
         response
+    }
+}
+
+/// Rate-limit headers as each API sends them, for the tightest request and token limits:
+/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (reset as a duration,
+/// e.g. `6m0s`), Anthropic's `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`
+/// (reset as an RFC 3339 time). Cost budgets have no standard header.
+pub fn insert_rate_limits(
+    headers: &mut axum::http::HeaderMap,
+    format: Format,
+    headroom: &[crate::meter::Headroom],
+    now: i64,
+) {
+    use crate::meter::Kind as Counted;
+    for h in headroom {
+        let what = match h.kind {
+            Counted::Requests => "requests",
+            Counted::Tokens => "tokens",
+            Counted::CostUsd => continue,
+        };
+        let whole = |n: f64| format!("{:.0}", n.max(0.0).floor());
+        let (names, reset) = match format {
+            Format::OpenAi => {
+                let seconds = (h.reset_at - now).max(0);
+                let (minutes, seconds) = (seconds / 60, seconds % 60);
+                let reset = if minutes > 0 {
+                    format!("{minutes}m{seconds}s")
+                } else {
+                    format!("{seconds}s")
+                };
+                (
+                    [
+                        format!("x-ratelimit-limit-{what}"),
+                        format!("x-ratelimit-remaining-{what}"),
+                        format!("x-ratelimit-reset-{what}"),
+                    ],
+                    reset,
+                )
+            }
+            Format::Anthropic => (
+                [
+                    format!("anthropic-ratelimit-{what}-limit"),
+                    format!("anthropic-ratelimit-{what}-remaining"),
+                    format!("anthropic-ratelimit-{what}-reset"),
+                ],
+                time::OffsetDateTime::from_unix_timestamp(h.reset_at)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default(),
+            ),
+        };
+        for (name, value) in names
+            .iter()
+            .zip([whole(h.limit), whole(h.remaining), reset])
+        {
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
     }
 }
 
@@ -173,6 +247,7 @@ impl From<super::openai::BadRequest> for GatewayError {
             message: bad.message,
             param: bad.param,
             retry_after: None,
+            headroom: Vec::new(),
         }
     }
 }

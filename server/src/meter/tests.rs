@@ -301,3 +301,29 @@ fn saved_spend_comes_back_for_windows_still_open_and_limits_still_configured() {
         "{err}"
     );
 }
+
+#[test]
+fn headroom_reports_the_tightest_limit_of_each_kind() {
+    let ledger = Ledger::new(vec![
+        limit(Scope::Key, Kind::Requests, Window::Minute, 100.0),
+        limit(Scope::Team, Kind::Requests, Window::Hour, 5.0),
+        limit(Scope::Key, Kind::Tokens, Window::Day, 1_000.0),
+    ]);
+    let who = subject("k", "t");
+    let usage = Usage {
+        tokens: 250.0,
+        cost_usd: 0.0,
+    };
+    let reservation = ledger.reserve(&who, usage, NOON).unwrap();
+    let headroom = reservation.headroom();
+    let requests = headroom.iter().find(|h| h.kind == Kind::Requests).unwrap();
+    assert_eq!(
+        (requests.limit, requests.remaining),
+        (5.0, 4.0),
+        "the team's hour is tighter"
+    );
+    assert_eq!(requests.reset_at, Window::Hour.bounds(NOON).1);
+    let tokens = headroom.iter().find(|h| h.kind == Kind::Tokens).unwrap();
+    assert_eq!(tokens.remaining, 750.0);
+    assert_eq!(headroom.len(), 2);
+}
