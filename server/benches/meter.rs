@@ -23,7 +23,7 @@ fn limits() -> Vec<LimitConfig> {
         scope,
         id: None,
         kind,
-        window,
+        window: Some(window),
         limit,
     };
     vec![

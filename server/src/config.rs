@@ -477,14 +477,8 @@ impl Config {
             }
         }
         for (index, budget) in self.budgets.iter().enumerate() {
-            if !(budget.limit.is_finite() && budget.limit >= 0.0) {
-                return Err(invalid(
-                    "budgets[].limit",
-                    format!(
-                        "must be a number of 0 or more, not {} (budget {index})",
-                        budget.limit
-                    ),
-                ));
+            if let Some(problem) = budget.problem() {
+                return Err(invalid("budgets[]", format!("budget {index}: {problem}")));
             }
         }
         Ok(())

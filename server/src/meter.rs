@@ -56,6 +56,8 @@ pub enum Kind {
     Tokens,
     /// Cost in US dollars.
     CostUsd,
+    /// Calls in flight at once (no window: a call counts until it ends).
+    Concurrent,
 }
 
 impl Kind {
@@ -64,6 +66,7 @@ impl Kind {
             Kind::Requests => "requests",
             Kind::Tokens => "tokens",
             Kind::CostUsd => "cost_usd",
+            Kind::Concurrent => "concurrent",
         }
     }
 }
@@ -132,10 +135,41 @@ pub struct LimitConfig {
     pub id: Option<String>,
     /// What it counts.
     pub kind: Kind,
-    /// When it resets.
-    pub window: Window,
-    /// The most that may be used in one window.
+    /// When it resets; required for every kind but `concurrent`, which has none.
+    #[serde(default)]
+    pub window: Option<Window>,
+    /// The most that may be used in one window (or be in flight, for `concurrent`).
     pub limit: f64,
+}
+
+impl LimitConfig {
+    /// The window holding `now`, as its start and end; a limit without a window (calls in
+    /// flight) has one that never ends.
+    fn bounds(&self, now: i64) -> (i64, i64) {
+        self.window.map_or((0, i64::MAX), |w| w.bounds(now))
+    }
+
+    fn window_name(&self) -> &'static str {
+        self.window.map_or("in_flight", Window::as_str)
+    }
+
+    /// What is wrong with this limit, if anything: it needs a window unless it is
+    /// `concurrent`, and a limit of 0 or more.
+    pub fn problem(&self) -> Option<String> {
+        if !(self.limit.is_finite() && self.limit >= 0.0) {
+            return Some(format!("must be a number of 0 or more, not {}", self.limit));
+        }
+        match (self.kind, self.window) {
+            (Kind::Concurrent, Some(_)) => {
+                Some("a `concurrent` limit has no window (calls count while in flight)".into())
+            }
+            (Kind::Concurrent, None) | (_, Some(_)) => None,
+            (kind, None) => Some(format!(
+                "a `{}` limit needs a window: minute, hour, day or month",
+                kind.as_str()
+            )),
+        }
+    }
 }
 
 /// Who is calling, by scope.
@@ -185,7 +219,7 @@ pub struct Usage {
 impl Usage {
     fn of(self, kind: Kind) -> f64 {
         match kind {
-            Kind::Requests => 1.0,
+            Kind::Requests | Kind::Concurrent => 1.0,
             Kind::Tokens => self.tokens,
             Kind::CostUsd => self.cost_usd,
         }
@@ -228,7 +262,7 @@ pub struct Saved {
     /// What it counts.
     pub kind: Kind,
     /// Its window.
-    pub window: Window,
+    pub window: Option<Window>,
     /// The scope member counted.
     pub id: String,
     /// The window the spend belongs to (its start, Unix seconds).
@@ -355,7 +389,7 @@ impl Ledger {
             scope: limit.scope.as_str().to_string(),
             id: id.to_string(),
             kind: limit.kind.as_str().to_string(),
-            window: limit.window.as_str().to_string(),
+            window: limit.window_name().to_string(),
             limit: limit.limit,
             used,
         }
@@ -367,7 +401,7 @@ impl Ledger {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         self.applicable(subject)
             .map(|(limit, key)| {
-                let (start, _) = limit.window.bounds(now);
+                let (start, _) = limit.bounds(now);
                 let id = key.id.clone();
                 let counter = counters.entry(key).or_default().current(start);
                 Ledger::describe(limit, &id, counter.used + counter.reserved)
@@ -388,7 +422,8 @@ impl Ledger {
             .iter()
             .filter(|(_, c)| c.used + c.reserved > 0.0)
             .filter_map(|(key, counter)| {
-                let limit = self.limits.get(key.limit)?;
+                // Calls in flight end with the process; they are not spend.
+                let limit = self.limits.get(key.limit).filter(|l| l.window.is_some())?;
                 Some(Saved {
                     scope: limit.scope,
                     limit_id: limit.id.clone(),
@@ -421,7 +456,7 @@ impl Ledger {
             let Some(limit) = self.limits.get(index) else {
                 continue;
             };
-            let (start, _) = limit.window.bounds(now);
+            let (start, _) = limit.bounds(now);
             if entry.window_start != start {
                 continue;
             }
@@ -454,13 +489,13 @@ impl Ledger {
             .iter_mut()
             .filter_map(|(key, counter)| {
                 let limit = self.limits.get(key.limit)?;
-                let (start, end) = limit.window.bounds(now);
+                let (start, end) = limit.bounds(now);
                 let counter = counter.current(start);
                 Some(UsageRow {
                     scope: limit.scope.as_str().to_string(),
                     id: key.id.clone(),
                     kind: limit.kind.as_str().to_string(),
-                    window: limit.window.as_str().to_string(),
+                    window: limit.window_name().to_string(),
                     window_start: start,
                     window_end: end,
                     limit: limit.limit,
@@ -488,14 +523,17 @@ impl Ledger {
         let mut held = Vec::new();
         let mut headroom = Vec::new();
         for (limit, key) in self.applicable(subject) {
-            let (start, end) = limit.window.bounds(now);
+            let (start, end) = limit.bounds(now);
             let amount = estimate.of(limit.kind);
             let counter = counters.entry(key.clone()).or_default().current(start);
             let taken = counter.used + counter.reserved;
             if taken + amount > limit.limit {
                 return Err(Box::new(Exceeded {
                     limit: Ledger::describe(limit, &key.id, taken),
-                    retry_after_s: u64::try_from(end - now).unwrap_or(0).max(1),
+                    // Room in a concurrency limit comes back when a call ends: soon.
+                    retry_after_s: u64::try_from(end.saturating_sub(now))
+                        .unwrap_or(0)
+                        .clamp(1, if limit.window.is_some() { u64::MAX } else { 1 }),
                     headroom: Headroom {
                         kind: limit.kind,
                         limit: limit.limit,
@@ -537,14 +575,16 @@ impl Ledger {
             let Some(limit) = self.limits.get(key.limit) else {
                 continue;
             };
-            let (start, _) = limit.window.bounds(now);
+            let (start, _) = limit.bounds(now);
             let counter = counters.entry(key.clone()).or_default();
             if counter.window_start == *reserved_in {
                 counter.reserved = (counter.reserved - amount).max(0.0);
             }
             // A call that outlives its window is charged to the window it ends in, so a
             // stream across midnight still counts against a daily budget.
-            counter.current(start).used += actual.of(limit.kind);
+            if limit.kind != Kind::Concurrent {
+                counter.current(start).used += actual.of(limit.kind);
+            }
         }
         self.changes
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);

@@ -37,6 +37,8 @@ pub const WATCHED_KEY: &str = "sk-test-watched";
 /// Key with a budget of $1 a day; upstream model `ok` is priced at $0.01 per input and
 /// $0.02 per output token.
 pub const SPENDER_KEY: &str = "sk-test-spender";
+/// Key allowed 2 calls in flight at once.
+pub const PARALLEL_KEY: &str = "sk-test-parallel";
 /// The AWS access key id the `bedrock` provider signs with.
 pub const AWS_KEY_ID: &str = "AKIDSLUICETEST";
 /// The key the gateway sends to the `mock` provider (never a caller's key).
@@ -157,6 +159,7 @@ keys:
   - {{id: k-capped, hash: "{capped}", team: metered}}
   - {{id: k-watched, hash: "{watched}", team: metered}}
   - {{id: k-spender, hash: "{spender}", team: spenders}}
+  - {{id: k-parallel, hash: "{parallel}", team: spenders}}
 prices:
   ok: {{input: 10000, output: 20000}}
 budgets:
@@ -166,6 +169,7 @@ budgets:
   - {{scope: key, id: k-watched, kind: requests, window: hour, limit: 100}}
   - {{scope: team, id: metered, kind: tokens, window: day, limit: 1000000}}
   - {{scope: key, id: k-spender, kind: cost_usd, window: day, limit: 1.0}}
+  - {{scope: key, id: k-parallel, kind: concurrent, limit: 2}}
 providers:
   - {{name: mock, kind: openai_compatible, base_url: "{base}", api_key_file: upstream.key}}
   - {{name: slow, kind: openai_compatible, base_url: "{base}", timeouts: {{first_byte_ms: 300}}}}
@@ -206,6 +210,7 @@ models:
         capped = hash(CAPPED_KEY),
         watched = hash(WATCHED_KEY),
         spender = hash(SPENDER_KEY),
+        parallel = hash(PARALLEL_KEY),
         root = base.trim_end_matches("/v1"),
     )
 }

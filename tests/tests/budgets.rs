@@ -7,7 +7,7 @@
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use sluice_tests::gateway_setup::{
-    BURST_KEY, CAPPED_KEY, Gateway, METERED_KEY, SPENDER_KEY, WATCHED_KEY,
+    BURST_KEY, CAPPED_KEY, Gateway, METERED_KEY, PARALLEL_KEY, SPENDER_KEY, WATCHED_KEY,
 };
 use sluice_tests::server::client;
 
@@ -335,4 +335,52 @@ fn spend_survives_a_restart() {
         log.contains("sluice-budgets.json") && log.contains("not valid"),
         "{log}"
     );
+}
+
+#[test]
+fn a_concurrency_limit_refuses_a_third_call_while_two_stream() {
+    use std::io::Read as _;
+    let gateway = Gateway::start();
+    let http = client();
+    let open_stream = || {
+        let mut stream = http
+            .post(gateway.server.url("/v1/chat/completions"))
+            .bearer_auth(PARALLEL_KEY)
+            .json(&json!({"model": "trickle", "stream": true,
+                "messages": [{"role": "user", "content": "count slowly"}]}))
+            .send()
+            .unwrap();
+        assert_eq!(stream.status(), 200);
+        let mut start = [0u8; 64];
+        assert!(stream.read(&mut start).unwrap() > 0);
+        stream
+    };
+    let (first, second) = (open_stream(), open_stream());
+    let refused = chat(&http, &gateway, PARALLEL_KEY, "one more");
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("concurrent limit of key `k-parallel`"),
+        "{body}"
+    );
+    // A stream that ends, even by the caller walking away, gives its place back.
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = chat(&http, &gateway, PARALLEL_KEY, "now?");
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never came back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(second);
 }

@@ -181,9 +181,24 @@ fn budgets_parse_and_a_negative_or_unknown_one_is_refused_by_name() {
     .unwrap();
     let err = negative.validate().unwrap_err().to_string();
     assert!(
-        err.contains("budgets[].limit") && err.contains("budget 0"),
+        err.contains("budgets[]") && err.contains("budget 0: must be a number"),
         "{err}"
     );
+    for (yaml, expected) in [
+        ("{scope: key, kind: tokens, limit: 1}", "needs a window"),
+        (
+            "{scope: key, kind: concurrent, window: day, limit: 1}",
+            "has no window",
+        ),
+    ] {
+        let config = Config::from_yaml(&format!("budgets:\n  - {yaml}\n")).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains(expected), "{yaml}: {err}");
+    }
+    Config::from_yaml("budgets:\n  - {scope: team, kind: concurrent, limit: 8}\n")
+        .unwrap()
+        .validate()
+        .unwrap();
     let err = Config::from_yaml(
         "budgets:\n  - {scope: galaxy, kind: requests, window: minute, limit: 1}\n",
     )

@@ -190,7 +190,7 @@ pub fn insert_rate_limits(
         let what = match h.kind {
             Counted::Requests => "requests",
             Counted::Tokens => "tokens",
-            Counted::CostUsd => continue,
+            Counted::CostUsd | Counted::Concurrent => continue,
         };
         let whole = |n: f64| format!("{:.0}", n.max(0.0).floor());
         let (names, reset) = match format {

@@ -19,7 +19,7 @@ fn limit(scope: Scope, kind: Kind, window: Window, limit: f64) -> LimitConfig {
         scope,
         id: None,
         kind,
-        window,
+        window: Some(window),
         limit,
     }
 }
@@ -326,4 +326,38 @@ fn headroom_reports_the_tightest_limit_of_each_kind() {
     let tokens = headroom.iter().find(|h| h.kind == Kind::Tokens).unwrap();
     assert_eq!(tokens.remaining, 750.0);
     assert_eq!(headroom.len(), 2);
+}
+
+#[test]
+fn a_concurrency_limit_counts_calls_in_flight_and_frees_room_when_they_end() {
+    let ledger = Ledger::new(vec![LimitConfig {
+        window: None,
+        ..limit(Scope::Key, Kind::Concurrent, Window::Day, 2.0)
+    }]);
+    let who = subject("k", "t");
+    let first = ledger.reserve(&who, Usage::default(), NOON).unwrap();
+    let second = ledger
+        .reserve(&who, Usage::default(), NOON + 3_600)
+        .unwrap();
+    let refused = ledger
+        .reserve(&who, Usage::default(), NOON + 7_200)
+        .unwrap_err();
+    assert_eq!(refused.retry_after_s, 1);
+    assert_eq!(refused.limit.window, "in_flight");
+    first.settle(Usage::default(), NOON + 7_200);
+    // Room again, and nothing accumulates: a concurrency limit has no spend.
+    let third = ledger
+        .reserve(&who, Usage::default(), NOON + 86_400 * 40)
+        .unwrap();
+    assert_eq!(
+        ledger.state(&who, NOON)[0].used,
+        2.0,
+        "second and third in flight"
+    );
+    drop((second, third));
+    assert_eq!(ledger.state(&who, NOON)[0].used, 0.0);
+    assert!(
+        ledger.snapshot().is_empty(),
+        "calls in flight are not saved"
+    );
 }
