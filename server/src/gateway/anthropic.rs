@@ -400,6 +400,7 @@ pub fn answer(body: &Value) -> Answer {
         messages,
         input_tokens: usage.prompt_tokens(),
         output_tokens: usage.output,
+        cached_tokens: usage.cache_read.unwrap_or(0),
     }
 }
 

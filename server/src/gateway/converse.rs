@@ -371,7 +371,8 @@ async fn converse(
         reservation,
         price: gateway.prices.of(&deployment.model),
         input_tokens: input.usage.input_tokens,
-        output_tokens: AtomicU64::new(0),
+        seen_output: AtomicU64::new(0),
+        reported: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
     });
     let response = if conversation.stream {
         let events = match answer {
@@ -549,20 +550,35 @@ struct Respond {
     price: Option<meter::prices::Price>,
     /// The prompt's estimated tokens.
     input_tokens: u64,
-    /// The most output tokens seen: the upstream's count, or an estimate from the text.
-    output_tokens: AtomicU64,
+    /// Output tokens estimated from the most answer text seen.
+    seen_output: AtomicU64,
+    /// What the upstream reported, 0 until it does: input, cached input, output tokens.
+    reported: [AtomicU64; 3],
 }
 
 impl Respond {
-    /// The call's usage so far: the prompt and the most output seen.
+    /// The call's usage so far: the upstream's counts where it reported them, else the
+    /// prompt's estimate and the answer text seen.
     fn usage(&self) -> meter::Usage {
-        let output = self.output_tokens.load(Ordering::Relaxed);
+        let [input, cached, output] = self.reported.each_ref().map(|n| n.load(Ordering::Relaxed));
+        let input = if input > 0 { input } else { self.input_tokens };
+        let output = if output > 0 {
+            output
+        } else {
+            self.seen_output.load(Ordering::Relaxed)
+        };
         meter::Usage {
-            tokens: (self.input_tokens + output) as f64,
-            cost_usd: self
-                .price
-                .map_or(0.0, |p| p.cost(self.input_tokens, 0, output)),
+            tokens: (input + output) as f64,
+            cost_usd: self.price.map_or(0.0, |p| p.cost(input, cached, output)),
         }
+    }
+
+    /// Records the upstream's prompt token counts (all of them, and those served from a
+    /// cache).
+    fn reported_input(&self, input: u64, cached: u64) {
+        let [reported_input, reported_cached, _] = &self.reported;
+        reported_input.store(input, Ordering::Relaxed);
+        reported_cached.store(cached, Ordering::Relaxed);
     }
 }
 
@@ -596,8 +612,12 @@ impl Respond {
         input.resource.provider = Some(self.provider.clone());
         input.usage.output_tokens = output_tokens;
         let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
-        let seen = output_tokens.max((chars as u64).div_ceil(4));
-        self.output_tokens.fetch_max(seen, Ordering::Relaxed);
+        self.seen_output
+            .fetch_max((chars as u64).div_ceil(4), Ordering::Relaxed);
+        if output_tokens > 0 {
+            let [_, _, reported_output] = &self.reported;
+            reported_output.store(output_tokens, Ordering::Relaxed);
+        }
         // The audit row of the answer carries the call's cost.
         input.usage.cost_usd = self.usage().cost_usd;
         input
@@ -610,6 +630,7 @@ fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, G
         Format::OpenAi => openai::answer(&body),
         Format::Anthropic => anthropic::answer(&body),
     };
+    call.reported_input(answer.input_tokens, answer.cached_tokens);
     let input = call.input(answer.messages, answer.output_tokens);
     let decision: Decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call.call, call.hash_key.as_ref())? {

@@ -310,6 +310,8 @@ pub struct Answer {
     pub input_tokens: u64,
     /// `usage.completion_tokens`.
     pub output_tokens: u64,
+    /// `usage.prompt_tokens_details.cached_tokens`: prompt tokens served from a cache.
+    pub cached_tokens: u64,
 }
 
 /// Reads a chat completion body.
@@ -335,6 +337,10 @@ pub fn answer(body: &Value) -> Answer {
         messages,
         input_tokens: usage("prompt_tokens"),
         output_tokens: usage("completion_tokens"),
+        cached_tokens: body
+            .pointer("/usage/prompt_tokens_details/cached_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     }
 }
 

@@ -118,7 +118,16 @@ fn answers_and_embedding_inputs_are_read() {
         "usage": {"prompt_tokens": 7, "completion_tokens": 2}
     }));
     assert_eq!(a.messages[0].content, "hello");
-    assert_eq!((a.input_tokens, a.output_tokens), (7, 2));
+    assert_eq!(
+        (a.input_tokens, a.output_tokens, a.cached_tokens),
+        (7, 2, 0)
+    );
+    let cached = answer(&json!({
+        "choices": [],
+        "usage": {"prompt_tokens": 2000, "completion_tokens": 20,
+                  "prompt_tokens_details": {"cached_tokens": 1536}}
+    }));
+    assert_eq!(cached.cached_tokens, 1536);
     let e = EmbeddingsRequest::parse(object(json!({"model": "e", "input": ["a", "b"]}))).unwrap();
     assert_eq!(e.texts, ["a", "b"]);
     let err = EmbeddingsRequest::parse(object(json!({"model": "e", "input": 4}))).unwrap_err();

@@ -33,6 +33,8 @@ pub(super) fn streamed_answer(
         }],
         input_tokens: input,
         output_tokens: output,
+        // Streams report no cache reads here yet.
+        cached_tokens: 0,
     }
 }
 

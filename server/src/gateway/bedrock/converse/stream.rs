@@ -258,6 +258,8 @@ impl ConverseStreamToOpenAi {
             }],
             input_tokens: self.input_tokens(),
             output_tokens: self.output_tokens(),
+            // Streams report no cache reads here yet.
+            cached_tokens: 0,
         }
     }
 }
