@@ -6,7 +6,8 @@
 #   naming the scope;
 # - from `data.budget.warn_at_pct` on it warns and routes chat requests to a cheaper model
 #   (`data.budget.downgrade`), when the team may use that model;
-# - an exhausted per-minute request or token limit denies ("rate limit");
+# - request, token and concurrency limits are not denied here: Sluice's meter refuses calls
+#   over them with 429 and retry-after, which SDKs retry;
 # - teams listed in `data.budget.throttle` get a tighter rate limit obligation.
 package sluice.budget
 
@@ -97,31 +98,5 @@ period(window) := "monthly" if window == "month"
 else := "daily" if window == "day"
 else := "hourly" if window == "hour"
 else := sprintf("per-%s", [window])
-
-# Rate limits: every call counts one request, and its input tokens against token limits.
-deny contains {"msg": msg, "rule": "budget.rate-limit"} if {
-	input.surface != "response"
-	some l in input.limits
-	l.window == "minute"
-	l.kind == "requests"
-	l.used + 1 > l.limit
-	msg := sprintf(
-		"rate limit: %s %q has made %d of its %d requests this minute",
-		[l.scope, l.id, round(l.used), round(l.limit)],
-	)
-}
-
-deny contains {"msg": msg, "rule": "budget.token-rate-limit"} if {
-	input.surface != "response"
-	some l in input.limits
-	l.window == "minute"
-	l.kind == "tokens"
-	tokens := object.get(input, ["usage", "input_tokens"], 0)
-	l.used + tokens > l.limit
-	msg := sprintf(
-		"rate limit: %s %q has used %d of its %d tokens this minute; this request needs %d more",
-		[l.scope, l.id, round(l.used), round(l.limit), tokens],
-	)
-}
 
 throttle := data.budget.throttle[input.principal.team]

@@ -133,50 +133,14 @@ test_zero_limit_ignored if {
 	count(budget.deny) == 0 with input as inp with data.budget as mock_budget with data.models as mock_models
 }
 
-test_request_rate_limit_denied if {
-	limit := {"scope": "key", "id": "k-1", "kind": "requests", "window": "minute", "limit": 60, "used": 60}
-	denies := budget.deny with input as chat("gpt-4o", 0.5, [limit])
-		with data.budget as mock_budget
-		with data.models as mock_models
-	denies == {{
-		"msg": "rate limit: key \"k-1\" has made 60 of its 60 requests this minute",
-		"rule": "budget.rate-limit",
-	}}
-}
-
-test_request_rate_limit_with_room if {
-	limit := {"scope": "key", "id": "k-1", "kind": "requests", "window": "minute", "limit": 60, "used": 59}
-	count(budget.deny) == 0 with input as chat("gpt-4o", 0.5, [limit])
-		with data.budget as mock_budget
-		with data.models as mock_models
-}
-
-test_rate_limit_applies_to_tool_calls if {
-	limit := {"scope": "agent", "id": "invoice-agent", "kind": "requests", "window": "minute", "limit": 10, "used": 10}
-	inp := {
-		"surface": "tool",
-		"action": "mcp.tools.call",
-		"principal": {"key_id": "k-1", "team": "payments", "agent": "invoice-agent"},
-		"resource": {"kind": "tool", "id": "erp.create_invoice", "server": "erp"},
-		"limits": [limit],
-	}
-	{d.rule | some d in budget.deny} == {"budget.rate-limit"} with input as inp with data.budget as mock_budget
-}
-
-test_token_rate_limit_denied if {
-	limit := {"scope": "team", "id": "payments", "kind": "tokens", "window": "minute", "limit": 100000, "used": 99000}
-	denies := budget.deny with input as chat("gpt-4o", 0.5, [limit])
-		with data.budget as mock_budget
-		with data.models as mock_models
-	denies == {{
-		"msg": "rate limit: team \"payments\" has used 99000 of its 100000 tokens this minute; this request needs 1200 more",
-		"rule": "budget.token-rate-limit",
-	}}
-}
-
-test_hourly_request_limit_not_a_rate_limit if {
-	limit := {"scope": "key", "id": "k-1", "kind": "requests", "window": "hour", "limit": 60, "used": 600}
-	count(budget.deny) == 0 with input as chat("gpt-4o", 0.5, [limit])
+# Request, token and concurrency limits are enforced by Sluice's meter, which refuses with
+# 429 and retry-after; the policy does not deny on them.
+test_rate_limits_are_left_to_the_meter if {
+	limits := [
+		{"scope": "key", "id": "k-1", "kind": "requests", "window": "minute", "limit": 60, "used": 60},
+		{"scope": "team", "id": "payments", "kind": "tokens", "window": "minute", "limit": 100, "used": 99},
+	]
+	count(budget.deny) == 0 with input as chat("gpt-4o", 0.5, limits)
 		with data.budget as mock_budget
 		with data.models as mock_models
 }

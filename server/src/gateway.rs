@@ -321,7 +321,8 @@ impl Call {
     }
 
     /// Reserves an allowed call's estimate (one request, its input tokens and what they cost
-    /// on the alias's dearest deployment) against every
+    /// on the alias's dearest deployment), and any `throttle` obligation's per-minute limits,
+    /// against every
     /// limit of the principal; a limit without room refuses the call with 429 and a
     /// `retry-after` of the time its window resets, recorded like any failed call.
     fn reserve(
@@ -329,6 +330,7 @@ impl Call {
         gateway: &Gateway,
         input: &DecisionInput,
         alias: &str,
+        decision: &Decision,
     ) -> Result<meter::Reservation, GatewayError> {
         let estimate = meter::Usage {
             tokens: input.usage.input_tokens as f64,
@@ -336,7 +338,12 @@ impl Call {
         };
         gateway
             .meter
-            .reserve(&meter::Subject::of(&self.principal), estimate, meter::now())
+            .reserve_throttled(
+                &meter::Subject::of(&self.principal),
+                estimate,
+                meter::now(),
+                decision.obligations.throttle.as_ref(),
+            )
             .map_err(|exceeded| {
                 let limit = &exceeded.limit;
                 let mut error = GatewayError::new(
@@ -1043,7 +1050,7 @@ async fn embed(
         plan(gateway, &embeddings.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     // Charged its estimate (the input tokens and their price) when the call ends, nothing
     // if it fails.
-    let reservation = call.reserve(gateway, &input, &plan.alias)?;
+    let reservation = call.reserve(gateway, &input, &plan.alias, &decision)?;
     let refund = |error: GatewayError| {
         reservation.refund();
         call.failed(&input, None, error)

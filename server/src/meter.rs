@@ -334,7 +334,11 @@ impl Counter {
 /// The single-node ledger.
 #[derive(Debug)]
 pub struct Ledger {
+    /// The configured limits, then the two a policy's `throttle` obligation sets per call
+    /// (requests and tokens per minute of the key; their amounts come with each call).
     limits: Vec<LimitConfig>,
+    /// How many of `limits` are configured.
+    configured: usize,
     counters: Mutex<HashMap<CounterKey, Counter>>,
     /// Bumped by every change, so a saver writes only when there is something new.
     changes: std::sync::atomic::AtomicU64,
@@ -353,9 +357,20 @@ pub struct Reservation {
 
 impl Ledger {
     /// A ledger for the configured limits.
-    pub fn new(limits: Vec<LimitConfig>) -> Arc<Ledger> {
+    pub fn new(mut limits: Vec<LimitConfig>) -> Arc<Ledger> {
+        let configured = limits.len();
+        for kind in [Kind::Requests, Kind::Tokens] {
+            limits.push(LimitConfig {
+                scope: Scope::Key,
+                id: None,
+                kind,
+                window: Some(Window::Minute),
+                limit: f64::INFINITY,
+            });
+        }
         Arc::new(Ledger {
             limits,
+            configured,
             counters: Mutex::new(HashMap::new()),
             changes: std::sync::atomic::AtomicU64::new(0),
         })
@@ -368,6 +383,7 @@ impl Ledger {
     ) -> impl Iterator<Item = (&'a LimitConfig, CounterKey)> + 'a {
         self.limits
             .iter()
+            .take(self.configured)
             .enumerate()
             .filter_map(move |(index, limit)| {
                 let id = subject.id(limit.scope)?;
@@ -423,7 +439,10 @@ impl Ledger {
             .filter(|(_, c)| c.used + c.reserved > 0.0)
             .filter_map(|(key, counter)| {
                 // Calls in flight end with the process; they are not spend.
-                let limit = self.limits.get(key.limit).filter(|l| l.window.is_some())?;
+                let limit = self
+                    .limits
+                    .get(key.limit)
+                    .filter(|l| l.window.is_some() && key.limit < self.configured)?;
                 Some(Saved {
                     scope: limit.scope,
                     limit_id: limit.id.clone(),
@@ -446,7 +465,7 @@ impl Ledger {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         let mut restored = 0;
         for entry in saved {
-            let found = self.limits.iter().position(|l| {
+            let found = self.limits.iter().take(self.configured).position(|l| {
                 l.scope == entry.scope
                     && l.id == entry.limit_id
                     && l.kind == entry.kind
@@ -475,7 +494,7 @@ impl Ledger {
     /// kind and window.
     pub fn usage(&self, now: i64) -> Vec<UsageRow> {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        for (index, limit) in self.limits.iter().enumerate() {
+        for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
             if let Some(id) = &limit.id {
                 counters
                     .entry(CounterKey {
@@ -487,6 +506,7 @@ impl Ledger {
         }
         let mut rows: Vec<UsageRow> = counters
             .iter_mut()
+            .filter(|(key, _)| key.limit < self.configured)
             .filter_map(|(key, counter)| {
                 let limit = self.limits.get(key.limit)?;
                 let (start, end) = limit.bounds(now);
@@ -519,10 +539,44 @@ impl Ledger {
         estimate: Usage,
         now: i64,
     ) -> Result<Reservation, Box<Exceeded>> {
+        self.reserve_throttled(subject, estimate, now, None)
+    }
+
+    /// `reserve`, with the per-minute request and token limits a policy's `throttle`
+    /// obligation sets for the caller's key on top of the configured ones.
+    pub fn reserve_throttled(
+        self: &Arc<Self>,
+        subject: &Subject,
+        estimate: Usage,
+        now: i64,
+        throttle: Option<&sluice_engine::decision::Throttle>,
+    ) -> Result<Reservation, Box<Exceeded>> {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         let mut held = Vec::new();
         let mut headroom = Vec::new();
-        for (limit, key) in self.applicable(subject) {
+        let throttled = throttle.into_iter().flat_map(|t| {
+            [t.requests_per_minute, t.tokens_per_minute]
+                .into_iter()
+                .enumerate()
+                .filter_map(|(offset, amount)| {
+                    let index = self.configured + offset;
+                    let limit = LimitConfig {
+                        limit: amount? as f64,
+                        ..self.limits.get(index)?.clone()
+                    };
+                    let key = CounterKey {
+                        limit: index,
+                        id: subject.key.clone(),
+                    };
+                    Some((std::borrow::Cow::Owned(limit), key))
+                })
+        });
+        let limits = self
+            .applicable(subject)
+            .map(|(limit, key)| (std::borrow::Cow::Borrowed(limit), key))
+            .chain(throttled);
+        for (limit, key) in limits {
+            let limit: &LimitConfig = &limit;
             let (start, end) = limit.bounds(now);
             let amount = estimate.of(limit.kind);
             let counter = counters.entry(key.clone()).or_default().current(start);

@@ -39,6 +39,8 @@ pub const WATCHED_KEY: &str = "sk-test-watched";
 pub const SPENDER_KEY: &str = "sk-test-spender";
 /// Key allowed 2 calls in flight at once.
 pub const PARALLEL_KEY: &str = "sk-test-parallel";
+/// Key of team `throttled`, which the policy throttles to 2 requests a minute.
+pub const THROTTLED_KEY: &str = "sk-test-throttled";
 /// The AWS access key id the `bedrock` provider signs with.
 pub const AWS_KEY_ID: &str = "AKIDSLUICETEST";
 /// The key the gateway sends to the `mock` provider (never a caller's key).
@@ -83,6 +85,8 @@ deny contains sprintf("k-watched has made %d calls this hour", [l.used]) if {
 	l.kind == "requests"
 	l.used >= 2
 }
+
+throttle := {"requests_per_minute": 2} if input.principal.team == "throttled"
 
 route := {"model": "gpt-4o"} if {
 	input.surface == "prompt"
@@ -160,6 +164,7 @@ keys:
   - {{id: k-watched, hash: "{watched}", team: metered}}
   - {{id: k-spender, hash: "{spender}", team: spenders}}
   - {{id: k-parallel, hash: "{parallel}", team: spenders}}
+  - {{id: k-throttled, hash: "{throttled}", team: throttled}}
 prices:
   ok: {{input: 10000, output: 20000}}
 budgets:
@@ -211,6 +216,7 @@ models:
         watched = hash(WATCHED_KEY),
         spender = hash(SPENDER_KEY),
         parallel = hash(PARALLEL_KEY),
+        throttled = hash(THROTTLED_KEY),
         root = base.trim_end_matches("/v1"),
     )
 }

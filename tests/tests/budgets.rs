@@ -7,7 +7,8 @@
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use sluice_tests::gateway_setup::{
-    BURST_KEY, CAPPED_KEY, Gateway, METERED_KEY, PARALLEL_KEY, SPENDER_KEY, WATCHED_KEY,
+    BURST_KEY, CAPPED_KEY, Gateway, METERED_KEY, PARALLEL_KEY, SPENDER_KEY, THROTTLED_KEY,
+    WATCHED_KEY,
 };
 use sluice_tests::server::client;
 
@@ -381,4 +382,43 @@ fn a_concurrency_limit_refuses_a_third_call_while_two_stream() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     drop(second);
+}
+
+#[test]
+fn a_policys_throttle_obligation_is_enforced_per_key() {
+    let gateway = Gateway::start();
+    let http = client();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            chat(&http, &gateway, THROTTLED_KEY, "hello")
+                .status()
+                .as_u16(),
+        );
+    }
+    // A minute boundary between the calls would give the third one room: allow for it.
+    if statuses[2] == 200 {
+        statuses.push(
+            chat(&http, &gateway, THROTTLED_KEY, "hello")
+                .status()
+                .as_u16(),
+        );
+        statuses.push(
+            chat(&http, &gateway, THROTTLED_KEY, "hello")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let refused = chat(&http, &gateway, THROTTLED_KEY, "hello");
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["x-ratelimit-limit-requests"], "2");
+    let body: Value = refused.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requests limit of key `k-throttled`"),
+        "{body}"
+    );
 }

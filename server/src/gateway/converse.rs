@@ -313,7 +313,7 @@ async fn converse(
         plan(gateway, &conversation.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     // Settled with the tokens of the answer when the call ends (see `Respond`); refunded
     // when no upstream serves it.
-    let reservation = call.reserve(gateway, &input, &plan.alias)?;
+    let reservation = call.reserve(gateway, &input, &plan.alias, &decision)?;
     let headroom = reservation.headroom().to_vec();
     let headers = upstream_headers(&decision);
 

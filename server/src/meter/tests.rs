@@ -361,3 +361,43 @@ fn a_concurrency_limit_counts_calls_in_flight_and_frees_room_when_they_end() {
         "calls in flight are not saved"
     );
 }
+
+#[test]
+fn a_throttle_obligation_limits_the_key_per_minute_on_top_of_configured_limits() {
+    let ledger = Ledger::new(vec![limit(Scope::Team, Kind::Requests, Window::Day, 100.0)]);
+    let who = subject("k", "t");
+    let throttle = sluice_engine::decision::Throttle {
+        requests_per_minute: Some(2),
+        tokens_per_minute: None,
+    };
+    for _ in 0..2 {
+        ledger
+            .reserve_throttled(&who, Usage::default(), NOON, Some(&throttle))
+            .unwrap()
+            .settle(Usage::default(), NOON);
+    }
+    let refused = ledger
+        .reserve_throttled(&who, Usage::default(), NOON, Some(&throttle))
+        .unwrap_err();
+    assert_eq!(
+        (
+            refused.limit.scope.as_str(),
+            refused.limit.kind.as_str(),
+            refused.limit.limit
+        ),
+        ("key", "requests", 2.0)
+    );
+    assert_eq!(refused.retry_after_s, 30);
+    // Without the obligation only the configured limits apply; the throttle's counters are
+    // not configured limits, so they are neither shown nor saved.
+    assert!(ledger.reserve(&who, Usage::default(), NOON).is_ok());
+    assert!(ledger.usage(NOON).iter().all(|r| r.scope == "team"));
+    assert!(ledger.snapshot().iter().all(|s| s.scope == Scope::Team));
+    assert_eq!(ledger.state(&who, NOON).len(), 1);
+    // The next minute has room again.
+    assert!(
+        ledger
+            .reserve_throttled(&who, Usage::default(), NOON + 30, Some(&throttle))
+            .is_ok()
+    );
+}
