@@ -2,7 +2,12 @@
 //! `retry-after`, all-or-nothing under concurrency, token estimates, and the meter's state
 //! in the policies' input.
 
-#![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
 
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
@@ -175,6 +180,23 @@ fn row<'a>(rows: &'a [Value], scope: &str, id: &str, kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {scope} {id} {kind} in {rows:?}"))
 }
 
+/// The counter once no call holds a reservation on it (a stream's call settles when its
+/// relay ends, just after the caller has read the last event).
+fn settled(gateway: &Gateway, scope: &str, id: &str, kind: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let state = row(&usage(gateway), scope, id, kind).clone();
+        if state["reserved"] == 0.0 {
+            return state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never settled: {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn usage_shows_spend_and_what_is_left_over_http_and_in_the_cli() {
     let gateway = Gateway::start();
@@ -241,18 +263,7 @@ fn a_stream_the_caller_walks_away_from_is_still_settled() {
     assert!(tokens(&usage(&gateway))["reserved"].as_f64().unwrap() > 0.0);
     drop(stream);
     // The gateway notices at its next write (chunks come every 50 ms) and settles.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let settled = loop {
-        let state = tokens(&usage(&gateway));
-        if state["reserved"] == 0.0 {
-            break state;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never settled: {state}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let settled = settled(&gateway, "team", "metered", "tokens");
     // The prompt's tokens and the words that went by before the caller left, not the
     // whole 40-word answer.
     let used = settled["used"].as_f64().unwrap();
@@ -421,4 +432,28 @@ fn a_policys_throttle_obligation_is_enforced_per_key() {
             .contains("requests limit of key `k-throttled`"),
         "{body}"
     );
+}
+
+#[test]
+fn a_streamed_answer_is_settled_from_the_upstreams_usage_the_caller_never_asked_for() {
+    let gateway = Gateway::start();
+    let body = client()
+        .post(gateway.server.url("/v1/chat/completions"))
+        .bearer_auth(SPENDER_KEY)
+        .json(&json!({"model": "gpt-4o", "stream": true,
+            "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(body.contains("[DONE]"), "{body}");
+    // Sluice asked the upstream for usage to settle the call, and kept the chunk to itself.
+    assert!(!body.contains("\"usage\""), "{body}");
+    let sent = gateway.upstream.received_for("ok");
+    assert_eq!(sent[0].body["stream_options"]["include_usage"], true);
+    // 5 prompt and 3 completion tokens as the upstream reported them: $0.11.
+    let spent = settled(&gateway, "key", "k-spender", "cost_usd")["used"]
+        .as_f64()
+        .unwrap();
+    assert!((spent - 0.11).abs() < 1e-9, "spent {spent}");
 }

@@ -106,6 +106,15 @@ impl Conversation {
             Format::OpenAi => {
                 let mut body = self.body.clone();
                 body.insert("model".to_string(), Value::String(model.to_string()));
+                if self.stream && !self.include_usage() {
+                    // Usage is how the answer is settled; the relay drops the chunk again.
+                    let options = body
+                        .entry("stream_options")
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(options) = options {
+                        options.insert("include_usage".to_string(), Value::Bool(true));
+                    }
+                }
                 body
             }
             Format::Anthropic => {
@@ -382,12 +391,11 @@ async fn converse(
                     .map(|r| r.map_err(|e| e.to_string()))
                     .boxed();
                 if upstream_wire == Wire::Bedrock {
-                    // An Anthropic caller's translator needs the usage chunk; an OpenAI
-                    // caller gets one only when it asked.
-                    let usage = format == Format::Anthropic || conversation.include_usage();
+                    // The usage chunk settles the call's budgets; an OpenAI caller that
+                    // did not ask for it never sees it (see the adapter below).
                     bedrock_events(
                         bytes,
-                        bedrock::ConverseStreamToOpenAi::new(&plan.alias, usage),
+                        bedrock::ConverseStreamToOpenAi::new(&plan.alias, true),
                     )
                 } else {
                     bytes
@@ -402,6 +410,10 @@ async fn converse(
             Answer::Local(_) => futures_util::stream::empty().boxed(),
         };
         let adapter: Box<dyn Adapter> = match (upstream_format, format) {
+            // Sluice asked for usage on the caller's behalf: the chunk is not theirs.
+            (Format::OpenAi, Format::OpenAi) if !conversation.include_usage() => {
+                Box::new(stream::OpenAiPassthrough::hiding_usage())
+            }
             (Format::OpenAi, Format::OpenAi) => Box::new(stream::OpenAiPassthrough::default()),
             (Format::Anthropic, Format::Anthropic) => {
                 Box::new(stream::AnthropicPassthrough::default())
@@ -431,12 +443,13 @@ async fn converse(
             stream::Outcome {
                 decide: {
                     let respond_call = std::sync::Arc::clone(&respond_call);
-                    move |text: &str, output_tokens, tool_calls| {
+                    move |text: &str, usage: stream::StreamUsage, tool_calls| {
                         let mut messages = text_message(text);
                         if let Some(message) = messages.first_mut() {
                             message.tool_calls = tool_calls;
                         }
-                        let input = respond_call.input(messages, output_tokens);
+                        respond_call.reported_input(usage.input, usage.cached);
+                        let input = respond_call.input(messages, usage.output);
                         respond_call.decide(&input).map(drop)
                     }
                 },

@@ -17,6 +17,17 @@ use super::sse;
 use super::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 use super::window::Window;
 
+/// Token counts a stream's upstream reported; 0 for a count it did not report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamUsage {
+    /// Prompt tokens, cached ones included.
+    pub input: u64,
+    /// Prompt tokens served from a cache.
+    pub cached: u64,
+    /// Completion tokens.
+    pub output: u64,
+}
+
 /// One direction of stream handling.
 pub trait Adapter: Send {
     /// The events to send the caller for one upstream event's `data`.
@@ -25,8 +36,8 @@ pub trait Adapter: Send {
     fn finish(&mut self) -> Vec<Vec<u8>>;
     /// The answer's text so far.
     fn text(&self) -> &str;
-    /// Output tokens the upstream reported.
-    fn output_tokens(&self) -> u64;
+    /// The token counts the upstream reported (0 where it did not).
+    fn usage(&self) -> StreamUsage;
     /// Whether the upstream ended its stream properly.
     fn completed(&self) -> bool;
     /// The tool calls the answer made so far (name, arguments parsed when complete).
@@ -87,13 +98,26 @@ impl Calls {
     }
 }
 
-/// OpenAI chunks passed on as they are.
+/// OpenAI chunks passed on as they are, except the usage-only chunk when Sluice asked for
+/// usage on the caller's behalf (it settles budgets) and the caller did not.
 #[derive(Debug, Default)]
 pub struct OpenAiPassthrough {
     text: String,
-    output_tokens: u64,
+    usage: StreamUsage,
     done: bool,
     calls: Calls,
+    hide_usage_chunk: bool,
+}
+
+impl OpenAiPassthrough {
+    /// A passthrough that drops the final usage-only chunk, for a caller that did not ask
+    /// for `stream_options.include_usage`.
+    pub fn hiding_usage() -> OpenAiPassthrough {
+        OpenAiPassthrough {
+            hide_usage_chunk: true,
+            ..OpenAiPassthrough::default()
+        }
+    }
 }
 
 impl Adapter for OpenAiPassthrough {
@@ -127,12 +151,21 @@ impl Adapter for OpenAiPassthrough {
                     }
                 }
             }
-            if let Some(tokens) = chunk
-                .get("usage")
-                .and_then(|u| u.get("completion_tokens"))
-                .and_then(Value::as_u64)
-            {
-                self.output_tokens = tokens;
+            if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+                let count = |pointer: &str| usage.pointer(pointer).and_then(Value::as_u64);
+                self.usage = StreamUsage {
+                    input: count("/prompt_tokens").unwrap_or(self.usage.input),
+                    cached: count("/prompt_tokens_details/cached_tokens")
+                        .unwrap_or(self.usage.cached),
+                    output: count("/completion_tokens").unwrap_or(self.usage.output),
+                };
+                let usage_only = chunk
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty);
+                if self.hide_usage_chunk && usage_only {
+                    return Vec::new();
+                }
             }
         }
         vec![sse::data_event(data)]
@@ -143,8 +176,8 @@ impl Adapter for OpenAiPassthrough {
     fn text(&self) -> &str {
         &self.text
     }
-    fn output_tokens(&self) -> u64 {
-        self.output_tokens
+    fn usage(&self) -> StreamUsage {
+        self.usage
     }
     fn completed(&self) -> bool {
         self.done
@@ -158,7 +191,7 @@ impl Adapter for OpenAiPassthrough {
 #[derive(Debug, Default)]
 pub struct AnthropicPassthrough {
     text: String,
-    output_tokens: u64,
+    usage: StreamUsage,
     done: bool,
     calls: Calls,
 }
@@ -205,13 +238,19 @@ impl Adapter for AnthropicPassthrough {
                     _ => {}
                 }
             }
+            "message_start" => {
+                let usage =
+                    super::anthropic::Usage::of(event.get("message").and_then(|m| m.get("usage")));
+                self.usage.input = usage.prompt_tokens();
+                self.usage.cached = usage.cache_read.unwrap_or(0);
+            }
             "message_delta" => {
                 if let Some(tokens) = event
                     .get("usage")
                     .and_then(|u| u.get("output_tokens"))
                     .and_then(Value::as_u64)
                 {
-                    self.output_tokens = tokens;
+                    self.usage.output = tokens;
                 }
             }
             "message_stop" => self.done = true,
@@ -225,8 +264,8 @@ impl Adapter for AnthropicPassthrough {
     fn text(&self) -> &str {
         &self.text
     }
-    fn output_tokens(&self) -> u64 {
-        self.output_tokens
+    fn usage(&self) -> StreamUsage {
+        self.usage
     }
     fn completed(&self) -> bool {
         self.done
@@ -249,8 +288,12 @@ macro_rules! adapter_for_translator {
             fn text(&self) -> &str {
                 <$translator>::text(self)
             }
-            fn output_tokens(&self) -> u64 {
-                <$translator>::output_tokens(self)
+            fn usage(&self) -> StreamUsage {
+                StreamUsage {
+                    input: <$translator>::input_tokens(self),
+                    cached: <$translator>::cached_tokens(self),
+                    output: <$translator>::output_tokens(self),
+                }
             }
             fn completed(&self) -> bool {
                 <$translator>::completed(self)
@@ -276,7 +319,7 @@ fn is_terminal(event: &[u8]) -> bool {
 /// How a relayed stream's answer is settled.
 #[derive(Debug)]
 pub struct Outcome<D, E> {
-    /// Decides on the whole answer (text, output tokens, tool calls) before the terminal
+    /// Decides on the whole answer (text, reported usage, tool calls) before the terminal
     /// event.
     pub decide: D,
     /// Told once if the stream ends before the answer could be decided: the caller went
@@ -312,7 +355,7 @@ pub fn relay(
     provider: String,
     mut window: Option<Window>,
     outcome: Outcome<
-        impl FnOnce(&str, u64, Vec<ToolCall>) -> Result<(), GatewayError> + Send + 'static,
+        impl FnOnce(&str, StreamUsage, Vec<ToolCall>) -> Result<(), GatewayError> + Send + 'static,
         impl FnOnce(&GatewayError) + Send + 'static,
     >,
     hold: impl Send + 'static,
@@ -398,11 +441,7 @@ pub fn relay(
                 Ok(tail) => tail.unwrap_or_default(),
                 Err(error) => break 'relay Some(Halt::Failed(error)),
             };
-            if let Err(error) = decide(
-                adapter.text(),
-                adapter.output_tokens(),
-                adapter.tool_calls(),
-            ) {
+            if let Err(error) = decide(adapter.text(), adapter.usage(), adapter.tool_calls()) {
                 break 'relay Some(Halt::Decided(error));
             }
             // From here the answer is decided (and recorded): a caller who goes away

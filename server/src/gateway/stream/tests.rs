@@ -50,3 +50,49 @@ fn anthropic_tool_use_deltas_are_assembled() {
     assert_eq!(calls[0].name, "get_weather");
     assert_eq!(calls[0].arguments, json!({"city": "Paris"}));
 }
+
+#[test]
+fn stream_usage_is_read_and_the_chunk_sluice_asked_for_is_not_passed_on() {
+    let usage = json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 1200,
+        "completion_tokens": 40, "prompt_tokens_details": {"cached_tokens": 1024}}})
+    .to_string();
+    let content =
+        json!({"id": "c1", "choices": [{"index": 0, "delta": {"content": "hi"}}]}).to_string();
+    let expected = StreamUsage {
+        input: 1200,
+        cached: 1024,
+        output: 40,
+    };
+    // The caller asked for usage: it passes.
+    let mut asked = OpenAiPassthrough::default();
+    assert_eq!(asked.push(&content).len(), 1);
+    assert_eq!(asked.push(&usage).len(), 1);
+    assert_eq!(asked.usage(), expected);
+    // Sluice asked on the caller's behalf: read, then dropped; content still passes.
+    let mut hidden = OpenAiPassthrough::hiding_usage();
+    assert_eq!(hidden.push(&content).len(), 1);
+    assert!(hidden.push(&usage).is_empty());
+    assert_eq!(hidden.usage(), expected);
+    assert_eq!(hidden.push("[DONE]").len(), 1);
+
+    // Anthropic reports the prompt at message_start and the output at message_delta.
+    let mut anthropic = AnthropicPassthrough::default();
+    anthropic.push(
+        &json!({"type": "message_start", "message": {"usage": {"input_tokens": 20,
+            "cache_read_input_tokens": 300, "cache_creation_input_tokens": 0, "output_tokens": 1}}})
+        .to_string(),
+    );
+    anthropic.push(
+        &json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 17}})
+        .to_string(),
+    );
+    assert_eq!(
+        anthropic.usage(),
+        StreamUsage {
+            input: 320,
+            cached: 300,
+            output: 17
+        }
+    );
+}

@@ -227,6 +227,11 @@ impl AnthropicToOpenAiStream {
         self.usage.prompt_tokens()
     }
 
+    /// Prompt tokens read from the provider's cache, as the upstream reported them.
+    pub fn cached_tokens(&self) -> u64 {
+        self.usage.cache_read.unwrap_or(0)
+    }
+
     /// Whether the upstream's stream reached `message_stop`.
     pub fn completed(&self) -> bool {
         self.stopped
@@ -493,6 +498,11 @@ impl OpenAiToAnthropicStream {
     /// Prompt tokens as the upstream reported them (0 until it does).
     pub fn input_tokens(&self) -> u64 {
         self.usage.map_or(0, |(prompt, _, _)| prompt)
+    }
+
+    /// Cached prompt tokens as the upstream reported them (0 until it does).
+    pub fn cached_tokens(&self) -> u64 {
+        self.usage.map_or(0, |(_, _, cached)| cached)
     }
 
     /// Whether the upstream's stream reached its end (`[DONE]`, or a `finish_reason`
