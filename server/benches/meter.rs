@@ -22,6 +22,7 @@ fn limits() -> Vec<LimitConfig> {
     let limit = |scope, kind, window, limit| LimitConfig {
         scope,
         id: None,
+        keys: Vec::new(),
         kind,
         window: Some(window),
         limit,

@@ -32,6 +32,8 @@ pub enum Scope {
     Agent,
     /// The whole organisation (every call).
     Org,
+    /// A budget several keys draw from: the limit's `id` names it, `keys` lists them.
+    Shared,
 }
 
 impl Scope {
@@ -42,6 +44,7 @@ impl Scope {
             Scope::Team => "team",
             Scope::Agent => "agent",
             Scope::Org => "org",
+            Scope::Shared => "shared",
         }
     }
 }
@@ -133,6 +136,9 @@ pub struct LimitConfig {
     /// with its own counter.
     #[serde(default)]
     pub id: Option<String>,
+    /// The key ids that draw from a `shared` budget (only for scope `shared`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
     /// What it counts.
     pub kind: Kind,
     /// When it resets; required for every kind but `concurrent`, which has none.
@@ -158,6 +164,16 @@ impl LimitConfig {
     pub fn problem(&self) -> Option<String> {
         if !(self.limit.is_finite() && self.limit >= 0.0) {
             return Some(format!("must be a number of 0 or more, not {}", self.limit));
+        }
+        match (self.scope, self.id.is_some(), self.keys.is_empty()) {
+            (Scope::Shared, true, false) => {}
+            (Scope::Shared, _, _) => {
+                return Some(
+                    "a `shared` budget needs an `id` and the `keys` that draw from it".into(),
+                );
+            }
+            (_, _, false) => return Some("only a `shared` budget lists `keys`".into()),
+            _ => {}
         }
         match (self.kind, self.window) {
             (Kind::Concurrent, Some(_)) => {
@@ -203,6 +219,7 @@ impl Subject {
             Scope::Team => self.team.as_deref(),
             Scope::Agent => self.agent.as_deref(),
             Scope::Org => Some("org"),
+            Scope::Shared => None,
         }
     }
 }
@@ -363,6 +380,7 @@ impl Ledger {
             limits.push(LimitConfig {
                 scope: Scope::Key,
                 id: None,
+                keys: Vec::new(),
                 kind,
                 window: Some(Window::Minute),
                 limit: f64::INFINITY,
@@ -386,7 +404,11 @@ impl Ledger {
             .take(self.configured)
             .enumerate()
             .filter_map(move |(index, limit)| {
-                let id = subject.id(limit.scope)?;
+                let id = match limit.scope {
+                    Scope::Shared if limit.keys.contains(&subject.key) => limit.id.as_deref()?,
+                    Scope::Shared => return None,
+                    scope => subject.id(scope)?,
+                };
                 if limit.id.as_deref().is_some_and(|only| only != id) {
                     return None;
                 }

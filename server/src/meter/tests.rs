@@ -18,6 +18,7 @@ fn limit(scope: Scope, kind: Kind, window: Window, limit: f64) -> LimitConfig {
     LimitConfig {
         scope,
         id: None,
+        keys: Vec::new(),
         kind,
         window: Some(window),
         limit,
@@ -400,4 +401,55 @@ fn a_throttle_obligation_limits_the_key_per_minute_on_top_of_configured_limits()
             .reserve_throttled(&who, Usage::default(), NOON + 30, Some(&throttle))
             .is_ok()
     );
+}
+
+#[test]
+fn a_shared_budget_is_drawn_from_by_its_keys_only() {
+    let ledger = Ledger::new(vec![LimitConfig {
+        id: Some("research-pool".to_string()),
+        keys: vec!["k1".to_string(), "k2".to_string()],
+        ..limit(Scope::Shared, Kind::CostUsd, Window::Month, 10.0)
+    }]);
+    ledger
+        .reserve(&subject("k1", "a"), cost(1.0), NOON)
+        .unwrap()
+        .settle(cost(6.0), NOON);
+    // k2, in another team, draws from the same budget.
+    let refused = ledger
+        .reserve(&subject("k2", "b"), cost(5.0), NOON)
+        .unwrap_err();
+    assert_eq!(
+        (
+            refused.limit.scope.as_str(),
+            refused.limit.id.as_str(),
+            refused.limit.used
+        ),
+        ("shared", "research-pool", 6.0)
+    );
+    // A key not listed is not limited by it.
+    assert!(ledger.state(&subject("k3", "a"), NOON).is_empty());
+    assert!(
+        ledger
+            .reserve(&subject("k3", "a"), cost(50.0), NOON)
+            .is_ok()
+    );
+    let rows = ledger.usage(NOON);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].id.as_str(), rows[0].used), ("research-pool", 6.0));
+    // Configuration mistakes are named.
+    let missing = LimitConfig {
+        keys: Vec::new(),
+        ..ledger.limits[0].clone()
+    };
+    assert!(
+        missing
+            .problem()
+            .unwrap()
+            .contains("needs an `id` and the `keys`")
+    );
+    let stray = LimitConfig {
+        keys: vec!["k1".to_string()],
+        ..limit(Scope::Team, Kind::CostUsd, Window::Month, 1.0)
+    };
+    assert!(stray.problem().unwrap().contains("only a `shared` budget"));
 }
