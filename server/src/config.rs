@@ -63,6 +63,9 @@ pub struct Config {
     /// Where budget spend is kept across restarts (JSON, written about every second and at
     /// shutdown); relative paths are resolved like `audit.path`.
     pub budget_state_file: PathBuf,
+    /// Where budget counters live: in this process by default, or in a Redis every replica
+    /// shares (`{redis_url, on_error: fail_closed|fail_open}`).
+    pub budget_store: crate::meter::shared::StoreConfig,
     /// The audit trail (DuckDB).
     pub audit: crate::audit::AuditConfig,
     /// How policies' redactions are carried out.
@@ -98,6 +101,7 @@ impl Default for Config {
             budgets: Vec::new(),
             prices: BTreeMap::new(),
             budget_state_file: PathBuf::from("sluice-budgets.json"),
+            budget_store: crate::meter::shared::StoreConfig::default(),
             audit: crate::audit::AuditConfig::default(),
             redaction: RedactionConfig::default(),
         }

@@ -89,7 +89,11 @@ impl Gateway {
             keys: Keys::new(&config.keys),
             upstreams: Upstreams::new(config)?,
             max_body_bytes: config.limits.max_body_bytes,
-            meter: crate::meter::Ledger::new(config.budgets.clone()),
+            meter: crate::meter::Ledger::with_store(
+                config.budgets.clone(),
+                meter::shared::Store::new(&config.budget_store)
+                    .map_err(|e| anyhow::anyhow!("budget_store.redis_url: {e}"))?,
+            ),
             prices: meter::prices::Prices::new(&config.prices),
             hash_key: config
                 .redaction
@@ -314,10 +318,19 @@ impl Call {
 
     /// Phase 4, meter: the state of every budget and rate limit of the principal, for the
     /// policies to see (`input.limits`).
-    fn meter(&self, gateway: &Gateway, input: &mut DecisionInput) {
-        input.limits = gateway
-            .meter
-            .state(&meter::Subject::of(&self.principal), meter::now());
+    async fn meter(
+        &self,
+        gateway: &Gateway,
+        input: &mut DecisionInput,
+    ) -> Result<(), GatewayError> {
+        let subject = meter::Subject::of(&self.principal);
+        match gateway.meter.state_async(&subject, meter::now()).await {
+            Ok(limits) => input.limits = limits,
+            Err(error) => {
+                unmetered(gateway, &error)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reserves an allowed call's estimate (one request, its input tokens and what they cost
@@ -325,7 +338,7 @@ impl Call {
     /// against every
     /// limit of the principal; a limit without room refuses the call with 429 and a
     /// `retry-after` of the time its window resets, recorded like any failed call.
-    fn reserve(
+    async fn reserve(
         &self,
         gateway: &Gateway,
         input: &DecisionInput,
@@ -336,33 +349,42 @@ impl Call {
             tokens: input.usage.input_tokens as f64,
             cost_usd: gateway.prompt_cost(alias, input.usage.input_tokens),
         };
-        gateway
+        let reserved = gateway
             .meter
-            .reserve_throttled(
+            .reserve_async(
                 &meter::Subject::of(&self.principal),
                 estimate,
                 meter::now(),
                 decision.obligations.throttle.as_ref(),
             )
-            .map_err(|exceeded| {
-                let limit = &exceeded.limit;
-                let mut error = GatewayError::new(
-                    Kind::LimitExceeded,
-                    format!(
-                        "{} limit of {} `{}` reached: {} of {} used this {}; retry in {} s",
-                        limit.kind,
-                        limit.scope,
-                        limit.id,
-                        limit.used,
-                        limit.limit,
-                        limit.window,
-                        exceeded.retry_after_s
-                    ),
-                );
-                error.retry_after = Some(exceeded.retry_after_s);
-                error.headroom = vec![exceeded.headroom];
-                self.failed(input, None, error)
-            })
+            .await;
+        let reserved = match reserved {
+            Ok(reserved) => reserved,
+            Err(error) => {
+                return unmetered(gateway, &error)
+                    .map(|()| gateway.meter.unmetered())
+                    .map_err(|e| self.failed(input, None, e));
+            }
+        };
+        reserved.map_err(|exceeded| {
+            let limit = &exceeded.limit;
+            let mut error = GatewayError::new(
+                Kind::LimitExceeded,
+                format!(
+                    "{} limit of {} `{}` reached: {} of {} used this {}; retry in {} s",
+                    limit.kind,
+                    limit.scope,
+                    limit.id,
+                    limit.used,
+                    limit.limit,
+                    limit.window,
+                    exceeded.retry_after_s
+                ),
+            );
+            error.retry_after = Some(exceeded.retry_after_s);
+            error.headroom = vec![exceeded.headroom];
+            self.failed(input, None, error)
+        })
     }
 
     /// Phase 5, decide; a deny becomes the caller's 403 with the policies' reasons.
@@ -791,6 +813,29 @@ struct Forwarded {
     in_flight: routing::InFlight,
 }
 
+/// When the shared budget store cannot be reached: `fail_closed` refuses the call with 503,
+/// `fail_open` lets it through unmetered (logged either way).
+fn unmetered(gateway: &Gateway, error: &meter::resp::RedisError) -> Result<(), GatewayError> {
+    match gateway.meter.on_error() {
+        meter::shared::OnError::FailOpen => {
+            tracing::warn!(%error, "budgets unavailable; the call goes through unmetered (budget_store.on_error: fail_open)");
+            Ok(())
+        }
+        meter::shared::OnError::FailClosed => {
+            tracing::error!(%error, "budgets unavailable; refusing the call (budget_store.on_error: fail_closed)");
+            Err(GatewayError {
+                retry_after: Some(1),
+                ..GatewayError::new(
+                    Kind::Unavailable,
+                    format!(
+                        "budgets and rate limits cannot be checked right now ({error}); try again shortly"
+                    ),
+                )
+            })
+        }
+    }
+}
+
 /// Phase 7, forward. Within the alias and then each fallback alias, every attempt picks a
 /// deployment whose breaker is closed by power of two choices, preferring ones this call
 /// has not tried yet; failures that happened before the upstream accepted the call
@@ -1041,7 +1086,7 @@ async fn embed(
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     input.usage.cost_usd = gateway.prompt_cost(&embeddings.model, input.usage.input_tokens);
     input.usage.estimated = true;
-    call.meter(gateway, &mut input);
+    call.meter(gateway, &mut input).await?;
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         embeddings.rewrite_text(|text| redactor.redact(text));
@@ -1050,7 +1095,9 @@ async fn embed(
         plan(gateway, &embeddings.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     // Charged its estimate (the input tokens and their price) when the call ends, nothing
     // if it fails.
-    let reservation = call.reserve(gateway, &input, &plan.alias, &decision)?;
+    let reservation = call
+        .reserve(gateway, &input, &plan.alias, &decision)
+        .await?;
     let refund = |error: GatewayError| {
         reservation.refund();
         call.failed(&input, None, error)

@@ -9,7 +9,9 @@
 //! forgotten settle errs on the side of the budget.
 
 pub mod prices;
+pub mod resp;
 pub mod saved;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -359,6 +361,8 @@ pub struct Ledger {
     counters: Mutex<HashMap<CounterKey, Counter>>,
     /// Bumped by every change, so a saver writes only when there is something new.
     changes: std::sync::atomic::AtomicU64,
+    /// Redis, when the counters are shared by several replicas.
+    shared: Option<Arc<shared::Store>>,
 }
 
 /// A call's reserved estimate, to be settled with its actual usage.
@@ -374,7 +378,12 @@ pub struct Reservation {
 
 impl Ledger {
     /// A ledger for the configured limits.
-    pub fn new(mut limits: Vec<LimitConfig>) -> Arc<Ledger> {
+    pub fn new(limits: Vec<LimitConfig>) -> Arc<Ledger> {
+        Ledger::with_store(limits, None)
+    }
+
+    /// A ledger whose counters live in `shared` (Redis) when given.
+    pub fn with_store(mut limits: Vec<LimitConfig>, shared: Option<shared::Store>) -> Arc<Ledger> {
         let configured = limits.len();
         for kind in [Kind::Requests, Kind::Tokens] {
             limits.push(LimitConfig {
@@ -391,6 +400,7 @@ impl Ledger {
             configured,
             counters: Mutex::new(HashMap::new()),
             changes: std::sync::atomic::AtomicU64::new(0),
+            shared: shared.map(Arc::new),
         })
     }
 
@@ -553,6 +563,231 @@ impl Ledger {
         rows
     }
 
+    /// The refusal of a call that `limit`, with `taken` used, has no room for.
+    fn exceeded(limit: &LimitConfig, key: &CounterKey, taken: f64, now: i64) -> Box<Exceeded> {
+        let (_, end) = limit.bounds(now);
+        Box::new(Exceeded {
+            limit: Ledger::describe(limit, &key.id, taken),
+            // Room in a concurrency limit comes back when a call ends: soon.
+            retry_after_s: u64::try_from(end.saturating_sub(now))
+                .unwrap_or(0)
+                .clamp(1, if limit.window.is_some() { u64::MAX } else { 1 }),
+            headroom: Headroom {
+                kind: limit.kind,
+                limit: limit.limit,
+                remaining: 0.0,
+                reset_at: end,
+            },
+        })
+    }
+
+    /// What is left of `limit` once `taken` is used.
+    fn headroom(limit: &LimitConfig, taken: f64, now: i64) -> Headroom {
+        Headroom {
+            kind: limit.kind,
+            limit: limit.limit,
+            remaining: limit.limit - taken,
+            reset_at: limit.bounds(now).1,
+        }
+    }
+
+    /// The Redis key of a counter in the window starting at `start`; the member's id goes
+    /// last, so ids may hold any character.
+    fn redis_key(&self, limit: &LimitConfig, key: &CounterKey, start: i64) -> String {
+        let bound = if key.limit >= self.configured {
+            "throttle".to_string()
+        } else {
+            limit
+                .id
+                .as_deref()
+                .map_or("*".to_string(), |id| id.replace(':', "%3A"))
+        };
+        format!(
+            "sluice:meter:{start}:{}:{bound}:{}:{}:{}",
+            limit.scope.as_str(),
+            limit.kind.as_str(),
+            limit.window_name(),
+            key.id
+        )
+    }
+
+    /// When a counter of `limit` in the window holding `now` may be forgotten: an hour after
+    /// its window; a concurrency counter an hour after its last call (so a replica that
+    /// died mid-call does not hold places forever).
+    fn expire_at(limit: &LimitConfig, now: i64) -> i64 {
+        if limit.window.is_some() {
+            limit.bounds(now).1.saturating_add(3_600)
+        } else {
+            now + 3_600
+        }
+    }
+
+    /// Whether counters are shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// What happens while the shared store cannot be reached.
+    pub fn on_error(&self) -> shared::OnError {
+        self.shared
+            .as_ref()
+            .map_or(shared::OnError::FailClosed, |s| s.on_error)
+    }
+
+    /// [`state`](Self::state), from Redis when counters are shared.
+    pub async fn state_async(
+        &self,
+        subject: &Subject,
+        now: i64,
+    ) -> Result<Vec<Limit>, resp::RedisError> {
+        let Some(store) = &self.shared else {
+            return Ok(self.state(subject, now));
+        };
+        let planned: Vec<_> = self.applicable(subject).collect();
+        let keys: Vec<String> = planned
+            .iter()
+            .map(|(limit, key)| self.redis_key(limit, key, limit.bounds(now).0))
+            .collect();
+        let taken = store.read(&keys).await?;
+        Ok(planned
+            .iter()
+            .zip(taken)
+            .map(|((limit, key), taken)| Ledger::describe(limit, &key.id, taken))
+            .collect())
+    }
+
+    /// [`reserve_throttled`](Self::reserve_throttled), in Redis when counters are shared:
+    /// one script checks and takes room on every counter, atomically for all replicas.
+    pub async fn reserve_async(
+        self: &Arc<Self>,
+        subject: &Subject,
+        estimate: Usage,
+        now: i64,
+        throttle: Option<&sluice_engine::decision::Throttle>,
+    ) -> Result<Result<Reservation, Box<Exceeded>>, resp::RedisError> {
+        let Some(store) = &self.shared else {
+            return Ok(self.reserve_throttled(subject, estimate, now, throttle));
+        };
+        let planned = self.planned(subject, throttle);
+        let takes: Vec<shared::Take> = planned
+            .iter()
+            .map(|(limit, key)| shared::Take {
+                key: self.redis_key(limit, key, limit.bounds(now).0),
+                limit: limit.limit,
+                amount: estimate.of(limit.kind),
+                expire_at: Ledger::expire_at(limit, now),
+            })
+            .collect();
+        match store.reserve(&takes).await? {
+            Err((index, taken)) => {
+                let Some((limit, key)) = planned.get(index) else {
+                    return Err(resp::RedisError::Protocol(format!(
+                        "reserve named counter {index} of {}",
+                        planned.len()
+                    )));
+                };
+                Ok(Err(Ledger::exceeded(limit, key, taken, now)))
+            }
+            Ok(taken) => {
+                let mut headroom = Vec::new();
+                let mut held = Vec::new();
+                for ((limit, key), taken) in planned.iter().zip(taken) {
+                    let amount = estimate.of(limit.kind);
+                    tightest(&mut headroom, Ledger::headroom(limit, taken + amount, now));
+                    held.push((key.clone(), limit.bounds(now).0, amount));
+                }
+                Ok(Ok(Reservation {
+                    ledger: Arc::clone(self),
+                    held,
+                    estimate,
+                    settled: std::sync::atomic::AtomicBool::new(false),
+                    headroom,
+                }))
+            }
+        }
+    }
+
+    /// A reservation holding nothing, for a call let through unmetered.
+    pub fn unmetered(self: &Arc<Self>) -> Reservation {
+        Reservation {
+            ledger: Arc::clone(self),
+            held: Vec::new(),
+            estimate: Usage::default(),
+            settled: std::sync::atomic::AtomicBool::new(true),
+            headroom: Vec::new(),
+        }
+    }
+
+    /// Settles in Redis, off the caller's path; a failure is logged (the reservation then
+    /// lapses with its counter).
+    fn release_shared(
+        &self,
+        store: &Arc<shared::Store>,
+        held: &[(CounterKey, i64, f64)],
+        actual: Usage,
+        now: i64,
+    ) {
+        let releases: Vec<shared::Release> = held
+            .iter()
+            .filter_map(|(key, reserved_in, amount)| {
+                let limit = self.limits.get(key.limit)?;
+                Some(shared::Release {
+                    reserved_on: self.redis_key(limit, key, *reserved_in),
+                    spent_on: self.redis_key(limit, key, limit.bounds(now).0),
+                    reserved: *amount,
+                    spent: if limit.kind == Kind::Concurrent {
+                        0.0
+                    } else {
+                        actual.of(limit.kind)
+                    },
+                    expire_at: Ledger::expire_at(limit, now),
+                })
+            })
+            .collect();
+        let store = Arc::clone(store);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = store.settle(&releases).await {
+                        tracing::error!(%error, "cannot settle a budget reservation in Redis");
+                    }
+                });
+            }
+            Err(_) => tracing::error!("cannot settle a budget reservation: no async runtime"),
+        }
+    }
+
+    /// The limits a call of `subject` reserves on, with their counters: the configured
+    /// ones that apply, then the `throttle` obligation's.
+    fn planned<'a>(
+        &'a self,
+        subject: &'a Subject,
+        throttle: Option<&sluice_engine::decision::Throttle>,
+    ) -> Vec<(std::borrow::Cow<'a, LimitConfig>, CounterKey)> {
+        let throttled = throttle.into_iter().flat_map(|t| {
+            [t.requests_per_minute, t.tokens_per_minute]
+                .into_iter()
+                .enumerate()
+                .filter_map(|(offset, amount)| {
+                    let index = self.configured + offset;
+                    let limit = LimitConfig {
+                        limit: amount? as f64,
+                        ..self.limits.get(index)?.clone()
+                    };
+                    let key = CounterKey {
+                        limit: index,
+                        id: subject.key.clone(),
+                    };
+                    Some((std::borrow::Cow::Owned(limit), key))
+                })
+        });
+        let limits = self
+            .applicable(subject)
+            .map(|(limit, key)| (std::borrow::Cow::Borrowed(limit), key))
+            .chain(throttled);
+        limits.collect()
+    }
+
     /// Reserves `estimate` (and one request) against every limit of `subject`, all or
     /// nothing; the first limit it would overrun otherwise.
     pub fn reserve(
@@ -576,57 +811,17 @@ impl Ledger {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         let mut held = Vec::new();
         let mut headroom = Vec::new();
-        let throttled = throttle.into_iter().flat_map(|t| {
-            [t.requests_per_minute, t.tokens_per_minute]
-                .into_iter()
-                .enumerate()
-                .filter_map(|(offset, amount)| {
-                    let index = self.configured + offset;
-                    let limit = LimitConfig {
-                        limit: amount? as f64,
-                        ..self.limits.get(index)?.clone()
-                    };
-                    let key = CounterKey {
-                        limit: index,
-                        id: subject.key.clone(),
-                    };
-                    Some((std::borrow::Cow::Owned(limit), key))
-                })
-        });
-        let limits = self
-            .applicable(subject)
-            .map(|(limit, key)| (std::borrow::Cow::Borrowed(limit), key))
-            .chain(throttled);
+        let limits = self.planned(subject, throttle);
         for (limit, key) in limits {
             let limit: &LimitConfig = &limit;
-            let (start, end) = limit.bounds(now);
+            let (start, _) = limit.bounds(now);
             let amount = estimate.of(limit.kind);
             let counter = counters.entry(key.clone()).or_default().current(start);
             let taken = counter.used + counter.reserved;
             if taken + amount > limit.limit {
-                return Err(Box::new(Exceeded {
-                    limit: Ledger::describe(limit, &key.id, taken),
-                    // Room in a concurrency limit comes back when a call ends: soon.
-                    retry_after_s: u64::try_from(end.saturating_sub(now))
-                        .unwrap_or(0)
-                        .clamp(1, if limit.window.is_some() { u64::MAX } else { 1 }),
-                    headroom: Headroom {
-                        kind: limit.kind,
-                        limit: limit.limit,
-                        remaining: 0.0,
-                        reset_at: end,
-                    },
-                }));
+                return Err(Ledger::exceeded(limit, &key, taken, now));
             }
-            tightest(
-                &mut headroom,
-                Headroom {
-                    kind: limit.kind,
-                    limit: limit.limit,
-                    remaining: limit.limit - taken - amount,
-                    reset_at: end,
-                },
-            );
+            tightest(&mut headroom, Ledger::headroom(limit, taken + amount, now));
             held.push((key, start, amount));
         }
         for (key, _, amount) in &held {
@@ -646,6 +841,10 @@ impl Ledger {
     }
 
     fn release(&self, held: &[(CounterKey, i64, f64)], actual: Usage, now: i64) {
+        if let Some(store) = &self.shared {
+            self.release_shared(store, held, actual, now);
+            return;
+        }
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         for (key, reserved_in, amount) in held {
             let Some(limit) = self.limits.get(key.limit) else {

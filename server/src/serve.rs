@@ -191,7 +191,7 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
         tracing::warn!(listen = %local, "the demo key is active on a non-loopback address");
     }
     // Spend survives restarts: saved counters of windows still open count again.
-    let saver = if config.budgets.is_empty() {
+    let saver = if config.budgets.is_empty() || gateway.meter().is_shared() {
         None
     } else {
         let ledger = gateway.meter();

@@ -106,6 +106,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the scripted upstream and `sluice serve --config` in front of it.
     pub fn start() -> Gateway {
+        Gateway::start_with("")
+    }
+
+    /// `start`, with `extra` appended to the config (top-level YAML keys).
+    pub fn start_with(extra: &str) -> Gateway {
         let upstream = Upstream::start();
         let dir = tempfile::tempdir().expect("temporary directory");
         let write = |path: &str, text: &str| crate::write_file(dir.path(), path, text);
@@ -116,13 +121,34 @@ impl Gateway {
         write("policies/gate.rego", POLICY);
         write("upstream.key", &format!("{UPSTREAM_KEY}\n"));
         write("hash.key", "test-hash-key-0123456789abcdefghijklmnop\n");
-        write("sluice.yaml", &config(&upstream.base_url));
+        write(
+            "sluice.yaml",
+            &format!("{}{extra}", config(&upstream.base_url)),
+        );
         let server = serve(dir.path());
         Gateway {
             dir,
             upstream,
             server,
         }
+    }
+
+    /// A second gateway process on the same policies and upstream, with `extra` appended
+    /// to its config and its own audit database (DuckDB admits one writer per file).
+    pub fn replica(&self, extra: &str) -> Server {
+        crate::write_file(
+            self.dir.path(),
+            "replica.yaml",
+            &format!(
+                "{}{extra}audit: {{path: replica-audit.duckdb}}\nbudget_state_file: replica-budgets.json\n",
+                config(&self.upstream.base_url)
+            ),
+        );
+        let path = self.dir.path().join("replica.yaml");
+        Server::start_with_env(
+            &["serve".as_ref(), "--config".as_ref(), path.as_os_str()],
+            ENV,
+        )
     }
 
     /// Stops the gateway (gracefully) and starts it again on the same files.

@@ -313,7 +313,7 @@ async fn converse(
     input.usage.input_tokens = (chars as u64).div_ceil(4);
     input.usage.cost_usd = gateway.prompt_cost(&conversation.model, input.usage.input_tokens);
     input.usage.estimated = true;
-    call.meter(gateway, &mut input);
+    call.meter(gateway, &mut input).await?;
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         conversation.rewrite_text(|text| redactor.redact(text));
@@ -322,7 +322,9 @@ async fn converse(
         plan(gateway, &conversation.model, &decision).map_err(|e| call.failed(&input, None, e))?;
     // Settled with the tokens of the answer when the call ends (see `Respond`); refunded
     // when no upstream serves it.
-    let reservation = call.reserve(gateway, &input, &plan.alias, &decision)?;
+    let reservation = call
+        .reserve(gateway, &input, &plan.alias, &decision)
+        .await?;
     let headroom = reservation.headroom().to_vec();
     let headers = upstream_headers(&decision);
 
