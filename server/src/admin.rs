@@ -85,17 +85,18 @@ async fn status(_: AdminAccess, State(state): State<AdminState>) -> Json<ReloadS
 }
 
 /// Spend and what is left of every budget and rate limit, in its current window.
-async fn usage(
-    _: AdminAccess,
-    State(state): State<AdminState>,
-) -> Json<Vec<crate::meter::UsageRow>> {
-    Json(
-        state
-            .meter
-            .as_ref()
-            .map(|meter| meter.usage(crate::meter::now()))
-            .unwrap_or_default(),
-    )
+async fn usage(_: AdminAccess, State(state): State<AdminState>) -> Response {
+    let Some(meter) = &state.meter else {
+        return Json(Vec::<crate::meter::UsageRow>::new()).into_response();
+    };
+    match meter.usage_async(crate::meter::now()).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"error": format!("budgets cannot be read: {error}")})),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(_: AdminAccess, State(state): State<AdminState>) -> Response {

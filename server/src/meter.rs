@@ -521,25 +521,61 @@ impl Ledger {
         restored
     }
 
-    /// Every counter in its current window at `now`: each limit bound to an id, used or
-    /// not, and each scope member a limit without id has counted; sorted by scope, id,
-    /// kind and window.
-    pub fn usage(&self, now: i64) -> Vec<UsageRow> {
-        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+    /// [`usage`](Self::usage), from Redis when counters are shared.
+    pub async fn usage_async(&self, now: i64) -> Result<Vec<UsageRow>, resp::RedisError> {
+        let Some(store) = &self.shared else {
+            return Ok(self.usage(now));
+        };
+        let mut found: HashMap<CounterKey, Counter> = HashMap::new();
         for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
             if let Some(id) = &limit.id {
-                counters
-                    .entry(CounterKey {
-                        limit: index,
-                        id: id.clone(),
-                    })
-                    .or_default();
+                let key = CounterKey {
+                    limit: index,
+                    id: id.clone(),
+                };
+                found.insert(key, Counter::default());
             }
         }
+        for (name, used, reserved) in store.list().await? {
+            for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
+                let (start, _) = limit.bounds(now);
+                let prefix = self.redis_key(
+                    limit,
+                    &CounterKey {
+                        limit: index,
+                        id: String::new(),
+                    },
+                    start,
+                );
+                let Some(id) = name.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let key = CounterKey {
+                    limit: index,
+                    id: id.to_string(),
+                };
+                found.insert(
+                    key,
+                    Counter {
+                        window_start: start,
+                        used,
+                        reserved,
+                    },
+                );
+            }
+        }
+        Ok(self.rows(found.into_iter(), now))
+    }
+
+    /// Usage rows of counters, sorted by scope, id, kind and window.
+    fn rows(
+        &self,
+        counters: impl Iterator<Item = (CounterKey, Counter)>,
+        now: i64,
+    ) -> Vec<UsageRow> {
         let mut rows: Vec<UsageRow> = counters
-            .iter_mut()
             .filter(|(key, _)| key.limit < self.configured)
-            .filter_map(|(key, counter)| {
+            .filter_map(|(key, mut counter)| {
                 let limit = self.limits.get(key.limit)?;
                 let (start, end) = limit.bounds(now);
                 let counter = counter.current(start);
@@ -561,6 +597,24 @@ impl Ledger {
             (&a.scope, &a.id, &a.kind, &a.window).cmp(&(&b.scope, &b.id, &b.kind, &b.window))
         });
         rows
+    }
+
+    /// Every counter in its current window at `now`: each limit bound to an id, used or
+    /// not, and each scope member a limit without id has counted; sorted by scope, id,
+    /// kind and window.
+    pub fn usage(&self, now: i64) -> Vec<UsageRow> {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
+            if let Some(id) = &limit.id {
+                counters
+                    .entry(CounterKey {
+                        limit: index,
+                        id: id.clone(),
+                    })
+                    .or_default();
+            }
+        }
+        self.rows(counters.iter().map(|(k, c)| (k.clone(), *c)), now)
     }
 
     /// The refusal of a call that `limit`, with `taken` used, has no room for.

@@ -100,10 +100,25 @@ fn two_replicas_enforce_one_limit_together() {
         "{statuses:?}"
     );
     assert_eq!(gateway.upstream.received_for("ok").len(), 10);
-    // The policy input on either replica sees the shared count.
+    // Either replica refuses the next call, and reports the shared count.
     let http = client();
     for base in &bases {
         assert_eq!(chat(&http, base, BURST_KEY).status(), 429);
+        let rows: Vec<Value> = http
+            .get(format!("{base}/admin/usage"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let burst = rows
+            .iter()
+            .find(|r| r["id"] == "k-burst" && r["kind"] == "requests")
+            .unwrap_or_else(|| panic!("{rows:?}"));
+        assert_eq!(
+            burst["used"].as_f64().unwrap() + burst["reserved"].as_f64().unwrap(),
+            10.0
+        );
+        assert_eq!(burst["remaining"], 0.0);
     }
 }
 

@@ -79,6 +79,18 @@ end
 return out
 ";
 
+/// Every counter: its key, then its `used` and `reserved`.
+const LIST: &str = r"
+local out = {}
+for _, key in ipairs(redis.call('KEYS', 'sluice:meter:*')) do
+  local h = redis.call('HMGET', key, 'used', 'reserved')
+  table.insert(out, key)
+  table.insert(out, tostring(tonumber(h[1]) or 0))
+  table.insert(out, tostring(tonumber(h[2]) or 0))
+end
+return out
+";
+
 /// One counter to reserve on.
 #[derive(Debug, Clone)]
 pub struct Take {
@@ -179,6 +191,25 @@ impl Store {
         } else {
             Err((status - 1, numbers.first().copied().unwrap_or(0.0)))
         })
+    }
+
+    /// Every counter as (key, used, reserved), for the usage report (`KEYS`: an admin
+    /// request, not the request path).
+    pub async fn list(&self) -> Result<Vec<(String, f64, f64)>, RedisError> {
+        let reply = self.client.script(LIST, &[], &[]).await?;
+        reply
+            .items()
+            .chunks(3)
+            .map(|triple| match triple {
+                [key, used, reserved] => Ok((
+                    key.text()
+                        .ok_or_else(|| RedisError::Protocol("counter key".into()))?,
+                    number(used)?,
+                    number(reserved)?,
+                )),
+                _ => Err(RedisError::Protocol("counter list".into())),
+            })
+            .collect()
     }
 
     /// Settles reservations.
