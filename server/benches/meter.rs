@@ -94,7 +94,40 @@ fn main() {
             .collect()
     });
     report("2 threads", samples);
+    tokenizer();
     redis(calls.min(20_000));
+}
+
+/// Exact prompt counting for an OpenAI model: a 4 KB prompt through `o200k_base`.
+fn tokenizer() {
+    let text: String = "The checkout service started timing out after the deploy; please summarise the root cause and list three contributing factors. "
+        .repeat(32);
+    let messages = [sluice_engine::input::Message {
+        role: "user".to_string(),
+        content: text.chars().take(4096).collect(),
+        tool_calls: Vec::new(),
+    }];
+    // The encoding loads once per process.
+    black_box(sluice_server::meter::tokens::prompt_tokens(
+        "gpt-4o", &messages,
+    ));
+    let mut samples: Vec<Duration> = (0..2_000)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(sluice_server::meter::tokens::prompt_tokens(
+                "gpt-4o",
+                black_box(&messages),
+            ));
+            started.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    println!(
+        "meter tokenizer: exact count of a 4 KB prompt (gpt-4o, o200k_base) p50 {:.0} us, p99 {:.0} us",
+        at(0.5).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6
+    );
 }
 
 /// Reserve (state read + reservation) through Redis on loopback.

@@ -120,6 +120,15 @@ impl Gateway {
             .fold(0.0, f64::max)
     }
 
+    /// The upstream model of the alias's first deployment (what its prompt is counted
+    /// for); the alias itself when it has none.
+    pub(crate) fn upstream_model<'a>(&'a self, alias: &'a str) -> &'a str {
+        self.upstreams
+            .deployments(alias)
+            .and_then(|d| d.first())
+            .map_or(alias, |d| d.model.as_str())
+    }
+
     /// Whether any API key is configured (without one, every call is refused).
     pub fn has_keys(&self) -> bool {
         !self.keys.is_empty()
@@ -1082,10 +1091,13 @@ async fn embed(
             ..Content::default()
         },
     );
-    let chars: usize = embeddings.texts.iter().map(String::len).sum();
-    input.usage.input_tokens = (chars as u64).div_ceil(4);
-    input.usage.cost_usd = gateway.prompt_cost(&embeddings.model, input.usage.input_tokens);
-    input.usage.estimated = true;
+    let (tokens, exact) = meter::tokens::text_tokens(
+        gateway.upstream_model(&embeddings.model),
+        embeddings.texts.iter().map(String::as_str),
+    );
+    input.usage.input_tokens = tokens;
+    input.usage.cost_usd = gateway.prompt_cost(&embeddings.model, tokens);
+    input.usage.estimated = !exact;
     call.meter(gateway, &mut input).await?;
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {

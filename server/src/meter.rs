@@ -12,6 +12,7 @@ pub mod prices;
 pub mod resp;
 pub mod saved;
 pub mod shared;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

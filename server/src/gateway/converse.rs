@@ -309,10 +309,13 @@ async fn converse(
         &conversation.model,
         conversation.content(),
     );
-    let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
-    input.usage.input_tokens = (chars as u64).div_ceil(4);
-    input.usage.cost_usd = gateway.prompt_cost(&conversation.model, input.usage.input_tokens);
-    input.usage.estimated = true;
+    let (tokens, exact) = meter::tokens::prompt_tokens(
+        gateway.upstream_model(&conversation.model),
+        &input.content.messages,
+    );
+    input.usage.input_tokens = tokens;
+    input.usage.cost_usd = gateway.prompt_cost(&conversation.model, tokens);
+    input.usage.estimated = !exact;
     call.meter(gateway, &mut input).await?;
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
