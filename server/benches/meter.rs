@@ -162,7 +162,7 @@ fn redis(calls: usize) {
         on_error: OnError::FailClosed,
     })
     .unwrap();
-    let ledger = Ledger::with_store(limits(), store);
+    let ledger = Ledger::with_store(limits(), store, jiff::tz::TimeZone::UTC);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -66,6 +66,9 @@ pub struct Config {
     /// Where budget counters live: in this process by default, or in a Redis every replica
     /// shares (`{redis_url, on_error: fail_closed|fail_open}`).
     pub budget_store: crate::meter::shared::StoreConfig,
+    /// The time zone (IANA name, e.g. `Europe/Berlin`) whose calendar the hour, day and
+    /// month windows of `budgets` follow; UTC by default.
+    pub budget_time_zone: String,
     /// The audit trail (DuckDB).
     pub audit: crate::audit::AuditConfig,
     /// How policies' redactions are carried out.
@@ -102,6 +105,7 @@ impl Default for Config {
             prices: BTreeMap::new(),
             budget_state_file: PathBuf::from("sluice-budgets.json"),
             budget_store: crate::meter::shared::StoreConfig::default(),
+            budget_time_zone: "UTC".to_string(),
             audit: crate::audit::AuditConfig::default(),
             redaction: RedactionConfig::default(),
         }
@@ -479,6 +483,12 @@ impl Config {
                     format!("the price of `{model}` must be numbers of 0 or more"),
                 ));
             }
+        }
+        if let Err(e) = jiff::tz::TimeZone::get(&self.budget_time_zone) {
+            return Err(invalid(
+                "budget_time_zone",
+                format!("`{}` is not a time zone: {e}", self.budget_time_zone),
+            ));
         }
         for (index, budget) in self.budgets.iter().enumerate() {
             if let Some(problem) = budget.problem() {

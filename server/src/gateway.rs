@@ -93,6 +93,9 @@ impl Gateway {
                 config.budgets.clone(),
                 meter::shared::Store::new(&config.budget_store)
                     .map_err(|e| anyhow::anyhow!("budget_store.redis_url: {e}"))?,
+                jiff::tz::TimeZone::get(&config.budget_time_zone).map_err(|e| {
+                    anyhow::anyhow!("budget_time_zone `{}`: {e}", config.budget_time_zone)
+                })?,
             ),
             prices: meter::prices::Prices::new(&config.prices),
             hash_key: config

@@ -101,31 +101,47 @@ impl Window {
         }
     }
 
-    /// The window holding `now` (Unix seconds), as its start and end.
-    fn bounds(self, now: i64) -> (i64, i64) {
+    /// The window holding `now` (Unix seconds) in `zone`, as its start and end: calendar
+    /// minutes, hours, days and months of the zone's wall clock (a day across a daylight
+    /// saving change has 23 or 25 hours).
+    fn bounds(self, now: i64, zone: &jiff::tz::TimeZone) -> (i64, i64) {
         let fixed = |length: i64| {
             let start = now.div_euclid(length) * length;
             (start, start + length)
         };
-        match self {
+        // Minutes are the same everywhere; hours too, except in zones offset by a part of
+        // an hour, which the wall-clock path below handles.
+        if self == Window::Minute {
+            return fixed(60);
+        }
+        let zoned = || -> Result<(i64, i64), jiff::Error> {
+            let at = jiff::Timestamp::from_second(now)?.to_zoned_datetime(zone.clone());
+            let (start, next) = match self {
+                Window::Minute | Window::Hour => {
+                    let start = at.with().minute(0).second(0).subsec_nanosecond(0).build()?;
+                    let next = start.checked_add(jiff::Span::new().hours(1))?;
+                    (start, next)
+                }
+                Window::Day => {
+                    let start = at.start_of_day()?;
+                    let next = start.tomorrow()?.start_of_day()?;
+                    (start, next)
+                }
+                Window::Month => {
+                    let start = at.first_of_month()?.start_of_day()?;
+                    let next = start
+                        .checked_add(jiff::Span::new().months(1))?
+                        .start_of_day()?;
+                    (start, next)
+                }
+            };
+            Ok((start.timestamp().as_second(), next.timestamp().as_second()))
+        };
+        zoned().unwrap_or_else(|_| match self {
             Window::Minute => fixed(60),
             Window::Hour => fixed(3_600),
-            Window::Day => fixed(86_400),
-            Window::Month => {
-                let at = time::OffsetDateTime::from_unix_timestamp(now)
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-                let first = at.date().replace_day(1).unwrap_or(at.date());
-                let next = match first.month() {
-                    time::Month::December => first
-                        .replace_year(first.year() + 1)
-                        .and_then(|d| d.replace_month(time::Month::January)),
-                    month => first.replace_month(month.next()),
-                }
-                .unwrap_or(first);
-                let seconds = |d: time::Date| d.midnight().assume_utc().unix_timestamp();
-                (seconds(first), seconds(next))
-            }
-        }
+            Window::Day | Window::Month => fixed(86_400),
+        })
     }
 }
 
@@ -154,8 +170,8 @@ pub struct LimitConfig {
 impl LimitConfig {
     /// The window holding `now`, as its start and end; a limit without a window (calls in
     /// flight) has one that never ends.
-    fn bounds(&self, now: i64) -> (i64, i64) {
-        self.window.map_or((0, i64::MAX), |w| w.bounds(now))
+    fn bounds(&self, now: i64, zone: &jiff::tz::TimeZone) -> (i64, i64) {
+        self.window.map_or((0, i64::MAX), |w| w.bounds(now, zone))
     }
 
     fn window_name(&self) -> &'static str {
@@ -364,6 +380,8 @@ pub struct Ledger {
     changes: std::sync::atomic::AtomicU64,
     /// Redis, when the counters are shared by several replicas.
     shared: Option<Arc<shared::Store>>,
+    /// The time zone calendar windows follow.
+    zone: jiff::tz::TimeZone,
 }
 
 /// A call's reserved estimate, to be settled with its actual usage.
@@ -380,11 +398,16 @@ pub struct Reservation {
 impl Ledger {
     /// A ledger for the configured limits.
     pub fn new(limits: Vec<LimitConfig>) -> Arc<Ledger> {
-        Ledger::with_store(limits, None)
+        Ledger::with_store(limits, None, jiff::tz::TimeZone::UTC)
     }
 
-    /// A ledger whose counters live in `shared` (Redis) when given.
-    pub fn with_store(mut limits: Vec<LimitConfig>, shared: Option<shared::Store>) -> Arc<Ledger> {
+    /// A ledger whose counters live in `shared` (Redis) when given, with calendar windows
+    /// in `zone`.
+    pub fn with_store(
+        mut limits: Vec<LimitConfig>,
+        shared: Option<shared::Store>,
+        zone: jiff::tz::TimeZone,
+    ) -> Arc<Ledger> {
         let configured = limits.len();
         for kind in [Kind::Requests, Kind::Tokens] {
             limits.push(LimitConfig {
@@ -402,6 +425,7 @@ impl Ledger {
             counters: Mutex::new(HashMap::new()),
             changes: std::sync::atomic::AtomicU64::new(0),
             shared: shared.map(Arc::new),
+            zone,
         })
     }
 
@@ -450,7 +474,7 @@ impl Ledger {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         self.applicable(subject)
             .map(|(limit, key)| {
-                let (start, _) = limit.bounds(now);
+                let (start, _) = limit.bounds(now, &self.zone);
                 let id = key.id.clone();
                 let counter = counters.entry(key).or_default().current(start);
                 Ledger::describe(limit, &id, counter.used + counter.reserved)
@@ -508,7 +532,7 @@ impl Ledger {
             let Some(limit) = self.limits.get(index) else {
                 continue;
             };
-            let (start, _) = limit.bounds(now);
+            let (start, _) = limit.bounds(now, &self.zone);
             if entry.window_start != start {
                 continue;
             }
@@ -539,7 +563,7 @@ impl Ledger {
         }
         for (name, used, reserved) in store.list().await? {
             for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
-                let (start, _) = limit.bounds(now);
+                let (start, _) = limit.bounds(now, &self.zone);
                 let prefix = self.redis_key(
                     limit,
                     &CounterKey {
@@ -578,7 +602,7 @@ impl Ledger {
             .filter(|(key, _)| key.limit < self.configured)
             .filter_map(|(key, mut counter)| {
                 let limit = self.limits.get(key.limit)?;
-                let (start, end) = limit.bounds(now);
+                let (start, end) = limit.bounds(now, &self.zone);
                 let counter = counter.current(start);
                 Some(UsageRow {
                     scope: limit.scope.as_str().to_string(),
@@ -619,8 +643,14 @@ impl Ledger {
     }
 
     /// The refusal of a call that `limit`, with `taken` used, has no room for.
-    fn exceeded(limit: &LimitConfig, key: &CounterKey, taken: f64, now: i64) -> Box<Exceeded> {
-        let (_, end) = limit.bounds(now);
+    fn exceeded(
+        &self,
+        limit: &LimitConfig,
+        key: &CounterKey,
+        taken: f64,
+        now: i64,
+    ) -> Box<Exceeded> {
+        let (_, end) = limit.bounds(now, &self.zone);
         Box::new(Exceeded {
             limit: Ledger::describe(limit, &key.id, taken),
             // Room in a concurrency limit comes back when a call ends: soon.
@@ -637,12 +667,12 @@ impl Ledger {
     }
 
     /// What is left of `limit` once `taken` is used.
-    fn headroom(limit: &LimitConfig, taken: f64, now: i64) -> Headroom {
+    fn headroom(&self, limit: &LimitConfig, taken: f64, now: i64) -> Headroom {
         Headroom {
             kind: limit.kind,
             limit: limit.limit,
             remaining: limit.limit - taken,
-            reset_at: limit.bounds(now).1,
+            reset_at: limit.bounds(now, &self.zone).1,
         }
     }
 
@@ -669,9 +699,9 @@ impl Ledger {
     /// When a counter of `limit` in the window holding `now` may be forgotten: an hour after
     /// its window; a concurrency counter an hour after its last call (so a replica that
     /// died mid-call does not hold places forever).
-    fn expire_at(limit: &LimitConfig, now: i64) -> i64 {
+    fn expire_at(&self, limit: &LimitConfig, now: i64) -> i64 {
         if limit.window.is_some() {
-            limit.bounds(now).1.saturating_add(3_600)
+            limit.bounds(now, &self.zone).1.saturating_add(3_600)
         } else {
             now + 3_600
         }
@@ -701,7 +731,7 @@ impl Ledger {
         let planned: Vec<_> = self.applicable(subject).collect();
         let keys: Vec<String> = planned
             .iter()
-            .map(|(limit, key)| self.redis_key(limit, key, limit.bounds(now).0))
+            .map(|(limit, key)| self.redis_key(limit, key, limit.bounds(now, &self.zone).0))
             .collect();
         let taken = store.read(&keys).await?;
         Ok(planned
@@ -727,10 +757,10 @@ impl Ledger {
         let takes: Vec<shared::Take> = planned
             .iter()
             .map(|(limit, key)| shared::Take {
-                key: self.redis_key(limit, key, limit.bounds(now).0),
+                key: self.redis_key(limit, key, limit.bounds(now, &self.zone).0),
                 limit: limit.limit,
                 amount: estimate.of(limit.kind),
-                expire_at: Ledger::expire_at(limit, now),
+                expire_at: self.expire_at(limit, now),
             })
             .collect();
         match store.reserve(&takes).await? {
@@ -741,15 +771,15 @@ impl Ledger {
                         planned.len()
                     )));
                 };
-                Ok(Err(Ledger::exceeded(limit, key, taken, now)))
+                Ok(Err(self.exceeded(limit, key, taken, now)))
             }
             Ok(taken) => {
                 let mut headroom = Vec::new();
                 let mut held = Vec::new();
                 for ((limit, key), taken) in planned.iter().zip(taken) {
                     let amount = estimate.of(limit.kind);
-                    tightest(&mut headroom, Ledger::headroom(limit, taken + amount, now));
-                    held.push((key.clone(), limit.bounds(now).0, amount));
+                    tightest(&mut headroom, self.headroom(limit, taken + amount, now));
+                    held.push((key.clone(), limit.bounds(now, &self.zone).0, amount));
                 }
                 Ok(Ok(Reservation {
                     ledger: Arc::clone(self),
@@ -788,14 +818,14 @@ impl Ledger {
                 let limit = self.limits.get(key.limit)?;
                 Some(shared::Release {
                     reserved_on: self.redis_key(limit, key, *reserved_in),
-                    spent_on: self.redis_key(limit, key, limit.bounds(now).0),
+                    spent_on: self.redis_key(limit, key, limit.bounds(now, &self.zone).0),
                     reserved: *amount,
                     spent: if limit.kind == Kind::Concurrent {
                         0.0
                     } else {
                         actual.of(limit.kind)
                     },
-                    expire_at: Ledger::expire_at(limit, now),
+                    expire_at: self.expire_at(limit, now),
                 })
             })
             .collect();
@@ -869,14 +899,14 @@ impl Ledger {
         let limits = self.planned(subject, throttle);
         for (limit, key) in limits {
             let limit: &LimitConfig = &limit;
-            let (start, _) = limit.bounds(now);
+            let (start, _) = limit.bounds(now, &self.zone);
             let amount = estimate.of(limit.kind);
             let counter = counters.entry(key.clone()).or_default().current(start);
             let taken = counter.used + counter.reserved;
             if taken + amount > limit.limit {
-                return Err(Ledger::exceeded(limit, &key, taken, now));
+                return Err(self.exceeded(limit, &key, taken, now));
             }
-            tightest(&mut headroom, Ledger::headroom(limit, taken + amount, now));
+            tightest(&mut headroom, self.headroom(limit, taken + amount, now));
             held.push((key, start, amount));
         }
         for (key, _, amount) in &held {
@@ -905,7 +935,7 @@ impl Ledger {
             let Some(limit) = self.limits.get(key.limit) else {
                 continue;
             };
-            let (start, _) = limit.bounds(now);
+            let (start, _) = limit.bounds(now, &self.zone);
             let counter = counters.entry(key.clone()).or_default();
             if counter.window_start == *reserved_in {
                 counter.reserved = (counter.reserved - amount).max(0.0);

@@ -205,3 +205,15 @@ fn budgets_parse_and_a_negative_or_unknown_one_is_refused_by_name() {
     .unwrap_err();
     assert!(err.contains("galaxy"), "{err}");
 }
+
+#[test]
+fn a_budget_time_zone_must_be_a_real_zone() {
+    let config = Config::from_yaml("budget_time_zone: Europe/Berlin\n").unwrap();
+    config.validate().unwrap();
+    let config = Config::from_yaml("budget_time_zone: Mars/Olympus\n").unwrap();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("budget_time_zone") && err.contains("Mars/Olympus"),
+        "{err}"
+    );
+}

@@ -2,6 +2,8 @@ use std::sync::Barrier;
 
 use super::*;
 
+const UTC: jiff::tz::TimeZone = jiff::tz::TimeZone::UTC;
+
 /// 2026-11-26 12:00:30 UTC.
 const NOON: i64 = 1_795_694_430;
 
@@ -158,13 +160,13 @@ fn a_call_outliving_its_window_is_charged_to_the_window_it_ends_in() {
 
 #[test]
 fn calendar_windows() {
-    assert_eq!(Window::Minute.bounds(NOON), (NOON - 30, NOON + 30));
-    assert_eq!(Window::Hour.bounds(NOON), (NOON - 30, NOON + 3_570));
-    let (start, end) = Window::Month.bounds(NOON);
+    assert_eq!(Window::Minute.bounds(NOON, &UTC), (NOON - 30, NOON + 30));
+    assert_eq!(Window::Hour.bounds(NOON, &UTC), (NOON - 30, NOON + 3_570));
+    let (start, end) = Window::Month.bounds(NOON, &UTC);
     let date = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap().date();
     assert_eq!(date(start).to_string(), "2026-11-01");
     assert_eq!(date(end).to_string(), "2026-12-01");
-    let december = Window::Month.bounds(end + 10);
+    let december = Window::Month.bounds(end + 10, &UTC);
     assert_eq!(date(december.1).to_string(), "2027-01-01");
 }
 
@@ -204,7 +206,7 @@ fn usage_lists_every_bound_limit_and_each_counted_member() {
     );
     assert_eq!(
         (team.window_start, team.window_end),
-        Window::Month.bounds(NOON)
+        Window::Month.bounds(NOON, &UTC)
     );
     assert_eq!((rows[0].used, rows[0].reserved), (0.0, 1.0));
     drop(open);
@@ -323,7 +325,7 @@ fn headroom_reports_the_tightest_limit_of_each_kind() {
         (5.0, 4.0),
         "the team's hour is tighter"
     );
-    assert_eq!(requests.reset_at, Window::Hour.bounds(NOON).1);
+    assert_eq!(requests.reset_at, Window::Hour.bounds(NOON, &UTC).1);
     let tokens = headroom.iter().find(|h| h.kind == Kind::Tokens).unwrap();
     assert_eq!(tokens.remaining, 750.0);
     assert_eq!(headroom.len(), 2);
@@ -452,4 +454,48 @@ fn a_shared_budget_is_drawn_from_by_its_keys_only() {
         ..limit(Scope::Team, Kind::CostUsd, Window::Month, 1.0)
     };
     assert!(stray.problem().unwrap().contains("only a `shared` budget"));
+}
+
+#[test]
+fn calendar_windows_follow_the_configured_time_zone_and_its_daylight_saving() {
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let at = |text: &str| text.parse::<jiff::Timestamp>().unwrap().as_second();
+    // 2026-11-26 12:00:30 UTC is 13:00:30 in Berlin (UTC+1): its day began at 23:00 UTC.
+    assert_eq!(
+        Window::Day.bounds(NOON, &berlin),
+        (at("2026-11-25T23:00:00Z"), at("2026-11-26T23:00:00Z"))
+    );
+    assert_eq!(
+        Window::Month.bounds(NOON, &berlin),
+        (at("2026-10-31T23:00:00Z"), at("2026-11-30T23:00:00Z"))
+    );
+    // The day clocks go forward has 23 hours.
+    let (start, end) = Window::Day.bounds(at("2027-03-28T12:00:00Z"), &berlin);
+    assert_eq!(end - start, 23 * 3_600);
+    // Half-hour zones have their own hours.
+    let india = jiff::tz::TimeZone::get("Asia/Kolkata").unwrap();
+    assert_eq!(
+        Window::Hour.bounds(NOON, &india).0,
+        at("2026-11-26T11:30:00Z")
+    );
+
+    // A ledger in Berlin: 23:30 UTC on the 25th is already the 26th there.
+    let ledger = Ledger::with_store(
+        vec![limit(Scope::Key, Kind::Requests, Window::Day, 1.0)],
+        None,
+        berlin,
+    );
+    let who = subject("k", "t");
+    ledger
+        .reserve(&who, Usage::default(), at("2026-11-25T23:30:00Z"))
+        .unwrap()
+        .settle(Usage::default(), at("2026-11-25T23:30:00Z"));
+    let refused = ledger
+        .reserve(&who, Usage::default(), at("2026-11-26T20:00:00Z"))
+        .unwrap_err();
+    assert_eq!(
+        refused.retry_after_s,
+        3 * 3_600,
+        "until Berlin midnight, 23:00 UTC"
+    );
 }
