@@ -417,7 +417,8 @@ fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<(
                     &json!({"id": "c1", "object": "chat.completion", "created": 0, "model": model,
                             "choices": [{"index": 0, "finish_reason": "stop",
                                          "message": {"role": "assistant", "content": text}}],
-                            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}),
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8,
+                                      "prompt_tokens_details": {"cached_tokens": 2}}}),
                 )
             }
         }

@@ -609,9 +609,13 @@ impl Drop for Respond {
 impl Respond {
     /// Decides on the answer, recording the upstream's part in the audit row.
     fn decide(&self, input: &DecisionInput) -> Result<Decision, GatewayError> {
+        let [_, cached, _] = &self.reported;
+        let cached = cached.load(Ordering::Relaxed);
         let facts = crate::audit::CallFacts {
             upstream_status: Some(200),
             upstream_ms: Some(self.upstream_ms),
+            // The answer's row carries the prompt tokens the upstream served from its cache.
+            cached_tokens: (cached > 0).then(|| i64::try_from(cached).unwrap_or(i64::MAX)),
             ..Default::default()
         };
         self.call.decide_with(input, &facts)
