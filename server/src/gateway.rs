@@ -119,7 +119,12 @@ impl Gateway {
             .unwrap_or_default()
             .iter()
             .filter_map(|d| self.prices.of(&d.model))
-            .map(|price| price.cost(input_tokens, 0, 0))
+            .map(|price| {
+                price.cost(meter::prices::Tokens {
+                    input: input_tokens,
+                    ..Default::default()
+                })
+            })
             .fold(0.0, f64::max)
     }
 

@@ -418,7 +418,8 @@ fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<(
                             "choices": [{"index": 0, "finish_reason": "stop",
                                          "message": {"role": "assistant", "content": text}}],
                             "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8,
-                                      "prompt_tokens_details": {"cached_tokens": 2}}}),
+                                      "prompt_tokens_details": {"cached_tokens": 2},
+                                      "completion_tokens_details": {"reasoning_tokens": 1}}}),
                 )
             }
         }

@@ -304,17 +304,18 @@ fn a_cost_budget_is_spent_at_the_deployments_price_and_matches_the_audit_trail()
     assert!(gateway.server.terminate().success());
     let connection =
         duckdb::Connection::open(gateway.dir.path().join("sluice-audit.duckdb")).unwrap();
-    let (rows, audited, cached): (i64, f64, i64) = connection
+    let (rows, audited, cached, reasoning): (i64, f64, i64, i64) = connection
         .query_row(
-            "SELECT count(*), sum(cost_usd), sum(cached_tokens) FROM decisions \
-             WHERE key_id = 'k-spender' AND surface = 'response' AND allow",
+            "SELECT count(*), sum(cost_usd), sum(cached_tokens), sum(reasoning_tokens) \
+             FROM decisions WHERE key_id = 'k-spender' AND surface = 'response' AND allow",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .unwrap();
     assert_eq!(rows, served as i64);
-    // The upstream reports 2 of the 5 prompt tokens as cached; the answer's row says so.
-    assert_eq!(cached, 2 * served as i64);
+    // The upstream reports 2 of the 5 prompt tokens as cached and 1 of the 3 completion
+    // tokens as reasoning; the answer's row says so.
+    assert_eq!((cached, reasoning), (2 * served as i64, served as i64));
     assert!(
         (audited - spent).abs() < 1e-9,
         "audited {audited}, metered {spent}"

@@ -401,6 +401,8 @@ pub fn answer(body: &Value) -> Answer {
         input_tokens: usage.prompt_tokens(),
         output_tokens: usage.output,
         cached_tokens: usage.cache_read.unwrap_or(0),
+        // Anthropic counts thinking inside output_tokens without a separate figure.
+        reasoning_tokens: 0,
     }
 }
 

@@ -386,7 +386,7 @@ async fn converse(
         price: gateway.prices.of(&deployment.model),
         input_tokens: input.usage.input_tokens,
         seen_output: AtomicU64::new(0),
-        reported: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+        reported: Default::default(),
     });
     let response = if conversation.stream {
         let events = match answer {
@@ -453,7 +453,7 @@ async fn converse(
                         if let Some(message) = messages.first_mut() {
                             message.tool_calls = tool_calls;
                         }
-                        respond_call.reported_input(usage.input, usage.cached);
+                        respond_call.reported_input(usage.input, usage.cached, usage.reasoning);
                         let input = respond_call.input(messages, usage.output);
                         respond_call.decide(&input).map(drop)
                     }
@@ -570,15 +570,17 @@ struct Respond {
     input_tokens: u64,
     /// Output tokens estimated from the most answer text seen.
     seen_output: AtomicU64,
-    /// What the upstream reported, 0 until it does: input, cached input, output tokens.
-    reported: [AtomicU64; 3],
+    /// What the upstream reported, 0 until it does: input, cached input, output and
+    /// reasoning tokens.
+    reported: [AtomicU64; 4],
 }
 
 impl Respond {
     /// The call's usage so far: the upstream's counts where it reported them, else the
     /// prompt's estimate and the answer text seen.
     fn usage(&self) -> meter::Usage {
-        let [input, cached, output] = self.reported.each_ref().map(|n| n.load(Ordering::Relaxed));
+        let [input, cached, output, reasoning] =
+            self.reported.each_ref().map(|n| n.load(Ordering::Relaxed));
         let input = if input > 0 { input } else { self.input_tokens };
         let output = if output > 0 {
             output
@@ -587,16 +589,24 @@ impl Respond {
         };
         meter::Usage {
             tokens: (input + output) as f64,
-            cost_usd: self.price.map_or(0.0, |p| p.cost(input, cached, output)),
+            cost_usd: self.price.map_or(0.0, |p| {
+                p.cost(meter::prices::Tokens {
+                    input,
+                    cached,
+                    output,
+                    reasoning,
+                })
+            }),
         }
     }
 
     /// Records the upstream's prompt token counts (all of them, and those served from a
     /// cache).
-    fn reported_input(&self, input: u64, cached: u64) {
-        let [reported_input, reported_cached, _] = &self.reported;
+    fn reported_input(&self, input: u64, cached: u64, reasoning: u64) {
+        let [reported_input, reported_cached, _, reported_reasoning] = &self.reported;
         reported_input.store(input, Ordering::Relaxed);
         reported_cached.store(cached, Ordering::Relaxed);
+        reported_reasoning.store(reasoning, Ordering::Relaxed);
     }
 }
 
@@ -609,13 +619,13 @@ impl Drop for Respond {
 impl Respond {
     /// Decides on the answer, recording the upstream's part in the audit row.
     fn decide(&self, input: &DecisionInput) -> Result<Decision, GatewayError> {
-        let [_, cached, _] = &self.reported;
-        let cached = cached.load(Ordering::Relaxed);
+        let [_, cached, _, reasoning] = self.reported.each_ref().map(|n| n.load(Ordering::Relaxed));
         let facts = crate::audit::CallFacts {
             upstream_status: Some(200),
             upstream_ms: Some(self.upstream_ms),
             // The answer's row carries the prompt tokens the upstream served from its cache.
             cached_tokens: (cached > 0).then(|| i64::try_from(cached).unwrap_or(i64::MAX)),
+            reasoning_tokens: (reasoning > 0).then(|| i64::try_from(reasoning).unwrap_or(i64::MAX)),
             ..Default::default()
         };
         self.call.decide_with(input, &facts)
@@ -637,7 +647,7 @@ impl Respond {
         self.seen_output
             .fetch_max((chars as u64).div_ceil(4), Ordering::Relaxed);
         if output_tokens > 0 {
-            let [_, _, reported_output] = &self.reported;
+            let [_, _, reported_output, _] = &self.reported;
             reported_output.store(output_tokens, Ordering::Relaxed);
         }
         // The audit row of the answer carries the call's cost.
@@ -652,7 +662,11 @@ fn finish(call: &Respond, format: Format, mut body: Value) -> Result<Response, G
         Format::OpenAi => openai::answer(&body),
         Format::Anthropic => anthropic::answer(&body),
     };
-    call.reported_input(answer.input_tokens, answer.cached_tokens);
+    call.reported_input(
+        answer.input_tokens,
+        answer.cached_tokens,
+        answer.reasoning_tokens,
+    );
     let input = call.input(answer.messages, answer.output_tokens);
     let decision: Decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call.call, call.hash_key.as_ref())? {

@@ -312,6 +312,8 @@ pub struct Answer {
     pub output_tokens: u64,
     /// `usage.prompt_tokens_details.cached_tokens`: prompt tokens served from a cache.
     pub cached_tokens: u64,
+    /// `usage.completion_tokens_details.reasoning_tokens`: a part of the output tokens.
+    pub reasoning_tokens: u64,
 }
 
 /// Reads a chat completion body.
@@ -339,6 +341,10 @@ pub fn answer(body: &Value) -> Answer {
         output_tokens: usage("completion_tokens"),
         cached_tokens: body
             .pointer("/usage/prompt_tokens_details/cached_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        reasoning_tokens: body
+            .pointer("/usage/completion_tokens_details/reasoning_tokens")
             .and_then(Value::as_u64)
             .unwrap_or(0),
     }

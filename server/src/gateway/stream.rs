@@ -26,6 +26,8 @@ pub struct StreamUsage {
     pub cached: u64,
     /// Completion tokens.
     pub output: u64,
+    /// Reasoning tokens, a part of the completion tokens.
+    pub reasoning: u64,
 }
 
 /// One direction of stream handling.
@@ -158,6 +160,8 @@ impl Adapter for OpenAiPassthrough {
                     cached: count("/prompt_tokens_details/cached_tokens")
                         .unwrap_or(self.usage.cached),
                     output: count("/completion_tokens").unwrap_or(self.usage.output),
+                    reasoning: count("/completion_tokens_details/reasoning_tokens")
+                        .unwrap_or(self.usage.reasoning),
                 };
                 let usage_only = chunk
                     .get("choices")
@@ -293,6 +297,7 @@ macro_rules! adapter_for_translator {
                     input: <$translator>::input_tokens(self),
                     cached: <$translator>::cached_tokens(self),
                     output: <$translator>::output_tokens(self),
+                    reasoning: 0,
                 }
             }
             fn completed(&self) -> bool {

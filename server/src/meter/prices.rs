@@ -21,18 +21,37 @@ pub struct Price {
     /// Input tokens served from the provider's cache; the input price when unset.
     #[serde(default)]
     pub cached_input: Option<f64>,
-    /// Output tokens (reasoning tokens included, as providers bill them).
+    /// Output tokens.
     pub output: f64,
+    /// Reasoning tokens (a part of the output tokens); the output price when unset, as
+    /// providers bill them today.
+    #[serde(default)]
+    pub reasoning: Option<f64>,
+}
+
+/// A call's tokens as the upstream counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Prompt tokens, cached ones included.
+    pub input: u64,
+    /// Prompt tokens served from a cache.
+    pub cached: u64,
+    /// Output tokens, reasoning ones included.
+    pub output: u64,
+    /// Reasoning tokens.
+    pub reasoning: u64,
 }
 
 impl Price {
-    /// The cost of a call: `cached` of the `input` tokens were served from a cache.
-    pub fn cost(&self, input: u64, cached: u64, output: u64) -> f64 {
-        let cached = cached.min(input);
+    /// The cost of a call's tokens.
+    pub fn cost(&self, tokens: Tokens) -> f64 {
+        let cached = tokens.cached.min(tokens.input);
+        let reasoning = tokens.reasoning.min(tokens.output);
         let per_token = |price: f64, tokens: u64| price * tokens as f64 / 1e6;
-        per_token(self.input, input - cached)
+        per_token(self.input, tokens.input - cached)
             + per_token(self.cached_input.unwrap_or(self.input), cached)
-            + per_token(self.output, output)
+            + per_token(self.output, tokens.output - reasoning)
+            + per_token(self.reasoning.unwrap_or(self.output), reasoning)
     }
 }
 
@@ -41,6 +60,7 @@ const fn price(input: f64, cached_input: f64, output: f64) -> Price {
         input,
         cached_input: Some(cached_input),
         output,
+        reasoning: None,
     }
 }
 

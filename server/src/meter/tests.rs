@@ -223,6 +223,7 @@ fn prices_match_model_families_and_bedrock_ids_and_the_config_overrides_them() {
                 input: 1.0,
                 cached_input: None,
                 output: 2.0,
+                reasoning: None,
             },
         ),
         (
@@ -231,6 +232,7 @@ fn prices_match_model_families_and_bedrock_ids_and_the_config_overrides_them() {
                 input: 0.5,
                 cached_input: None,
                 output: 0.5,
+                reasoning: None,
             },
         ),
     ]));
@@ -256,9 +258,24 @@ fn prices_match_model_families_and_bedrock_ids_and_the_config_overrides_them() {
     assert_eq!(input("My-Llama-70b"), Some(0.5));
     assert_eq!(input("unknown-model"), None);
     let sonnet = prices.of("claude-sonnet-4-20250514").unwrap();
-    // 1,000 input tokens of which 400 cached, 500 output tokens.
-    let cost = sonnet.cost(1_000, 400, 500);
+    // 1,000 input tokens of which 400 cached, 500 output tokens of which 200 reasoning.
+    let tokens = super::prices::Tokens {
+        input: 1_000,
+        cached: 400,
+        output: 500,
+        reasoning: 200,
+    };
+    let cost = sonnet.cost(tokens);
     assert!((cost - (600.0 * 3.0 + 400.0 * 0.30 + 500.0 * 15.0) / 1e6).abs() < 1e-12);
+    // A configured reasoning price applies to the reasoning part of the output.
+    let priced = Price {
+        reasoning: Some(30.0),
+        ..sonnet
+    };
+    let cost = priced.cost(tokens);
+    assert!(
+        (cost - (600.0 * 3.0 + 400.0 * 0.30 + 300.0 * 15.0 + 200.0 * 30.0) / 1e6).abs() < 1e-12
+    );
 }
 
 #[test]

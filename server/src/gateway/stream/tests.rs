@@ -54,7 +54,8 @@ fn anthropic_tool_use_deltas_are_assembled() {
 #[test]
 fn stream_usage_is_read_and_the_chunk_sluice_asked_for_is_not_passed_on() {
     let usage = json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 1200,
-        "completion_tokens": 40, "prompt_tokens_details": {"cached_tokens": 1024}}})
+        "completion_tokens": 40, "prompt_tokens_details": {"cached_tokens": 1024},
+        "completion_tokens_details": {"reasoning_tokens": 25}}})
     .to_string();
     let content =
         json!({"id": "c1", "choices": [{"index": 0, "delta": {"content": "hi"}}]}).to_string();
@@ -62,6 +63,7 @@ fn stream_usage_is_read_and_the_chunk_sluice_asked_for_is_not_passed_on() {
         input: 1200,
         cached: 1024,
         output: 40,
+        reasoning: 25,
     };
     // The caller asked for usage: it passes.
     let mut asked = OpenAiPassthrough::default();
@@ -92,7 +94,8 @@ fn stream_usage_is_read_and_the_chunk_sluice_asked_for_is_not_passed_on() {
         StreamUsage {
             input: 320,
             cached: 300,
-            output: 17
+            output: 17,
+            reasoning: 0,
         }
     );
 }

@@ -35,6 +35,7 @@ pub(super) fn streamed_answer(
         output_tokens: output,
         // Streams report no cache reads here yet.
         cached_tokens: 0,
+        reasoning_tokens: 0,
     }
 }
 

@@ -260,6 +260,7 @@ impl ConverseStreamToOpenAi {
             output_tokens: self.output_tokens(),
             // Streams report no cache reads here yet.
             cached_tokens: 0,
+            reasoning_tokens: 0,
         }
     }
 }
