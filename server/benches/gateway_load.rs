@@ -20,7 +20,6 @@
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing,
     reason = "a benchmark harness stops loudly on a broken setup"
 )]
 
@@ -270,9 +269,8 @@ async fn fixed_rate(url: &str, rate: u32, length: Duration) -> (Duration, Durati
             failed += 1;
         }
     }
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
-    (at(0.50), at(0.99), failed)
+    let (p50, p99) = common::p50_p99(&mut latencies);
+    (p50, p99, failed)
 }
 
 /// Median and p99 time to the first content byte of sequential streaming calls.
@@ -303,14 +301,7 @@ async fn ttft(url: &str, key: Option<&str>, midword: bool, calls: usize) -> (Dur
         }
         while response.chunk().await.unwrap().is_some() {}
     }
-    times.sort();
-    let at = |q: f64| {
-        times
-            .get(((times.len() as f64 - 1.0) * q) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    (at(0.5), at(0.99))
+    common::p50_p99(&mut times)
 }
 
 /// 1,000 streaming calls at once; the gateway's peak RSS while they are open.

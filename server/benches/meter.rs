@@ -9,7 +9,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::indexing_slicing,
     reason = "a benchmark harness stops loudly on a broken setup"
 )]
 
@@ -22,14 +21,7 @@ use sluice_server::meter::{Kind, Ledger, LimitConfig, Scope, Subject, Usage, Win
 mod common;
 
 fn limits() -> Vec<LimitConfig> {
-    let limit = |scope, kind, window, limit| LimitConfig {
-        scope,
-        id: None,
-        keys: Vec::new(),
-        kind,
-        window: Some(window),
-        limit,
-    };
+    let limit = LimitConfig::every;
     vec![
         limit(Scope::Key, Kind::Requests, Window::Minute, 1e12),
         limit(Scope::Key, Kind::Tokens, Window::Minute, 1e12),
@@ -63,12 +55,11 @@ fn run(ledger: &std::sync::Arc<Ledger>, thread: usize, calls: usize) -> Vec<Dura
 }
 
 fn report(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    let (p50, p99) = common::p50_p99(&mut samples);
     println!(
         "meter {label}: reserve + settle p50 {:.2} us, p99 {:.2} us over {} calls (target p50 <= 10 us)",
-        at(0.5).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6,
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
         samples.len()
     );
 }
@@ -121,12 +112,11 @@ fn tokenizer() {
             started.elapsed()
         })
         .collect();
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    let (p50, p99) = common::p50_p99(&mut samples);
     println!(
         "meter tokenizer: exact count of a 4 KB prompt (gpt-4o, o200k_base) p50 {:.0} us, p99 {:.0} us",
-        at(0.5).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6
     );
 }
 
@@ -195,12 +185,11 @@ fn redis(calls: usize) {
             tokio::task::yield_now().await;
         }
     });
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    let (p50, p99) = common::p50_p99(&mut samples);
     println!(
         "meter redis (loopback): state + reserve p50 {:.0} us, p99 {:.0} us over {} calls (target p99 <= 1000 us)",
-        at(0.5).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6,
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
         samples.len()
     );
     let _ = server.kill();

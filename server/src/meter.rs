@@ -168,6 +168,19 @@ pub struct LimitConfig {
 }
 
 impl LimitConfig {
+    /// A limit of `limit` per `window` for every member of `scope`, each with its own
+    /// counter.
+    pub fn every(scope: Scope, kind: Kind, window: Window, limit: f64) -> LimitConfig {
+        LimitConfig {
+            scope,
+            id: None,
+            keys: Vec::new(),
+            kind,
+            window: Some(window),
+            limit,
+        }
+    }
+
     /// The window holding `now`, as its start and end; a limit without a window (calls in
     /// flight) has one that never ends.
     fn bounds(&self, now: i64, zone: &jiff::tz::TimeZone) -> (i64, i64) {
@@ -410,14 +423,12 @@ impl Ledger {
     ) -> Arc<Ledger> {
         let configured = limits.len();
         for kind in [Kind::Requests, Kind::Tokens] {
-            limits.push(LimitConfig {
-                scope: Scope::Key,
-                id: None,
-                keys: Vec::new(),
+            limits.push(LimitConfig::every(
+                Scope::Key,
                 kind,
-                window: Some(Window::Minute),
-                limit: f64::INFINITY,
-            });
+                Window::Minute,
+                f64::INFINITY,
+            ));
         }
         Arc::new(Ledger {
             limits,
@@ -546,21 +557,30 @@ impl Ledger {
         restored
     }
 
+    /// The counter of every configured limit bound to one id: the usage report lists them
+    /// used or not.
+    fn bound_keys(&self) -> impl Iterator<Item = CounterKey> + '_ {
+        self.limits
+            .iter()
+            .take(self.configured)
+            .enumerate()
+            .filter_map(|(index, limit)| {
+                Some(CounterKey {
+                    limit: index,
+                    id: limit.id.clone()?,
+                })
+            })
+    }
+
     /// [`usage`](Self::usage), from Redis when counters are shared.
     pub async fn usage_async(&self, now: i64) -> Result<Vec<UsageRow>, resp::RedisError> {
         let Some(store) = &self.shared else {
             return Ok(self.usage(now));
         };
-        let mut found: HashMap<CounterKey, Counter> = HashMap::new();
-        for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
-            if let Some(id) = &limit.id {
-                let key = CounterKey {
-                    limit: index,
-                    id: id.clone(),
-                };
-                found.insert(key, Counter::default());
-            }
-        }
+        let mut found: HashMap<CounterKey, Counter> = self
+            .bound_keys()
+            .map(|key| (key, Counter::default()))
+            .collect();
         for (name, used, reserved) in store.list().await? {
             for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
                 let (start, _) = limit.bounds(now, &self.zone);
@@ -629,15 +649,8 @@ impl Ledger {
     /// kind and window.
     pub fn usage(&self, now: i64) -> Vec<UsageRow> {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
-            if let Some(id) = &limit.id {
-                counters
-                    .entry(CounterKey {
-                        limit: index,
-                        id: id.clone(),
-                    })
-                    .or_default();
-            }
+        for key in self.bound_keys() {
+            counters.entry(key).or_default();
         }
         self.rows(counters.iter().map(|(k, c)| (k.clone(), *c)), now)
     }
@@ -781,26 +794,14 @@ impl Ledger {
                     tightest(&mut headroom, self.headroom(limit, taken + amount, now));
                     held.push((key.clone(), limit.bounds(now, &self.zone).0, amount));
                 }
-                Ok(Ok(Reservation {
-                    ledger: Arc::clone(self),
-                    held,
-                    estimate,
-                    settled: std::sync::atomic::AtomicBool::new(false),
-                    headroom,
-                }))
+                Ok(Ok(Reservation::new(self, held, estimate, headroom)))
             }
         }
     }
 
     /// A reservation holding nothing, for a call let through unmetered.
     pub fn unmetered(self: &Arc<Self>) -> Reservation {
-        Reservation {
-            ledger: Arc::clone(self),
-            held: Vec::new(),
-            estimate: Usage::default(),
-            settled: std::sync::atomic::AtomicBool::new(true),
-            headroom: Vec::new(),
-        }
+        Reservation::new(self, Vec::new(), Usage::default(), Vec::new())
     }
 
     /// Settles in Redis, off the caller's path; a failure is logged (the reservation then
@@ -916,13 +917,7 @@ impl Ledger {
         }
         self.changes
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Ok(Reservation {
-            ledger: Arc::clone(self),
-            held,
-            estimate,
-            settled: std::sync::atomic::AtomicBool::new(false),
-            headroom,
-        })
+        Ok(Reservation::new(self, held, estimate, headroom))
     }
 
     fn release(&self, held: &[(CounterKey, i64, f64)], actual: Usage, now: i64) {
@@ -952,6 +947,21 @@ impl Ledger {
 }
 
 impl Reservation {
+    fn new(
+        ledger: &Arc<Ledger>,
+        held: Vec<(CounterKey, i64, f64)>,
+        estimate: Usage,
+        headroom: Vec<Headroom>,
+    ) -> Reservation {
+        Reservation {
+            ledger: Arc::clone(ledger),
+            held,
+            estimate,
+            settled: std::sync::atomic::AtomicBool::new(false),
+            headroom,
+        }
+    }
+
     /// What was reserved.
     pub fn estimate(&self) -> Usage {
         self.estimate

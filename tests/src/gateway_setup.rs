@@ -158,6 +158,13 @@ impl Gateway {
     }
 }
 
+/// Asserts that `served` of `statuses` are 200 and `refused` are 429 (and nothing else).
+pub fn assert_served_and_refused(statuses: &[u16], served: usize, refused: usize) {
+    let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+    assert_eq!((count(200), count(429)), (served, refused), "{statuses:?}");
+    assert_eq!(statuses.len(), served + refused, "{statuses:?}");
+}
+
 /// The environment the gateway's config reads credentials from.
 pub const ENV: &[(&str, &str)] = &[
     ("SLUICE_TEST_AWS_KEY_ID", AWS_KEY_ID),

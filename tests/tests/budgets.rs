@@ -13,7 +13,7 @@ use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use sluice_tests::gateway_setup::{
     BURST_KEY, CAPPED_KEY, Gateway, METERED_KEY, PARALLEL_KEY, SPENDER_KEY, THROTTLED_KEY,
-    WATCHED_KEY,
+    WATCHED_KEY, assert_served_and_refused,
 };
 use sluice_tests::server::client;
 
@@ -23,6 +23,15 @@ fn chat(http: &Client, gateway: &Gateway, key: &str, content: &str) -> Response 
         .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": content}]}))
         .send()
         .unwrap()
+}
+
+/// The message of an OpenAI-format error answer.
+fn error_message(response: Response) -> String {
+    let body: Value = response.json().unwrap();
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an OpenAI error: {body}"))
+        .to_string()
 }
 
 /// The upstream calls the gateway made for `gpt-4o` (upstream model `ok`).
@@ -105,16 +114,7 @@ fn concurrent_calls_never_overrun_a_limit() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        10,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        30,
-        "{statuses:?}"
-    );
+    assert_served_and_refused(&statuses, 10, 30);
     assert_eq!(forwarded(&gateway), 10);
 }
 
@@ -125,13 +125,10 @@ fn a_token_budget_refuses_a_prompt_larger_than_what_is_left_and_counts_answers()
     // ~150 estimated tokens: more than the whole budget of 100.
     let refused = chat(&http, &gateway, CAPPED_KEY, &"word ".repeat(120));
     assert_eq!(refused.status(), 429);
-    let body: Value = refused.json().unwrap();
+    let message = error_message(refused);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("tokens limit of key `k-capped`"),
-        "{body}"
+        message.contains("tokens limit of key `k-capped`"),
+        "{message}"
     );
     assert_eq!(forwarded(&gateway), 0, "refused before any upstream call");
     // Small calls go through, and their prompts and answers use the budget up.
@@ -154,13 +151,10 @@ fn policies_see_the_meters_state_in_the_input() {
     // Two settled calls: the policy denies the third from `input.limits`.
     let denied = chat(&http, &gateway, WATCHED_KEY, "hello");
     assert_eq!(denied.status(), 403);
-    let body: Value = denied.json().unwrap();
+    let message = error_message(denied);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("k-watched has made 2 calls this hour"),
-        "{body}"
+        message.contains("k-watched has made 2 calls this hour"),
+        "{message}"
     );
 }
 
@@ -279,8 +273,7 @@ fn a_cost_budget_is_spent_at_the_deployments_price_and_matches_the_audit_trail()
     loop {
         let response = chat(&http, &gateway, SPENDER_KEY, "hello");
         if response.status() == 429 {
-            let body: Value = response.json().unwrap();
-            let message = body["error"]["message"].as_str().unwrap();
+            let message = error_message(response);
             assert!(
                 message.contains("cost_usd limit of key `k-spender`"),
                 "{message}"
@@ -372,13 +365,10 @@ fn a_concurrency_limit_refuses_a_third_call_while_two_stream() {
     let refused = chat(&http, &gateway, PARALLEL_KEY, "one more");
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");
-    let body: Value = refused.json().unwrap();
+    let message = error_message(refused);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("concurrent limit of key `k-parallel`"),
-        "{body}"
+        message.contains("concurrent limit of key `k-parallel`"),
+        "{message}"
     );
     // A stream that ends, even by the caller walking away, gives its place back.
     drop(first);
@@ -427,13 +417,10 @@ fn a_policys_throttle_obligation_is_enforced_per_key() {
     let refused = chat(&http, &gateway, THROTTLED_KEY, "hello");
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["x-ratelimit-limit-requests"], "2");
-    let body: Value = refused.json().unwrap();
+    let message = error_message(refused);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("requests limit of key `k-throttled`"),
-        "{body}"
+        message.contains("requests limit of key `k-throttled`"),
+        "{message}"
     );
 }
 

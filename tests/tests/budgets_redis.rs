@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use sluice_tests::gateway_setup::{BURST_KEY, Gateway, METERED_KEY};
+use sluice_tests::gateway_setup::{BURST_KEY, Gateway, METERED_KEY, assert_served_and_refused};
 use sluice_tests::server::client;
 
 /// A `redis-server` on a free loopback port, stopped when dropped.
@@ -89,16 +89,7 @@ fn two_replicas_enforce_one_limit_together() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        10,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        30,
-        "{statuses:?}"
-    );
+    assert_served_and_refused(&statuses, 10, 30);
     assert_eq!(gateway.upstream.received_for("ok").len(), 10);
     // Either replica refuses the next call, and reports the shared count.
     let http = client();

@@ -15,3 +15,19 @@ pub fn env_number<T: std::str::FromStr>(var: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The median and 99th percentile of `samples` (sorted in place; zero when there are none).
+#[allow(
+    dead_code,
+    reason = "not every harness that includes this module measures latency"
+)]
+pub fn p50_p99(samples: &mut [std::time::Duration]) -> (std::time::Duration, std::time::Duration) {
+    samples.sort();
+    let at = |q: f64| {
+        samples
+            .get(((samples.len().saturating_sub(1)) as f64 * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    (at(0.5), at(0.99))
+}

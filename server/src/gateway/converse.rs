@@ -643,9 +643,9 @@ impl Respond {
         );
         input.resource.provider = Some(self.provider.clone());
         input.usage.output_tokens = output_tokens;
-        let chars: usize = input.content.messages.iter().map(|m| m.content.len()).sum();
-        self.seen_output
-            .fetch_max((chars as u64).div_ceil(4), Ordering::Relaxed);
+        let seen =
+            meter::tokens::estimate(input.content.messages.iter().map(|m| m.content.as_str()));
+        self.seen_output.fetch_max(seen, Ordering::Relaxed);
         if output_tokens > 0 {
             let [_, _, reported_output, _] = &self.reported;
             reported_output.store(output_tokens, Ordering::Relaxed);

@@ -17,14 +17,7 @@ fn subject(key: &str, team: &str) -> Subject {
 }
 
 fn limit(scope: Scope, kind: Kind, window: Window, limit: f64) -> LimitConfig {
-    LimitConfig {
-        scope,
-        id: None,
-        keys: Vec::new(),
-        kind,
-        window: Some(window),
-        limit,
-    }
+    LimitConfig::every(scope, kind, window, limit)
 }
 
 fn cost(dollars: f64) -> Usage {

@@ -37,7 +37,7 @@ pub fn text_tokens<'a>(model: &str, texts: impl Iterator<Item = &'a str> + Clone
 }
 
 /// About four characters a token.
-fn estimate<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
+pub fn estimate<'a>(texts: impl Iterator<Item = &'a str>) -> u64 {
     let chars: usize = texts.map(str::len).sum();
     (chars as u64).div_ceil(4)
 }
