@@ -403,9 +403,10 @@ pub struct Limit {
     pub scope: String,
     /// The scope's id (e.g. the team name).
     pub id: String,
-    /// What is limited: `cost_usd`, `requests` or `tokens`.
+    /// What is limited: `cost_usd`, `requests`, `tokens` or `concurrent`.
     pub kind: String,
-    /// The window: `minute`, `hour`, `day`, `month`.
+    /// The window: `minute`, `hour`, `day`, `month`, `rolling_<N>h` (the last N hours), or
+    /// `in_flight` (calls at once).
     pub window: String,
     /// The limit in the window.
     pub limit: f64,

@@ -77,9 +77,10 @@ impl Kind {
     }
 }
 
-/// The window a limit resets with (calendar windows in UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+/// The window a limit counts usage in: a calendar period of `budget_time_zone`, or the
+/// last N hours. Written as its name: `minute`, `hour`, `day`, `month`, `rolling_<N>h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Window {
     /// A calendar minute.
     Minute,
@@ -89,26 +90,93 @@ pub enum Window {
     Day,
     /// A calendar month.
     Month,
+    /// The last N hours (`rolling_<N>h`, N from 1 to 8,784), sliding: usage leaves the
+    /// window N hours after it was spent, in steps of a sixtieth of the window (N minutes).
+    RollingHours(u32),
 }
 
+impl TryFrom<String> for Window {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Window, String> {
+        let rolling = name
+            .strip_prefix("rolling_")
+            .and_then(|rest| rest.strip_suffix('h'))
+            .and_then(|hours| hours.parse::<u32>().ok());
+        match (name.as_str(), rolling) {
+            ("minute", _) => Ok(Window::Minute),
+            ("hour", _) => Ok(Window::Hour),
+            ("day", _) => Ok(Window::Day),
+            ("month", _) => Ok(Window::Month),
+            (_, Some(hours)) => Ok(Window::RollingHours(hours)),
+            _ => Err(format!(
+                "unknown window `{name}`: minute, hour, day, month or rolling_<N>h (e.g. rolling_24h)"
+            )),
+        }
+    }
+}
+
+impl From<Window> for String {
+    fn from(window: Window) -> String {
+        window.name()
+    }
+}
+
+impl JsonSchema for Window {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Window".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The window a limit counts usage in: a calendar `minute`, `hour`, \
+                `day` or `month` of `budget_time_zone`, or `rolling_<N>h`, the last N hours \
+                (1 to 8784; usage leaves it N hours after it was spent, in steps of N minutes).",
+            "type": "string",
+            "pattern": "^(minute|hour|day|month|rolling_[0-9]+h)$"
+        })
+    }
+}
+
+/// How many buckets a rolling window keeps: spend leaves it at most a sixtieth of the window
+/// late.
+const ROLLING_BUCKETS: i64 = 60;
+
+/// The longest rolling window, in hours: a leap year.
+const LONGEST_ROLLING_HOURS: u32 = 8_784;
+
 impl Window {
-    fn as_str(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Window::Minute => "minute",
-            Window::Hour => "hour",
-            Window::Day => "day",
-            Window::Month => "month",
+            Window::Minute => "minute".into(),
+            Window::Hour => "hour".into(),
+            Window::Day => "day".into(),
+            Window::Month => "month".into(),
+            Window::RollingHours(hours) => format!("rolling_{hours}h"),
+        }
+    }
+
+    /// A rolling window's bucket length in seconds (a sixtieth of it: N minutes).
+    fn bucket(self) -> Option<i64> {
+        match self {
+            Window::RollingHours(hours) => Some(i64::from(hours.max(1)) * 60),
+            Window::Minute | Window::Hour | Window::Day | Window::Month => None,
         }
     }
 
     /// The window holding `now` (Unix seconds) in `zone`, as its start and end: calendar
     /// minutes, hours, days and months of the zone's wall clock (a day across a daylight
-    /// saving change has 23 or 25 hours).
+    /// saving change has 23 or 25 hours); for a rolling window, the buckets it covers, from
+    /// the oldest to the end of the current one (when the oldest leaves).
     fn bounds(self, now: i64, zone: &jiff::tz::TimeZone) -> (i64, i64) {
         let fixed = |length: i64| {
             let start = now.div_euclid(length) * length;
             (start, start + length)
         };
+        if let Some(bucket) = self.bucket() {
+            let (current, end) = fixed(bucket);
+            return (current - (ROLLING_BUCKETS - 1) * bucket, end);
+        }
         // Minutes are the same everywhere; hours too, except in zones offset by a part of
         // an hour, which the wall-clock path below handles.
         if self == Window::Minute {
@@ -117,7 +185,7 @@ impl Window {
         let zoned = || -> Result<(i64, i64), jiff::Error> {
             let at = jiff::Timestamp::from_second(now)?.to_zoned_datetime(zone.clone());
             let (start, next) = match self {
-                Window::Minute | Window::Hour => {
+                Window::Minute | Window::Hour | Window::RollingHours(_) => {
                     let start = at.with().minute(0).second(0).subsec_nanosecond(0).build()?;
                     let next = start.checked_add(jiff::Span::new().hours(1))?;
                     (start, next)
@@ -139,7 +207,7 @@ impl Window {
         };
         zoned().unwrap_or_else(|_| match self {
             Window::Minute => fixed(60),
-            Window::Hour => fixed(3_600),
+            Window::Hour | Window::RollingHours(_) => fixed(3_600),
             Window::Day | Window::Month => fixed(86_400),
         })
     }
@@ -187,8 +255,22 @@ impl LimitConfig {
         self.window.map_or((0, i64::MAX), |w| w.bounds(now, zone))
     }
 
-    fn window_name(&self) -> &'static str {
-        self.window.map_or("in_flight", Window::as_str)
+    /// Which window a counter's state belongs to at `now`: a calendar window's start; 0 for
+    /// a rolling window (one counter whose buckets age out) and for calls in flight.
+    fn period(&self, now: i64, zone: &jiff::tz::TimeZone) -> i64 {
+        match self.window {
+            Some(window) if window.bucket().is_none() => window.bounds(now, zone).0,
+            _ => 0,
+        }
+    }
+
+    /// A rolling window's bucket length in seconds.
+    fn bucket(&self) -> Option<i64> {
+        self.window.and_then(Window::bucket)
+    }
+
+    fn window_name(&self) -> String {
+        self.window.map_or_else(|| "in_flight".into(), Window::name)
     }
 
     /// What is wrong with this limit, if anything: it needs a window unless it is
@@ -207,13 +289,20 @@ impl LimitConfig {
             (_, _, false) => return Some("only a `shared` budget lists `keys`".into()),
             _ => {}
         }
+        if let Some(Window::RollingHours(hours)) = self.window
+            && !(1..=LONGEST_ROLLING_HOURS).contains(&hours)
+        {
+            return Some(format!(
+                "a rolling window is 1 to {LONGEST_ROLLING_HOURS} hours long, not {hours}"
+            ));
+        }
         match (self.kind, self.window) {
             (Kind::Concurrent, Some(_)) => {
                 Some("a `concurrent` limit has no window (calls count while in flight)".into())
             }
             (Kind::Concurrent, None) | (_, Some(_)) => None,
             (kind, None) => Some(format!(
-                "a `{}` limit needs a window: minute, hour, day or month",
+                "a `{}` limit needs a window: minute, hour, day, month or rolling_<N>h",
                 kind.as_str()
             )),
         }
@@ -318,6 +407,10 @@ pub struct Saved {
     pub window_start: i64,
     /// Settled usage plus reservations still open when saved.
     pub used: f64,
+    /// A rolling window's settled usage per bucket, as (bucket start, amount); `used` less
+    /// their sum is the reservations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<(i64, f64)>,
 }
 
 /// What is left of the tightest limit of one kind, for rate-limit response headers.
@@ -359,24 +452,61 @@ struct CounterKey {
     id: String,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Counter {
+    /// The window it counts ([`LimitConfig::period`]).
     window_start: i64,
     used: f64,
     reserved: f64,
+    /// A rolling window's settled usage per bucket, as (bucket start, amount), oldest
+    /// first; `used` is their sum.
+    buckets: std::collections::VecDeque<(i64, f64)>,
 }
 
 impl Counter {
-    /// The counter in the window holding `now`: a new window starts empty.
-    fn current(&mut self, window_start: i64) -> &mut Counter {
-        if self.window_start != window_start {
+    /// The counter of `limit` at `now`: a new calendar window starts empty, a rolling one
+    /// forgets the buckets that have left it.
+    fn current(&mut self, limit: &LimitConfig, now: i64, zone: &jiff::tz::TimeZone) -> &mut Self {
+        let period = limit.period(now, zone);
+        if self.window_start != period {
             *self = Counter {
-                window_start,
-                used: 0.0,
-                reserved: 0.0,
+                window_start: period,
+                ..Counter::default()
             };
         }
+        if limit.bucket().is_some() {
+            let (first, _) = limit.bounds(now, zone);
+            let before = self.buckets.len();
+            while self
+                .buckets
+                .front()
+                .is_some_and(|(start, _)| *start < first)
+            {
+                self.buckets.pop_front();
+            }
+            if self.buckets.len() != before {
+                self.used = self
+                    .buckets
+                    .iter()
+                    .fold(0.0, |sum, (_, amount)| sum + amount);
+            }
+        }
         self
+    }
+
+    /// Records `amount` spent at `at` (in its bucket, for a rolling window).
+    fn spend(&mut self, limit: &LimitConfig, at: i64, amount: f64) {
+        if amount == 0.0 {
+            return;
+        }
+        self.used += amount;
+        let Some(length) = limit.bucket() else { return };
+        let start = at.div_euclid(length) * length;
+        let place = self.buckets.partition_point(|(s, _)| *s < start);
+        match self.buckets.get_mut(place) {
+            Some((s, spent)) if *s == start => *spent += amount,
+            _ => self.buckets.insert(place, (start, amount)),
+        }
     }
 }
 
@@ -473,7 +603,7 @@ impl Ledger {
             scope: limit.scope.as_str().to_string(),
             id: id.to_string(),
             kind: limit.kind.as_str().to_string(),
-            window: limit.window_name().to_string(),
+            window: limit.window_name(),
             limit: limit.limit,
             used,
         }
@@ -485,9 +615,11 @@ impl Ledger {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         self.applicable(subject)
             .map(|(limit, key)| {
-                let (start, _) = limit.bounds(now, &self.zone);
                 let id = key.id.clone();
-                let counter = counters.entry(key).or_default().current(start);
+                let counter = counters
+                    .entry(key)
+                    .or_default()
+                    .current(limit, now, &self.zone);
                 Ledger::describe(limit, &id, counter.used + counter.reserved)
             })
             .collect()
@@ -519,6 +651,7 @@ impl Ledger {
                     id: key.id.clone(),
                     window_start: counter.window_start,
                     used: counter.used + counter.reserved,
+                    buckets: counter.buckets.iter().copied().collect(),
                 })
             })
             .collect();
@@ -543,15 +676,26 @@ impl Ledger {
             let Some(limit) = self.limits.get(index) else {
                 continue;
             };
-            let (start, _) = limit.bounds(now, &self.zone);
-            if entry.window_start != start {
+            if entry.window_start != limit.period(now, &self.zone) {
                 continue;
             }
             let key = CounterKey {
                 limit: index,
                 id: entry.id.clone(),
             };
-            counters.entry(key).or_default().current(start).used += entry.used;
+            let counter = counters
+                .entry(key)
+                .or_default()
+                .current(limit, now, &self.zone);
+            // A rolling window's buckets go back where they were (the stale ones leave it
+            // again below); what they do not hold was reserved, and counts as spent now.
+            let mut open = entry.used;
+            for &(start, amount) in &entry.buckets {
+                counter.spend(limit, start, amount);
+                open -= amount;
+            }
+            counter.spend(limit, now, open.max(0.0));
+            counter.current(limit, now, &self.zone);
             restored += 1;
         }
         restored
@@ -581,16 +725,16 @@ impl Ledger {
             .bound_keys()
             .map(|key| (key, Counter::default()))
             .collect();
-        for (name, used, reserved) in store.list().await? {
+        for (name, fields) in store.list().await? {
             for (index, limit) in self.limits.iter().take(self.configured).enumerate() {
-                let (start, _) = limit.bounds(now, &self.zone);
+                let period = limit.period(now, &self.zone);
                 let prefix = self.redis_key(
                     limit,
                     &CounterKey {
                         limit: index,
                         id: String::new(),
                     },
-                    start,
+                    period,
                 );
                 let Some(id) = name.strip_prefix(&prefix) else {
                     continue;
@@ -599,12 +743,14 @@ impl Ledger {
                     limit: index,
                     id: id.to_string(),
                 };
+                let (used, reserved) = shared::tally(&fields, self.oldest_bucket(limit, now));
                 found.insert(
                     key,
                     Counter {
-                        window_start: start,
+                        window_start: period,
                         used,
                         reserved,
+                        buckets: std::collections::VecDeque::new(),
                     },
                 );
             }
@@ -623,12 +769,12 @@ impl Ledger {
             .filter_map(|(key, mut counter)| {
                 let limit = self.limits.get(key.limit)?;
                 let (start, end) = limit.bounds(now, &self.zone);
-                let counter = counter.current(start);
+                let counter = counter.current(limit, now, &self.zone);
                 Some(UsageRow {
                     scope: limit.scope.as_str().to_string(),
                     id: key.id.clone(),
                     kind: limit.kind.as_str().to_string(),
-                    window: limit.window_name().to_string(),
+                    window: limit.window_name(),
                     window_start: start,
                     window_end: end,
                     limit: limit.limit,
@@ -652,7 +798,7 @@ impl Ledger {
         for key in self.bound_keys() {
             counters.entry(key).or_default();
         }
-        self.rows(counters.iter().map(|(k, c)| (k.clone(), *c)), now)
+        self.rows(counters.iter().map(|(k, c)| (k.clone(), c.clone())), now)
     }
 
     /// The refusal of a call that `limit`, with `taken` used, has no room for.
@@ -689,9 +835,9 @@ impl Ledger {
         }
     }
 
-    /// The Redis key of a counter in the window starting at `start`; the member's id goes
-    /// last, so ids may hold any character.
-    fn redis_key(&self, limit: &LimitConfig, key: &CounterKey, start: i64) -> String {
+    /// The Redis key of a counter in the window `period` ([`LimitConfig::period`]); the
+    /// member's id goes last, so ids may hold any character.
+    fn redis_key(&self, limit: &LimitConfig, key: &CounterKey, period: i64) -> String {
         let bound = if key.limit >= self.configured {
             "throttle".to_string()
         } else {
@@ -701,7 +847,7 @@ impl Ledger {
                 .map_or("*".to_string(), |id| id.replace(':', "%3A"))
         };
         format!(
-            "sluice:meter:{start}:{}:{bound}:{}:{}:{}",
+            "sluice:meter:{period}:{}:{bound}:{}:{}:{}",
             limit.scope.as_str(),
             limit.kind.as_str(),
             limit.window_name(),
@@ -709,15 +855,35 @@ impl Ledger {
         )
     }
 
-    /// When a counter of `limit` in the window holding `now` may be forgotten: an hour after
-    /// its window; a concurrency counter an hour after its last call (so a replica that
-    /// died mid-call does not hold places forever).
+    /// When a counter of `limit` written at `now` may be forgotten: an hour after its
+    /// calendar window; for a rolling window, an hour after what is spent now has left it;
+    /// a concurrency counter an hour after its last call (so a replica that died mid-call
+    /// does not hold places forever).
     fn expire_at(&self, limit: &LimitConfig, now: i64) -> i64 {
-        if limit.window.is_some() {
-            limit.bounds(now, &self.zone).1.saturating_add(3_600)
-        } else {
-            now + 3_600
+        match limit.bucket() {
+            Some(bucket) => now.saturating_add(bucket * ROLLING_BUCKETS + 3_600),
+            None if limit.window.is_some() => limit.bounds(now, &self.zone).1.saturating_add(3_600),
+            None => now + 3_600,
         }
+    }
+
+    /// The start of the oldest bucket a rolling window of `limit` still holds at `now`;
+    /// 0 for other windows (their counters hold no buckets).
+    fn oldest_bucket(&self, limit: &LimitConfig, now: i64) -> i64 {
+        if limit.bucket().is_some() {
+            limit.bounds(now, &self.zone).0
+        } else {
+            0
+        }
+    }
+
+    /// The field of a Redis counter that spend at `now` goes to: `used`, or a rolling
+    /// window's bucket (`b` and its start).
+    fn spend_field(limit: &LimitConfig, now: i64) -> String {
+        limit.bucket().map_or_else(
+            || "used".to_string(),
+            |length| format!("b{}", now.div_euclid(length) * length),
+        )
     }
 
     /// Whether counters are shared through Redis.
@@ -742,11 +908,16 @@ impl Ledger {
             return Ok(self.state(subject, now));
         };
         let planned: Vec<_> = self.applicable(subject).collect();
-        let keys: Vec<String> = planned
+        let counters: Vec<(String, i64)> = planned
             .iter()
-            .map(|(limit, key)| self.redis_key(limit, key, limit.bounds(now, &self.zone).0))
+            .map(|(limit, key)| {
+                (
+                    self.redis_key(limit, key, limit.period(now, &self.zone)),
+                    self.oldest_bucket(limit, now),
+                )
+            })
             .collect();
-        let taken = store.read(&keys).await?;
+        let taken = store.read(&counters).await?;
         Ok(planned
             .iter()
             .zip(taken)
@@ -770,10 +941,11 @@ impl Ledger {
         let takes: Vec<shared::Take> = planned
             .iter()
             .map(|(limit, key)| shared::Take {
-                key: self.redis_key(limit, key, limit.bounds(now, &self.zone).0),
+                key: self.redis_key(limit, key, limit.period(now, &self.zone)),
                 limit: limit.limit,
                 amount: estimate.of(limit.kind),
                 expire_at: self.expire_at(limit, now),
+                oldest_bucket: self.oldest_bucket(limit, now),
             })
             .collect();
         match store.reserve(&takes).await? {
@@ -792,7 +964,7 @@ impl Ledger {
                 for ((limit, key), taken) in planned.iter().zip(taken) {
                     let amount = estimate.of(limit.kind);
                     tightest(&mut headroom, self.headroom(limit, taken + amount, now));
-                    held.push((key.clone(), limit.bounds(now, &self.zone).0, amount));
+                    held.push((key.clone(), limit.period(now, &self.zone), amount));
                 }
                 Ok(Ok(Reservation::new(self, held, estimate, headroom)))
             }
@@ -819,14 +991,16 @@ impl Ledger {
                 let limit = self.limits.get(key.limit)?;
                 Some(shared::Release {
                     reserved_on: self.redis_key(limit, key, *reserved_in),
-                    spent_on: self.redis_key(limit, key, limit.bounds(now, &self.zone).0),
+                    spent_on: self.redis_key(limit, key, limit.period(now, &self.zone)),
                     reserved: *amount,
                     spent: if limit.kind == Kind::Concurrent {
                         0.0
                     } else {
                         actual.of(limit.kind)
                     },
+                    field: Ledger::spend_field(limit, now),
                     expire_at: self.expire_at(limit, now),
+                    oldest_bucket: self.oldest_bucket(limit, now),
                 })
             })
             .collect();
@@ -900,15 +1074,17 @@ impl Ledger {
         let limits = self.planned(subject, throttle);
         for (limit, key) in limits {
             let limit: &LimitConfig = &limit;
-            let (start, _) = limit.bounds(now, &self.zone);
             let amount = estimate.of(limit.kind);
-            let counter = counters.entry(key.clone()).or_default().current(start);
+            let counter = counters
+                .entry(key.clone())
+                .or_default()
+                .current(limit, now, &self.zone);
             let taken = counter.used + counter.reserved;
             if taken + amount > limit.limit {
                 return Err(self.exceeded(limit, &key, taken, now));
             }
             tightest(&mut headroom, self.headroom(limit, taken + amount, now));
-            held.push((key, start, amount));
+            held.push((key, counter.window_start, amount));
         }
         for (key, _, amount) in &held {
             if let Some(counter) = counters.get_mut(key) {
@@ -930,7 +1106,6 @@ impl Ledger {
             let Some(limit) = self.limits.get(key.limit) else {
                 continue;
             };
-            let (start, _) = limit.bounds(now, &self.zone);
             let counter = counters.entry(key.clone()).or_default();
             if counter.window_start == *reserved_in {
                 counter.reserved = (counter.reserved - amount).max(0.0);
@@ -938,7 +1113,9 @@ impl Ledger {
             // A call that outlives its window is charged to the window it ends in, so a
             // stream across midnight still counts against a daily budget.
             if limit.kind != Kind::Concurrent {
-                counter.current(start).used += actual.of(limit.kind);
+                counter
+                    .current(limit, now, &self.zone)
+                    .spend(limit, now, actual.of(limit.kind));
             }
         }
         self.changes

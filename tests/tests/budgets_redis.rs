@@ -1,15 +1,24 @@
 //! Budgets shared by replicas through a real Redis (`redis-server`, which `.ci/run`
 //! installs): two gateway processes enforce one limit together, and a Redis that goes away
-//! makes calls fail closed with 503 until it is back.
+//! makes calls fail closed with 503 until it is back. Rolling windows kept in Redis age out
+//! bucket by bucket as the in-memory ones do.
 
-#![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
+use sluice_server::meter::shared::{OnError, Store, StoreConfig};
+use sluice_server::meter::{self, Kind, Ledger, LimitConfig, Scope, Subject, Usage, Window};
 use sluice_tests::gateway_setup::{BURST_KEY, Gateway, METERED_KEY, assert_served_and_refused};
 use sluice_tests::server::client;
 
@@ -151,4 +160,113 @@ fn redis_down_fails_calls_closed_and_they_recover_when_it_returns() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// What `ledger` holds for `who` at `at` once Redis shows `expected` (settling runs off the
+/// caller's path): fails after 10 s of anything else.
+async fn settled_to(ledger: &Ledger, who: &Subject, at: i64, expected: f64) {
+    let started = Instant::now();
+    loop {
+        let used = ledger.state_async(who, at).await.unwrap()[0].used;
+        if used == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "used {used} at {at}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn a_rolling_window_in_redis_is_shared_and_ages_out_bucket_by_bucket() {
+    const HOUR: i64 = 3_600;
+    let redis = Redis::start();
+    let store = || {
+        Store::new(&StoreConfig {
+            redis_url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+            on_error: OnError::FailClosed,
+        })
+        .unwrap()
+    };
+    let limits = vec![LimitConfig::every(
+        Scope::Key,
+        Kind::CostUsd,
+        Window::RollingHours(5),
+        10.0,
+    )];
+    // Two replicas' ledgers on one Redis.
+    let a = Ledger::with_store(limits.clone(), store(), jiff::tz::TimeZone::UTC);
+    let b = Ledger::with_store(limits, store(), jiff::tz::TimeZone::UTC);
+    let who = Subject {
+        key: "k-rolling".into(),
+        ..Subject::default()
+    };
+    let cost = |dollars: f64| Usage {
+        tokens: 0.0,
+        cost_usd: dollars,
+    };
+    // Redis expires keys by its own clock: the simulated times start now.
+    let base = meter::now();
+    let bucket0 = base.div_euclid(300) * 300;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let spend = |ledger: &Arc<Ledger>, at: i64, dollars: f64| {
+            let ledger = Arc::clone(ledger);
+            let who = who.clone();
+            async move {
+                let reservation = ledger
+                    .reserve_async(&who, cost(0.0), at, None)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                reservation.settle(cost(dollars), at);
+            }
+        };
+        spend(&a, base, 6.0).await;
+        settled_to(&b, &who, base, 6.0).await;
+        spend(&b, base + 2 * HOUR, 3.0).await;
+        settled_to(&a, &who, base + 2 * HOUR, 9.0).await;
+
+        let refused = a
+            .reserve_async(&who, cost(1.5), base + 4 * HOUR, None)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.limit.used, 9.0);
+        assert_eq!(refused.limit.window, "rolling_5h");
+        let bucket_end = (base + 4 * HOUR).div_euclid(300) * 300 + 300;
+        assert_eq!(
+            refused.retry_after_s,
+            u64::try_from(bucket_end - base - 4 * HOUR).unwrap()
+        );
+        // The first spend counts until five hours after its bucket began, not longer.
+        settled_to(&b, &who, bucket0 + 5 * HOUR - 1, 9.0).await;
+        settled_to(&b, &who, bucket0 + 5 * HOUR, 3.0).await;
+        spend(&b, bucket0 + 5 * HOUR, 7.0).await;
+        settled_to(&a, &who, bucket0 + 5 * HOUR, 10.0).await;
+
+        // Settling deleted the bucket that left the window; the usage report counts only
+        // what is still in it.
+        let fields: Vec<String> = store()
+            .unwrap()
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, fields)| fields.into_iter().map(|(name, _)| name))
+            .collect();
+        assert!(!fields.contains(&format!("b{bucket0}")), "{fields:?}");
+        assert!(
+            fields.contains(&format!("b{}", bucket0 + 5 * HOUR)),
+            "{fields:?}"
+        );
+        let rows = a.usage_async(base + 7 * HOUR + 300).await.unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!((rows[0].window.as_str(), rows[0].used), ("rolling_5h", 7.0));
+    });
 }

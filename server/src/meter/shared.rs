@@ -1,7 +1,10 @@
 //! The ledger's counters in Redis, shared by every replica: reserving checks and takes room
 //! on all of a call's counters in one Lua script (atomic in Redis), settling moves a
-//! reservation to spend in another. A counter is a hash (`used`, `reserved`) per limit,
-//! scope member and window, expiring an hour after its window ends.
+//! reservation to spend in another. A counter is a hash per limit, scope member and window:
+//! `reserved`, and the spend in `used` (calendar windows) or in one field per bucket, `b`
+//! and the bucket's start (rolling windows: only buckets from the oldest still in the window
+//! count, older ones are deleted as spend is added). It expires an hour after its spend has
+//! left its window.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -30,66 +33,113 @@ pub struct StoreConfig {
     pub on_error: OnError,
 }
 
+/// `taken(key, oldest)`: what a counter holds, its reservations included; bucket fields
+/// older than `oldest` (Unix seconds) have left the window and do not count.
+const TAKEN: &str = r"
+local function taken(key, oldest)
+  local h = redis.call('HGETALL', key)
+  local t = 0
+  for j = 1, #h, 2 do
+    local field = h[j]
+    if field == 'used' or field == 'reserved' or tonumber(string.sub(field, 2)) >= oldest then
+      t = t + (tonumber(h[j + 1]) or 0)
+    end
+  end
+  return t
+end
+";
+
 /// Checks every counter, then reserves on all of them; or names the first without room.
-/// KEYS: counters. ARGV: for each counter its limit, the amount, and when it expires.
-/// Returns {0, taken...} or {index, taken}.
+/// KEYS: counters. ARGV: for each counter its limit, the amount, when it expires, and its
+/// oldest bucket. Returns {0, taken...} or {index, taken}.
 const RESERVE: &str = r"
-local taken = {}
+local taken_now = {}
 for i = 1, #KEYS do
-  local limit = tonumber(ARGV[i * 3 - 2])
-  local amount = tonumber(ARGV[i * 3 - 1])
-  local h = redis.call('HMGET', KEYS[i], 'used', 'reserved')
-  local t = (tonumber(h[1]) or 0) + (tonumber(h[2]) or 0)
+  local limit = tonumber(ARGV[i * 4 - 3])
+  local amount = tonumber(ARGV[i * 4 - 2])
+  local t = taken(KEYS[i], tonumber(ARGV[i * 4]))
   if t + amount > limit then
     return {i, tostring(t)}
   end
-  taken[i] = tostring(t)
+  taken_now[i] = tostring(t)
 end
 for i = 1, #KEYS do
-  redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', ARGV[i * 3 - 1])
-  redis.call('EXPIREAT', KEYS[i], ARGV[i * 3])
+  redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', ARGV[i * 4 - 2])
+  redis.call('EXPIREAT', KEYS[i], ARGV[i * 4 - 1])
 end
-return {0, unpack(taken)}
+return {0, unpack(taken_now)}
 ";
 
 /// Releases reservations and records spend. KEYS: pairs of (counter reserved on, counter of
 /// the window the call ended in). ARGV: for each pair the amount reserved, the amount
-/// spent, and when the second expires.
+/// spent, when the second expires, the field spend goes to, and its oldest bucket (bucket
+/// fields before it are deleted).
 const SETTLE: &str = r"
 for i = 1, #KEYS, 2 do
-  local j = (i - 1) / 2 * 3
+  local j = (i - 1) / 2 * 5
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', -tonumber(ARGV[j + 1]))
   end
   if tonumber(ARGV[j + 2]) ~= 0 then
-    redis.call('HINCRBYFLOAT', KEYS[i + 1], 'used', ARGV[j + 2])
-    redis.call('EXPIREAT', KEYS[i + 1], ARGV[j + 3])
+    local key = KEYS[i + 1]
+    redis.call('HINCRBYFLOAT', key, ARGV[j + 4], ARGV[j + 2])
+    redis.call('EXPIREAT', key, ARGV[j + 3])
+    local oldest = tonumber(ARGV[j + 5])
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(field, 1, 1) == 'b' and tonumber(string.sub(field, 2)) < oldest then
+        redis.call('HDEL', key, field)
+      end
+    end
   end
 end
 return 0
 ";
 
-/// `used + reserved` of each counter.
+/// What each counter holds. KEYS: counters. ARGV: the oldest bucket of each.
 const READ: &str = r"
 local out = {}
 for i = 1, #KEYS do
-  local h = redis.call('HMGET', KEYS[i], 'used', 'reserved')
-  out[i] = tostring((tonumber(h[1]) or 0) + (tonumber(h[2]) or 0))
+  out[i] = tostring(taken(KEYS[i], tonumber(ARGV[i])))
 end
 return out
 ";
 
-/// Every counter: its key, then its `used` and `reserved`.
+/// Every counter: its key, then how many fields follow, then the fields and their values.
 const LIST: &str = r"
 local out = {}
 for _, key in ipairs(redis.call('KEYS', 'sluice:meter:*')) do
-  local h = redis.call('HMGET', key, 'used', 'reserved')
+  local h = redis.call('HGETALL', key)
   table.insert(out, key)
-  table.insert(out, tostring(tonumber(h[1]) or 0))
-  table.insert(out, tostring(tonumber(h[2]) or 0))
+  table.insert(out, tostring(#h / 2))
+  for j = 1, #h do
+    table.insert(out, h[j])
+  end
 end
 return out
 ";
+
+/// A counter's settled spend and reservations from its fields, counting the buckets from
+/// `oldest_bucket` on.
+pub fn tally(fields: &[(String, f64)], oldest_bucket: i64) -> (f64, f64) {
+    let mut used = 0.0;
+    let mut reserved = 0.0;
+    for (field, value) in fields {
+        match field.as_str() {
+            "reserved" => reserved += value,
+            "used" => used += value,
+            bucket => {
+                if bucket
+                    .strip_prefix('b')
+                    .and_then(|start| start.parse::<i64>().ok())
+                    .is_some_and(|start| start >= oldest_bucket)
+                {
+                    used += value;
+                }
+            }
+        }
+    }
+    (used, reserved)
+}
 
 /// One counter to reserve on.
 #[derive(Debug, Clone)]
@@ -102,6 +152,8 @@ pub struct Take {
     pub amount: f64,
     /// When it expires (Unix seconds).
     pub expire_at: i64,
+    /// The oldest bucket of a rolling window that still counts (0 for other windows).
+    pub oldest_bucket: i64,
 }
 
 /// One reservation to settle.
@@ -115,8 +167,12 @@ pub struct Release {
     pub reserved: f64,
     /// The amount spent.
     pub spent: f64,
+    /// The field of `spent_on` the spend goes to: `used`, or a rolling window's bucket.
+    pub field: String,
     /// When `spent_on` expires.
     pub expire_at: i64,
+    /// The oldest bucket of a rolling window that still counts (0 for other windows).
+    pub oldest_bucket: i64,
 }
 
 /// Counters in one Redis.
@@ -149,12 +205,16 @@ impl Store {
             .transpose()
     }
 
-    /// `used + reserved` of each counter.
-    pub async fn read(&self, keys: &[String]) -> Result<Vec<f64>, RedisError> {
-        if keys.is_empty() {
+    /// What each counter, given with its oldest bucket, holds (spend and reservations).
+    pub async fn read(&self, counters: &[(String, i64)]) -> Result<Vec<f64>, RedisError> {
+        if counters.is_empty() {
             return Ok(Vec::new());
         }
-        let reply = self.client.script(READ, keys, &[]).await?;
+        let (keys, oldest): (Vec<String>, Vec<String>) = counters
+            .iter()
+            .map(|(key, oldest)| (key.clone(), oldest.to_string()))
+            .unzip();
+        let reply = self.client.script(&READ_SCRIPT, &keys, &oldest).await?;
         reply.items().iter().map(number).collect()
     }
 
@@ -175,10 +235,11 @@ impl Store {
                     t.limit.to_string(),
                     t.amount.to_string(),
                     t.expire_at.to_string(),
+                    t.oldest_bucket.to_string(),
                 ]
             })
             .collect();
-        let reply = self.client.script(RESERVE, &keys, &args).await?;
+        let reply = self.client.script(&RESERVE_SCRIPT, &keys, &args).await?;
         let items = reply.items();
         let status = items
             .first()
@@ -193,23 +254,34 @@ impl Store {
         })
     }
 
-    /// Every counter as (key, used, reserved), for the usage report (`KEYS`: an admin
+    /// Every counter as its key and fields, for the usage report (`KEYS`: an admin
     /// request, not the request path).
-    pub async fn list(&self) -> Result<Vec<(String, f64, f64)>, RedisError> {
+    pub async fn list(&self) -> Result<Vec<(String, Vec<(String, f64)>)>, RedisError> {
         let reply = self.client.script(LIST, &[], &[]).await?;
-        reply
-            .items()
-            .chunks(3)
-            .map(|triple| match triple {
-                [key, used, reserved] => Ok((
-                    key.text()
-                        .ok_or_else(|| RedisError::Protocol("counter key".into()))?,
-                    number(used)?,
-                    number(reserved)?,
-                )),
-                _ => Err(RedisError::Protocol("counter list".into())),
-            })
-            .collect()
+        let text = |reply: Option<&Reply>, what: &str| {
+            reply
+                .and_then(Reply::text)
+                .ok_or_else(|| RedisError::Protocol(format!("counter list: {what}")))
+        };
+        let mut items = reply.items().iter();
+        let mut counters = Vec::new();
+        while let Some(key) = items.next() {
+            let key = text(Some(key), "key")?;
+            let count: usize = text(items.next(), "field count")?
+                .parse()
+                .map_err(|_| RedisError::Protocol("counter list: field count".into()))?;
+            let mut fields = Vec::with_capacity(count);
+            for _ in 0..count {
+                let field = text(items.next(), "field")?;
+                let value = items
+                    .next()
+                    .ok_or_else(|| RedisError::Protocol("counter list: value".into()))
+                    .and_then(number)?;
+                fields.push((field, value));
+            }
+            counters.push((key, fields));
+        }
+        Ok(counters)
     }
 
     /// Settles reservations.
@@ -228,9 +300,17 @@ impl Store {
                     r.reserved.to_string(),
                     r.spent.to_string(),
                     r.expire_at.to_string(),
+                    r.field.clone(),
+                    r.oldest_bucket.to_string(),
                 ]
             })
             .collect();
         self.client.script(SETTLE, &keys, &args).await.map(drop)
     }
 }
+
+/// [`READ`] and [`RESERVE`] with the `taken` function in front.
+static READ_SCRIPT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{TAKEN}{READ}"));
+static RESERVE_SCRIPT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{TAKEN}{RESERVE}"));

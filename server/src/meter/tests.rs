@@ -509,3 +509,111 @@ fn calendar_windows_follow_the_configured_time_zone_and_its_daylight_saving() {
         "until Berlin midnight, 23:00 UTC"
     );
 }
+
+#[test]
+fn a_rolling_window_forgets_spend_as_it_ages_out_bucket_by_bucket() {
+    const HOUR: i64 = 3_600;
+    // 5 hours in buckets of 5 minutes.
+    let five_hours = limit(Scope::Key, Kind::CostUsd, Window::RollingHours(5), 10.0);
+    assert_eq!(five_hours.problem(), None);
+    let ledger = Ledger::new(vec![five_hours]);
+    let who = subject("k", "t");
+    let spend = |at: i64, dollars: f64| {
+        ledger
+            .reserve(&who, cost(0.0), at)
+            .unwrap()
+            .settle(cost(dollars), at)
+    };
+    let used = |at: i64| ledger.state(&who, at)[0].used;
+    spend(NOON, 6.0);
+    spend(NOON + 2 * HOUR, 3.0);
+    assert_eq!(ledger.state(&who, NOON)[0].window, "rolling_5h");
+    // Across midnight and a calendar day: a rolling window has no reset.
+    assert_eq!(used(NOON + 2 * HOUR), 9.0);
+    let refused = *ledger
+        .reserve(&who, cost(1.5), NOON + 4 * HOUR)
+        .unwrap_err();
+    assert_eq!(refused.limit.used, 9.0);
+    // Room may come back when the oldest bucket leaves: the end of the current one.
+    let bucket_end = (NOON + 4 * HOUR).div_euclid(300) * 300 + 300;
+    assert_eq!(refused.retry_after_s, (bucket_end - NOON - 4 * HOUR) as u64);
+    // The noon spend leaves five hours after its bucket began (12:00 here), not before.
+    let noon_bucket = NOON.div_euclid(300) * 300;
+    assert_eq!(used(noon_bucket + 5 * HOUR - 1), 9.0);
+    assert_eq!(used(noon_bucket + 5 * HOUR), 3.0);
+    let later = ledger.reserve(&who, cost(7.0), noon_bucket + 5 * HOUR);
+    let later = later.expect("the aged-out spend frees its room");
+    later.settle(cost(7.0), noon_bucket + 5 * HOUR);
+    assert_eq!(
+        used(NOON + 7 * HOUR + 300),
+        7.0,
+        "only the last call is left"
+    );
+    assert_eq!(used(NOON + 13 * HOUR), 0.0);
+}
+
+#[test]
+fn rolling_windows_are_saved_by_bucket_and_checked_for_their_length() {
+    const HOUR: i64 = 3_600;
+    let day = limit(Scope::Key, Kind::Tokens, Window::RollingHours(24), 1_000.0);
+    let ledger = Ledger::new(vec![day.clone()]);
+    let who = subject("k", "t");
+    let tokens = |n: f64| Usage {
+        tokens: n,
+        cost_usd: 0.0,
+    };
+    ledger
+        .reserve(&who, tokens(0.0), NOON)
+        .unwrap()
+        .settle(tokens(100.0), NOON);
+    ledger
+        .reserve(&who, tokens(0.0), NOON + 10 * HOUR)
+        .unwrap()
+        .settle(tokens(200.0), NOON + 10 * HOUR);
+    let open = ledger
+        .reserve(&who, tokens(50.0), NOON + 10 * HOUR)
+        .unwrap();
+    let saved = ledger.snapshot();
+    std::mem::forget(open);
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].used, 350.0);
+    assert_eq!(saved[0].buckets.len(), 2);
+    let text = serde_json::to_string(&saved).unwrap();
+    assert_eq!(serde_json::from_str::<Vec<Saved>>(&text).unwrap(), saved);
+
+    // Restarted 20 hours after noon: all of it still counts (the open reservation as
+    // spent at restart); 5 hours later the noon bucket has left, then the rest.
+    let restarted = Ledger::new(vec![day.clone()]);
+    assert_eq!(restarted.restore(&saved, NOON + 20 * HOUR), 1);
+    assert_eq!(restarted.state(&who, NOON + 20 * HOUR)[0].used, 350.0);
+    assert_eq!(restarted.state(&who, NOON + 25 * HOUR)[0].used, 250.0);
+    let usage = restarted.usage(NOON + 25 * HOUR);
+    assert_eq!(
+        (usage[0].window.as_str(), usage[0].used),
+        ("rolling_24h", 250.0)
+    );
+    assert_eq!(usage[0].window_end - usage[0].window_start, 24 * HOUR);
+    assert_eq!(restarted.state(&who, NOON + 35 * HOUR)[0].used, 50.0);
+    assert_eq!(restarted.state(&who, NOON + 45 * HOUR)[0].used, 0.0);
+    // A bucket saved long ago is not restored into a window it left.
+    let late = Ledger::new(vec![day]);
+    late.restore(&saved, NOON + 30 * HOUR);
+    assert_eq!(late.state(&who, NOON + 30 * HOUR)[0].used, 250.0);
+
+    for hours in [0, 8_785] {
+        let wrong = limit(Scope::Key, Kind::Tokens, Window::RollingHours(hours), 1.0);
+        assert!(
+            wrong.problem().unwrap().contains("1 to 8784 hours"),
+            "{hours}"
+        );
+    }
+    let yaml: LimitConfig =
+        yaml_serde::from_str("{scope: key, kind: tokens, window: rolling_6h, limit: 5}").unwrap();
+    assert_eq!(yaml.window, Some(Window::RollingHours(6)));
+    let err = yaml_serde::from_str::<LimitConfig>(
+        "{scope: key, kind: tokens, window: fortnight, limit: 5}",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown window `fortnight`"), "{err}");
+}
