@@ -108,6 +108,11 @@ pub struct Obligations {
     /// `mask` still applies. Any policy asking is enough; kept on a deny too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub log_text: bool,
+    /// Session flags to set (e.g. `untrusted_content_read`): later decisions of the same
+    /// session see them in `input.session.flags`, on every surface. Kept on a deny too
+    /// (what a session was shown, or tried, stays known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
 }
 
 impl Obligations {
@@ -119,6 +124,7 @@ impl Obligations {
             && self.mask.is_empty()
             && self.throttle.is_none()
             && !self.log_text
+            && self.flags.is_empty()
     }
 }
 

@@ -18,6 +18,7 @@ use crate::input::{DecisionInput, Span};
 
 pub mod injection;
 pub mod model;
+pub mod poisoning;
 pub mod validate;
 
 /// What a finding is about.
@@ -698,7 +699,8 @@ fn fill_char_offsets(text: &str, findings: &mut [Finding]) {
 
 /// Scans every text of the input's content — message contents, plain texts, document
 /// texts, tool-call and tool arguments (each string within them) — and records the
-/// findings with JSON pointers into the input.
+/// findings with JSON pointers into the input; tool descriptions and schemas are checked
+/// for poisoning.
 pub fn inspect_input(input: &mut DecisionInput) {
     let mut spans: Vec<(Kind, Span)> = Vec::new();
     let mut add = |pointer: String, text: &str| {
@@ -748,6 +750,11 @@ pub fn inspect_input(input: &mut DecisionInput) {
         match kind {
             Kind::Pii => input.findings.pii.push(span),
             Kind::Secret => input.findings.secrets.push(span),
+        }
+    }
+    for signal in poisoning::scan(&input.content.tools) {
+        if !input.findings.tool_poisoning.contains(&signal) {
+            input.findings.tool_poisoning.push(signal);
         }
     }
     assess_injection(input);

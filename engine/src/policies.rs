@@ -179,6 +179,7 @@ fn combine(
         Obligations {
             mask: rego.obligations.mask,
             log_text: rego.obligations.log_text,
+            flags: rego.obligations.flags,
             ..Obligations::default()
         }
     };

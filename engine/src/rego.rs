@@ -34,8 +34,8 @@ pub const ENTRYPOINT: &str = "data.sluice.decision";
 pub const ENTRYPOINT_FILE: &str = "<sluice entrypoint>";
 
 /// The rules Sluice reads from every package under the roots.
-pub const DECISION_RULES: [&str; 9] = [
-    "deny", "allow", "warn", "redact", "route", "headers", "mask", "throttle", "log_text",
+pub const DECISION_RULES: [&str; 10] = [
+    "deny", "allow", "warn", "redact", "route", "headers", "mask", "throttle", "log_text", "flag",
 ];
 
 /// A package under the roots and the files that declare each decision rule in it.

@@ -27,6 +27,14 @@ allow if {
 	has_agent
 }
 
+# A tool's result, and a prompt an MCP server hands out, go back to the agent that asked
+# (the call itself was authorised); the injection, PII and secret policies still deny or
+# redact them, and ../sessions flags the session when they carry an injection.
+allow if {
+	input.surface == "tool"
+	input.action in {"mcp.tools.result", "mcp.prompts.get"}
+}
+
 # Whether a tool is read-only is decided by ../entities.json (Cedar tag `access`). For a tool
 # that file does not list, Cedar takes the tags from `input.resource.attributes`, so a
 # request or an MCP server claiming `access` there could make its own tool look read-only.

@@ -66,3 +66,10 @@ test_other_resource_attributes_are_fine if {
 	inp := object.union(call(agent_key), {"resource": {"attributes": {"readOnlyHint": true}}})
 	count(tools.deny) == 0 with input as inp
 }
+
+test_tool_results_and_server_prompts_go_back_to_the_agent if {
+	result := object.union(call(agent_key), {"action": "mcp.tools.result"})
+	tools.allow with input as result
+	prompt := object.union(call(agent_key), {"action": "mcp.prompts.get"})
+	tools.allow with input as prompt
+}

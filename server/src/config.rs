@@ -54,7 +54,8 @@ pub struct Config {
     /// Limits on requests.
     pub limits: RequestLimits,
     /// Budgets and rate limits per key, user, team, agent or organisation
-    /// (`{scope, id?, kind: requests|tokens|cost_usd, window: minute|hour|day|month, limit}`);
+    /// (`{scope, id?, kind: requests|tokens|cost_usd, window: minute|hour|day|month|rolling_<N>h,
+    /// limit}`);
     /// a call is refused with 429 when one has no room left.
     pub budgets: Vec<crate::meter::LimitConfig>,
     /// Model prices in US dollars per million tokens (`{input, cached_input?, output}`) by
@@ -73,6 +74,9 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     /// How policies' redactions are carried out.
     pub redaction: RedactionConfig,
+    /// Sessions tying an agent's calls on every surface together (`x-sluice-session`, MCP
+    /// sessions, A2A contexts): how long an idle one is kept, and how many at most.
+    pub sessions: crate::sessions::SessionConfig,
 }
 
 /// Redaction settings.
@@ -108,6 +112,7 @@ impl Default for Config {
             budget_time_zone: "UTC".to_string(),
             audit: crate::audit::AuditConfig::default(),
             redaction: RedactionConfig::default(),
+            sessions: crate::sessions::SessionConfig::default(),
         }
     }
 }

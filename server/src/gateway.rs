@@ -34,6 +34,7 @@ pub mod bedrock;
 mod converse;
 pub mod demo;
 pub mod error;
+mod guard;
 pub mod keys;
 pub mod openai;
 pub mod routing;
@@ -73,6 +74,8 @@ pub struct Gateway {
     meter: Arc<crate::meter::Ledger>,
     /// Model prices.
     prices: meter::prices::Prices,
+    /// Sessions across surfaces.
+    sessions: Arc<crate::sessions::Sessions>,
 }
 
 impl Gateway {
@@ -98,6 +101,7 @@ impl Gateway {
                 })?,
             ),
             prices: meter::prices::Prices::new(&config.prices),
+            sessions: Arc::new(crate::sessions::Sessions::new(&config.sessions)),
             hash_key: config
                 .redaction
                 .hash_key_file
@@ -170,6 +174,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/messages/count_tokens", post(converse::count_tokens))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/guard", post(guard::guard))
         // Bodies are read with the configured limit, so that a 413 is in the caller's format.
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)
@@ -187,6 +192,8 @@ struct Call {
     audit: Option<Arc<Audit>>,
     /// Placeholders of `mode: tokenize` redactions, restored in the answer.
     vault: SharedVault,
+    /// The gateway's sessions, for the flags this call's decisions set.
+    sessions: Arc<crate::sessions::Sessions>,
 }
 
 fn next_id(prefix: &str) -> String {
@@ -226,13 +233,10 @@ impl Call {
                 Some((name.to_string(), value.to_string()))
             })
             .collect();
-        let session = Session {
-            id: headers
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            ..Session::default()
-        };
+        let session = gateway.sessions.begin(
+            &principal.key_id,
+            headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
+        );
         Ok(Call {
             id: next_id("req"),
             started: std::time::Instant::now(),
@@ -248,6 +252,7 @@ impl Call {
             },
             session,
             vault: SharedVault::default(),
+            sessions: Arc::clone(&gateway.sessions),
         })
     }
 
@@ -416,7 +421,31 @@ impl Call {
         input: &DecisionInput,
         facts: &audit::CallFacts,
     ) -> Result<Decision, GatewayError> {
+        let decision = self.record(input, facts)?;
+        if decision.allow {
+            Ok(decision)
+        } else {
+            Err(GatewayError::new(
+                Kind::PolicyDenied,
+                denial_message(&decision),
+            ))
+        }
+    }
+
+    /// Decides, sets the session flags the decision asks for, and records the decision in
+    /// the audit trail; a decision that cannot be recorded fails the call closed. A deny
+    /// is returned like an allow.
+    fn record(
+        &self,
+        input: &DecisionInput,
+        facts: &audit::CallFacts,
+    ) -> Result<Decision, GatewayError> {
         let decision = self.policies.evaluate(input);
+        self.sessions.flag(
+            &self.principal.key_id,
+            self.session.id.as_deref(),
+            &decision.obligations.flags,
+        );
         if let Some(audit) = &self.audit {
             let facts = audit::CallFacts {
                 request_id: self.id.clone(),
@@ -437,14 +466,7 @@ impl Call {
             revision = %decision.revision,
             "decision"
         );
-        if decision.allow {
-            Ok(decision)
-        } else {
-            Err(GatewayError::new(
-                Kind::PolicyDenied,
-                denial_message(&decision),
-            ))
-        }
+        Ok(decision)
     }
 }
 

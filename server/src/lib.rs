@@ -10,4 +10,5 @@ pub mod meter;
 pub mod reload;
 pub mod revision;
 pub mod serve;
+pub mod sessions;
 pub mod sys;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod agents_setup;
 pub mod gateway_setup;
 pub mod server;
 pub mod upstream;

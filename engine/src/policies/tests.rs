@@ -114,10 +114,10 @@ fn errors_fail_closed_unless_the_surface_fails_open() {
 }
 
 #[test]
-fn obligations_are_dropped_on_deny_except_masking() {
+fn obligations_are_dropped_on_deny_except_masking_and_session_flags() {
     let p = policies(&[(
         "a.rego",
-        "package sluice.a\n\nallow if true\nredact contains \"email\" if true\nmask contains \"/content\" if true\nwarn contains \"w\" if true\ndeny contains \"no\" if input.resource.id == \"x\"\n",
+        "package sluice.a\n\nallow if true\nredact contains \"email\" if true\nmask contains \"/content\" if true\nflag contains \"tried\" if true\nwarn contains \"w\" if true\ndeny contains \"no\" if input.resource.id == \"x\"\n",
     )]);
     let d = p.evaluate(&input(Surface::Prompt, "m"));
     assert!(d.allow);
@@ -127,6 +127,7 @@ fn obligations_are_dropped_on_deny_except_masking() {
     assert!(!d.allow);
     assert!(d.obligations.redact.is_empty());
     assert_eq!(d.obligations.mask.len(), 1);
+    assert_eq!(d.obligations.flags, ["tried"]);
 }
 
 #[test]

@@ -194,6 +194,19 @@ impl RegoOutcome {
                 format!("log_text must be a boolean, got `{other}`"),
             )),
         }
+        for item in as_items(rules.get("flag")) {
+            match item {
+                Json::String(flag) if !flag.is_empty() => {
+                    if !self.obligations.flags.contains(flag) {
+                        self.obligations.flags.push(flag.clone());
+                    }
+                }
+                other => self.errors.push(error(
+                    "flag",
+                    format!("a session flag must be a non-empty string, got `{other}`"),
+                )),
+            }
+        }
         match rules.get("throttle") {
             None | Some(Json::Null) => {}
             Some(value) => match serde_json::from_value::<Throttle>(value.clone()) {

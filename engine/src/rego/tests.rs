@@ -70,6 +70,8 @@ mask contains "/content/messages" if true
 throttle := {"requests_per_minute": 60} if true
 warn contains "careful" if true
 log_text if input.principal.team == "payments"
+flag contains "pii_seen" if true
+flag contains "untrusted_content_read" if true
 "#,
         ),
         (
@@ -78,6 +80,7 @@ log_text if input.principal.team == "payments"
 
 throttle := {"requests_per_minute": 10, "tokens_per_minute": 500} if true
 route := "gpt-4o-mini" if true
+flag contains "pii_seen" if true
 "#,
         ),
     ]);
@@ -98,6 +101,10 @@ route := "gpt-4o-mini" if true
     );
     assert_eq!(o.mask[0].pointer, "/content/messages");
     assert!(o.log_text);
+    // Flags are merged across packages, each once.
+    let mut flags = o.flags.clone();
+    flags.sort();
+    assert_eq!(flags, ["pii_seen", "untrusted_content_read"]);
     let t = o.throttle.as_ref().unwrap();
     assert_eq!(
         (t.requests_per_minute, t.tokens_per_minute),
@@ -120,6 +127,7 @@ route := "model-a" if true
 mask contains "content" if true
 headers := {"x-n": 1} if true
 log_text := "yes" if true
+flag contains 7 if true
 "#,
         ),
         (
@@ -130,7 +138,12 @@ log_text := "yes" if true
     let backend = RegoBackend::compile(&b).unwrap().unwrap();
     let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
     let messages: Vec<&str> = outcome.errors.iter().map(|e| e.message.as_str()).collect();
-    assert_eq!(outcome.errors.len(), 6, "{messages:?}");
+    assert_eq!(outcome.errors.len(), 7, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("a session flag must be a non-empty string"))
+    );
     assert!(
         messages
             .iter()
