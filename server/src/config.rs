@@ -74,9 +74,39 @@ pub struct Config {
     pub audit: crate::audit::AuditConfig,
     /// How policies' redactions are carried out.
     pub redaction: RedactionConfig,
+    /// Upstream MCP servers behind the MCP proxy: all of them at `/mcp` (tools named
+    /// `<server>__<tool>`), each at `/mcp/<server>`.
+    pub mcp_servers: Vec<McpServerConfig>,
     /// Sessions tying an agent's calls on every surface together (`x-sluice-session`, MCP
     /// sessions, A2A contexts): how long an idle one is kept, and how many at most.
     pub sessions: crate::sessions::SessionConfig,
+}
+
+/// An upstream MCP server (Streamable HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    /// Its name (letters, digits, `-` and `_`, no `__`): policies name its tools
+    /// `<name>.<tool>`, the federated endpoint `<name>__<tool>`.
+    pub name: String,
+    /// Its endpoint, e.g. `http://127.0.0.1:9000/mcp`.
+    pub url: String,
+    /// A header that tells the server who is calling (`{"key_id", "user", "team",
+    /// "agent"}` as JSON), e.g. `x-sluice-principal`; none by default.
+    #[serde(default)]
+    pub principal_header: Option<String>,
+    /// A file holding the token Sluice authenticates to the server with (`Authorization:
+    /// Bearer`); the caller's own credentials never reach the server, and this one never
+    /// reaches the caller.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// How long one request to the server may take, in milliseconds.
+    #[serde(default = "default_mcp_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_mcp_timeout_ms() -> u64 {
+    30_000
 }
 
 /// Redaction settings.
@@ -113,6 +143,7 @@ impl Default for Config {
             audit: crate::audit::AuditConfig::default(),
             redaction: RedactionConfig::default(),
             sessions: crate::sessions::SessionConfig::default(),
+            mcp_servers: Vec::new(),
         }
     }
 }
@@ -256,6 +287,13 @@ impl Config {
             {
                 *file = base.join(&*file);
             }
+            for server in &mut config.mcp_servers {
+                if let Some(file) = &mut server.token_file
+                    && file.is_relative()
+                {
+                    *file = base.join(&*file);
+                }
+            }
         }
         config.validate()?;
         Ok(config)
@@ -327,6 +365,41 @@ impl Config {
     fn validate_gateway(&self) -> Result<(), ConfigError> {
         let invalid =
             |field: &'static str, message: String| ConfigError::Invalid { field, message };
+        let mut names = BTreeSet::new();
+        for server in &self.mcp_servers {
+            let name = &server.name;
+            let valid = !name.is_empty()
+                && !name.contains("__")
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(invalid(
+                    "mcp_servers.name",
+                    format!(
+                        "`{name}` must be letters, digits, `-` and `_`, without `__` (it prefixes tool names)"
+                    ),
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err(invalid(
+                    "mcp_servers.name",
+                    format!("`{name}` is used twice"),
+                ));
+            }
+            if !(server.url.starts_with("http://") || server.url.starts_with("https://")) {
+                return Err(invalid(
+                    "mcp_servers.url",
+                    format!("server `{name}`: `{}` is not an http(s) URL", server.url),
+                ));
+            }
+            if server.timeout_ms == 0 {
+                return Err(invalid(
+                    "mcp_servers.timeout_ms",
+                    format!("server `{name}`: must be more than 0"),
+                ));
+            }
+        }
         let mut ids = BTreeSet::new();
         let mut hashes = BTreeSet::new();
         for key in &self.keys {

@@ -36,6 +36,7 @@ pub mod demo;
 pub mod error;
 mod guard;
 pub mod keys;
+pub mod mcp;
 pub mod openai;
 pub mod routing;
 pub mod sse;
@@ -76,6 +77,8 @@ pub struct Gateway {
     prices: meter::prices::Prices,
     /// Sessions across surfaces.
     sessions: Arc<crate::sessions::Sessions>,
+    /// The MCP proxy.
+    mcp: mcp::Mcp,
 }
 
 impl Gateway {
@@ -102,6 +105,7 @@ impl Gateway {
             ),
             prices: meter::prices::Prices::new(&config.prices),
             sessions: Arc::new(crate::sessions::Sessions::new(&config.sessions)),
+            mcp: mcp::Mcp::new(config)?,
             hash_key: config
                 .redaction
                 .hash_key_file
@@ -175,6 +179,14 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/v1/guard", post(guard::guard))
+        .route(
+            "/mcp",
+            post(mcp::federated).get(mcp::no_stream).delete(mcp::end),
+        )
+        .route(
+            "/mcp/{server}",
+            post(mcp::single).get(mcp::no_stream).delete(mcp::end),
+        )
         // Bodies are read with the configured limit, so that a 413 is in the caller's format.
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)
@@ -297,21 +309,35 @@ impl Call {
         provider: Option<&str>,
         error: GatewayError,
     ) -> GatewayError {
+        self.failed_on(Surface::Response, prompt, provider, error)
+    }
+
+    /// [`failed`](Self::failed), with the row on `surface` (an MCP tool call that failed
+    /// upstream is a `tool` row).
+    fn failed_on(
+        &self,
+        surface: Surface,
+        prompt: &DecisionInput,
+        provider: Option<&str>,
+        error: GatewayError,
+    ) -> GatewayError {
         let Some(audit) = &self.audit else {
             return error;
         };
         let mut input = self.input(
-            Surface::Response,
+            surface,
             &prompt.action,
             &prompt.resource.id,
             Content::default(),
         );
         input.resource.provider = provider.map(str::to_string);
+        input.resource.kind = prompt.resource.kind;
+        input.resource.server = prompt.resource.server.clone();
         let source = error.kind.source();
         let decision = Decision {
             version: prompt.version.clone(),
             id: input.id.clone(),
-            surface: Surface::Response,
+            surface,
             allow: false,
             reasons: vec![sluice_engine::Reason {
                 backend: sluice_engine::Backend::Gateway,
@@ -502,6 +528,11 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Phase 2, the body: read with the size limit, then parsed as a JSON object.
 async fn read_body(request: Request, limit: usize) -> Result<Map<String, Value>, GatewayError> {
+    Ok(openai::parse_object(&read_bytes(request, limit).await?)?)
+}
+
+/// The body's bytes, read with the size limit (413 past it).
+async fn read_bytes(request: Request, limit: usize) -> Result<Vec<u8>, GatewayError> {
     use http_body_util::BodyExt as _;
     let declared = request
         .headers()
@@ -555,7 +586,7 @@ async fn read_body(request: Request, limit: usize) -> Result<Map<String, Value>,
     if seen > limit {
         return Err(too_large());
     }
-    Ok(openai::parse_object(&bytes)?)
+    Ok(bytes)
 }
 
 /// The placeholders of `mode: tokenize` redactions within one call, and the values they

@@ -1,6 +1,6 @@
 """A real MCP server (the official `mcp` SDK, MCPServer) over Streamable HTTP, for Sluice's tests.
 
-    mcp_server.py --port N [--name NAME] [--variant normal|rugpull]
+    mcp_server.py --port N [--name NAME] [--variant normal|rugpull|clean]
                   [--json-response] [--stateless] [--resumable]
 
 Listens on http://127.0.0.1:N/mcp and prints `READY` (flushed) once it accepts connections.
@@ -20,7 +20,9 @@ to act on them:
 - send_email(to, subject, body)  side effect; echoes back exactly the arguments it received
 - fetch_page(url)           returns an indirect prompt injection
 - lookup_customer(name)     returns PII (email, US SSN, phone)
-- weather(city)             its *description* is poisoned (hidden instructions, U+200B, U+E0041)
+- weather(city)             its *description* is poisoned (hidden instructions, U+200B, U+E0041);
+                           absent with --variant clean
+- whoami()                 the identity and credential headers the server was reached with
 - slow(seconds)             sleeps, for timeout tests
 - resource docs://handbook  text with an email address
 - prompt summarize(topic)
@@ -32,7 +34,7 @@ import json
 import sys
 
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventMessage, EventStore
 
 SEARCH_DESCRIPTION = "Search the internal documentation and return matching passages."
@@ -102,9 +104,16 @@ def build_server(name: str, variant: str) -> MCPServer:
     def lookup_customer(name: str) -> str:
         return CUSTOMER_RECORD.format(name=name)
 
-    @mcp.tool(description=WEATHER_DESCRIPTION, structured_output=False)
-    def weather(city: str) -> str:
-        return f"weather in {city}: sunny, 21C"
+    if variant != "clean":
+
+        @mcp.tool(description=WEATHER_DESCRIPTION, structured_output=False)
+        def weather(city: str) -> str:
+            return f"weather in {city}: sunny, 21C"
+
+    @mcp.tool(description="Say which caller and credentials this server was reached with.", structured_output=False)
+    def whoami(ctx: Context) -> str:
+        headers = ctx.headers or {}
+        return json.dumps({name: headers.get(name) for name in ("x-sluice-principal", "authorization", "host")})
 
     @mcp.tool(description="Sleep for the given number of seconds, then answer.", structured_output=False)
     async def slow(seconds: float) -> str:
@@ -149,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="test-mcp")
-    parser.add_argument("--variant", choices=["normal", "rugpull"], default="normal")
+    parser.add_argument("--variant", choices=["normal", "rugpull", "clean"], default="normal")
     parser.add_argument("--json-response", action="store_true", help="answer requests with JSON, not SSE")
     parser.add_argument("--stateless", action="store_true", help="no mcp-session-id on the handshake era")
     parser.add_argument("--resumable", action="store_true", help="SSE event ids and Last-Event-ID replay")

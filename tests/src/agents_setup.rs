@@ -35,8 +35,37 @@ pub struct AgentGateway {
 impl AgentGateway {
     /// `sluice serve` on the shipped policies, with `extra` appended to its config.
     pub fn start(extra: &str) -> AgentGateway {
+        AgentGateway::start_with(extra, &[], &[])
+    }
+
+    /// [`start`](Self::start) on a copy of the shipped policies with `files` added (path,
+    /// text) and `entities` (Cedar entities as JSON) added to their entity data: what a
+    /// user's policy repository adds for its own servers and tools.
+    pub fn start_with(
+        extra: &str,
+        files: &[(&str, &str)],
+        entities: &[serde_json::Value],
+    ) -> AgentGateway {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let policies = crate::repo().join("policies");
+        let shipped = crate::repo().join("policies");
+        let policies = if files.is_empty() && entities.is_empty() {
+            shipped
+        } else {
+            let copy = dir.path().join("policies");
+            copy_tree(&shipped, &copy);
+            for (path, text) in files {
+                crate::write_file(&copy, path, text);
+            }
+            let path = copy.join("entities.json");
+            let mut all: Vec<serde_json::Value> = serde_json::from_str(
+                &std::fs::read_to_string(&path).expect("the shipped entities.json"),
+            )
+            .expect("entities.json is a JSON array");
+            all.extend(entities.iter().cloned());
+            std::fs::write(&path, serde_json::to_string_pretty(&all).expect("JSON"))
+                .expect("entities.json written");
+            copy
+        };
         crate::write_file(
             dir.path(),
             "sluice.yaml",
@@ -67,5 +96,19 @@ keys:
         assert!(self.server.terminate().success(), "{}", self.server.log());
         duckdb::Connection::open(self.dir.path().join("sluice-audit.duckdb"))
             .expect("the audit database opens")
+    }
+}
+
+/// Copies a directory tree (files and subdirectories, hidden ones included).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("directory created");
+    for entry in std::fs::read_dir(from).expect("directory readable") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("file copied");
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 pub mod agents_setup;
 pub mod gateway_setup;
+pub mod python;
 pub mod server;
 pub mod upstream;
 

@@ -1,0 +1,1198 @@
+//! The MCP proxy: agents reach their MCP servers through Sluice (Streamable HTTP), and every
+//! tool listing, tool call, tool result, resource read and server prompt is a decision on
+//! the same decision input and policies as prompts.
+//!
+//! `/mcp` federates every configured server (tools named `<server>__<tool>`, prompts too);
+//! `/mcp/<server>` serves one server with its own names. Sluice is the MCP server its
+//! clients talk to — it answers `initialize` itself, keeps their sessions, and answers in
+//! JSON — and an MCP client of the upstream servers ([`upstream`]).
+//!
+//! - `tools/list`: each server's listing is inspected for tool poisoning (and for
+//!   descriptions changed since first seen) and decided (`mcp.tools.list`); a denied
+//!   listing is an error on a server's own endpoint and is left out of the federated one.
+//!   Tools the principal may not call are removed: each is checked as a call without
+//!   arguments, and hidden when the policies refuse it outright (a refusal that depends on
+//!   the arguments — a policy that fails to read them — keeps it listed).
+//! - `tools/call`: decided with the arguments in the input (`mcp.tools.call`; Cedar's
+//!   per-tool actions see them typed), redactions rewrite the arguments; the result is
+//!   decided again (`mcp.tools.result`), as untrusted content, before the agent sees it.
+//! - `resources/read` results are surface `retrieval` (`mcp.resources.read`), `prompts/get`
+//!   results surface `tool` (`mcp.prompts.get`).
+//!
+//! A deny is a JSON-RPC error (code -32050) naming the policies' reasons; a malformed
+//! message, a batch, an unknown method, an oversized body, a server that does not answer
+//! or breaks off are JSON-RPC errors too, never a hang.
+
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sluice_engine::input::{
+    Content, DecisionInput, Document, Message, ResourceKind, Surface, ToolCall, ToolDescriptor,
+    ToolPoisoning,
+};
+use sluice_engine::{Decision, inspect::poisoning};
+
+use super::error::{GatewayError, Kind};
+use super::{Call, Gateway, denial_message, read_bytes, redactor};
+use upstream::{Failure, McpUpstream};
+
+/// Protocol versions Sluice speaks with MCP clients, newest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The JSON-RPC error code of a policy denial.
+pub const DENIED: i64 = -32050;
+/// The JSON-RPC error code of an upstream server that failed (unreachable, no answer in
+/// time, broken off).
+pub const UPSTREAM_FAILED: i64 = -32000;
+
+/// Separates a server's name from its tool's (or prompt's) on the federated endpoint.
+const SEPARATOR: &str = "__";
+
+/// What the proxy knows of a tool.
+#[derive(Debug, Clone)]
+struct Known {
+    /// The fingerprint of the description first seen.
+    first: u64,
+    /// The description last listed.
+    latest: ToolDescriptor,
+}
+
+/// A client's session with Sluice.
+#[derive(Debug)]
+struct ClientSession {
+    key_id: String,
+    seen: Instant,
+}
+
+/// The MCP proxy's state.
+#[derive(Debug)]
+pub struct Mcp {
+    servers: Vec<Arc<McpUpstream>>,
+    sessions: Mutex<HashMap<String, ClientSession>>,
+    idle: Duration,
+    max_sessions: usize,
+    /// Each tool by (server, tool).
+    tools: Mutex<HashMap<(String, String), Known>>,
+    /// The server of each resource URI a federated listing showed.
+    resources: Mutex<HashMap<String, String>>,
+}
+
+impl Mcp {
+    /// The proxy for the configured servers.
+    pub fn new(config: &crate::config::Config) -> anyhow::Result<Mcp> {
+        Ok(Mcp {
+            servers: config
+                .mcp_servers
+                .iter()
+                .map(|s| McpUpstream::new(s).map(Arc::new))
+                .collect::<anyhow::Result<_>>()?,
+            sessions: Mutex::new(HashMap::new()),
+            idle: Duration::from_secs(config.sessions.idle_minutes.saturating_mul(60)),
+            max_sessions: config.sessions.max_sessions.max(1),
+            tools: Mutex::new(HashMap::new()),
+            resources: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn server(&self, name: &str) -> Option<&Arc<McpUpstream>> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Opens a client session for `key_id`; its id.
+    fn open(&self, key_id: &str) -> String {
+        let id = super::next_id("mcp");
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.retain(|_, s| now.duration_since(s.seen) <= self.idle);
+        if sessions.len() >= self.max_sessions
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(id, _)| id.clone())
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(
+            id.clone(),
+            ClientSession {
+                key_id: key_id.to_string(),
+                seen: now,
+            },
+        );
+        id
+    }
+
+    /// Whether session `id` is open for `key_id` (a session of another key is unknown).
+    fn touch(&self, id: &str, key_id: &str) -> bool {
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        match sessions.get_mut(id) {
+            Some(s) if s.key_id == key_id && now.duration_since(s.seen) <= self.idle => {
+                s.seen = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn close(&self, id: &str, key_id: &str) -> bool {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions.get(id).is_some_and(|s| s.key_id == key_id) {
+            sessions.remove(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Records a listing of `server`: each tool's latest description, and its first
+    /// fingerprint if new; the tools whose description changed since first seen.
+    fn remember(&self, server: &str, tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
+        let mut known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = Vec::new();
+        for tool in tools {
+            let print = poisoning::fingerprint(tool);
+            let entry = known
+                .entry((server.to_string(), tool.name.clone()))
+                .or_insert_with(|| Known {
+                    first: print,
+                    latest: tool.clone(),
+                });
+            if entry.first != print {
+                changed.push(ToolPoisoning {
+                    tool: tool.name.clone(),
+                    signal: poisoning::CHANGED_DESCRIPTION.to_string(),
+                });
+            }
+            entry.latest = tool.clone();
+        }
+        changed
+    }
+
+    fn known(&self, server: &str, tool: &str) -> Option<Known> {
+        self.tools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(server.to_string(), tool.to_string()))
+            .cloned()
+    }
+}
+
+/// Sets `field` of `value` when it is an object (anything else has no fields to set).
+pub(crate) fn set_field(value: &mut Value, field: &str, to: Value) {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(field.to_string(), to);
+    }
+}
+
+/// A text rewrite: a decision's redactions.
+type Rewrite = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+/// A JSON-RPC error message.
+fn rpc_error(id: &Value, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
+    let mut error = json!({"code": code, "message": message.into()});
+    if let Some(data) = data {
+        set_field(&mut error, "data", data);
+    }
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+/// An HTTP response carrying one JSON-RPC message.
+fn reply(status: StatusCode, message: &Value, session: Option<&str>) -> Response {
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(session) = session {
+        builder = builder.header("mcp-session-id", session);
+    }
+    builder
+        .body(Body::from(message.to_string()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `POST /mcp`: every server.
+pub(super) async fn federated(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    handle(&gateway, client, None, request).await
+}
+
+/// `POST /mcp/<server>`: one server.
+pub(super) async fn single(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(server): Path<String>,
+    request: Request,
+) -> Response {
+    handle(&gateway, client, Some(server), request).await
+}
+
+/// `GET /mcp[/<server>]`: Sluice offers no server-initiated stream.
+pub(super) async fn no_stream() -> Response {
+    let mut response = reply(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &rpc_error(
+            &Value::Null,
+            -32600,
+            "Sluice does not offer a server-to-client stream; send requests with POST",
+            None,
+        ),
+        None,
+    );
+    response.headers_mut().insert(
+        header::ALLOW,
+        header::HeaderValue::from_static("POST, DELETE"),
+    );
+    response
+}
+
+/// `DELETE /mcp[/<server>]`: ends the caller's session.
+pub(super) async fn end(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let key = match gateway.keys.authenticate(&headers) {
+        Ok(principal) => principal.key_id.clone(),
+        Err(e) => {
+            return reply(
+                StatusCode::UNAUTHORIZED,
+                &rpc_error(&Value::Null, -32600, e.message(), None),
+                None,
+            );
+        }
+    };
+    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+    match session {
+        Some(id) if gateway.mcp.close(id, &key) => StatusCode::OK.into_response(),
+        Some(_) => reply(
+            StatusCode::NOT_FOUND,
+            &rpc_error(&Value::Null, -32600, "Session not found", None),
+            None,
+        ),
+        None => reply(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(&Value::Null, -32600, "Missing mcp-session-id", None),
+            None,
+        ),
+    }
+}
+
+/// Which servers a request reaches.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// Every server, names prefixed.
+    All,
+    /// One server, its own names.
+    One(&'a Arc<McpUpstream>),
+}
+
+async fn handle(
+    gateway: &Gateway,
+    client: SocketAddr,
+    server: Option<String>,
+    request: Request,
+) -> Response {
+    let mcp = &gateway.mcp;
+    let scope = match &server {
+        None => Scope::All,
+        Some(name) => match mcp.server(name) {
+            Some(server) => Scope::One(server),
+            None => {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    &rpc_error(
+                        &Value::Null,
+                        -32600,
+                        format!("no MCP server `{name}` is configured"),
+                        None,
+                    ),
+                    None,
+                );
+            }
+        },
+    };
+    let path = request.uri().path().to_string();
+    let headers = request.headers().clone();
+    let mut call = match Call::start(gateway, &headers, "POST", &path, Some(client)) {
+        Ok(call) => call,
+        Err(e) => {
+            return reply(
+                e.kind.status(),
+                &rpc_error(&Value::Null, -32600, e.message, None),
+                None,
+            );
+        }
+    };
+    if let Some(version) = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        && !SUPPORTED_VERSIONS.contains(&version)
+    {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(
+                &Value::Null,
+                -32022,
+                "Unsupported protocol version",
+                Some(json!({"supported": SUPPORTED_VERSIONS, "requested": version})),
+            ),
+            None,
+        );
+    }
+    let bytes = match read_bytes(request, gateway.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return reply(
+                e.kind.status(),
+                &rpc_error(&Value::Null, -32600, e.message, None),
+                None,
+            );
+        }
+    };
+    let message: Value = match serde_json::from_slice(&bytes) {
+        Ok(message) => message,
+        Err(e) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                &rpc_error(&Value::Null, -32700, format!("Parse error: {e}"), None),
+                None,
+            );
+        }
+    };
+    if message.is_array() {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(
+                &Value::Null,
+                -32600,
+                "batch requests are not supported: send one JSON-RPC message per request",
+                None,
+            ),
+            None,
+        );
+    }
+    let method = message.get("method").and_then(Value::as_str);
+    let id = message.get("id").cloned();
+    let valid = message.get("jsonrpc") == Some(&json!("2.0"))
+        && id
+            .as_ref()
+            .is_none_or(|id| id.is_string() || id.is_i64() || id.is_u64());
+    let Some(method) = method.filter(|_| valid) else {
+        // A response to a server-initiated request: Sluice sends none, so there is
+        // nothing to route it to.
+        if valid
+            && id.is_some()
+            && (message.get("result").is_some() || message.get("error").is_some())
+        {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        return reply(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(
+                id.as_ref().unwrap_or(&Value::Null),
+                -32600,
+                "Invalid request: a JSON-RPC 2.0 message needs `jsonrpc: \"2.0\"`, a `method` and a string or integer `id`",
+                None,
+            ),
+            None,
+        );
+    };
+    let params = message.get("params").cloned().unwrap_or(Value::Null);
+
+    if method == "initialize" {
+        let Some(id) = id else {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                &rpc_error(
+                    &Value::Null,
+                    -32600,
+                    "initialize is a request: it needs an id",
+                    None,
+                ),
+                None,
+            );
+        };
+        return initialize(gateway, &call, scope, &id, &params);
+    }
+    // Every other message belongs to a session.
+    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+    let Some(session) = session else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            &rpc_error(
+                id.as_ref().unwrap_or(&Value::Null),
+                -32600,
+                "Bad Request: Missing session ID (send initialize first)",
+                None,
+            ),
+            None,
+        );
+    };
+    if !mcp.touch(session, &call.principal.key_id) {
+        return reply(
+            StatusCode::NOT_FOUND,
+            &rpc_error(
+                id.as_ref().unwrap_or(&Value::Null),
+                -32600,
+                "Session not found",
+                None,
+            ),
+            None,
+        );
+    }
+    let Some(id) = id else {
+        // Notifications (initialized, cancelled, progress) need no answer.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    // The MCP session is the decision session unless the caller names one
+    // (`x-sluice-session`) to tie its MCP calls to its other surfaces.
+    if call.session.id.is_none() {
+        call.session = gateway
+            .sessions
+            .begin(&call.principal.key_id, Some(session));
+    }
+    let outcome = match method {
+        "ping" => Ok(json!({})),
+        "tools/list" => list_tools(gateway, &call, scope).await,
+        "tools/call" => call_tool(gateway, &call, scope, &params).await,
+        "resources/list" => {
+            list_resources(gateway, &call, scope, "resources/list", "resources").await
+        }
+        "resources/templates/list" => {
+            list_resources(
+                gateway,
+                &call,
+                scope,
+                "resources/templates/list",
+                "resourceTemplates",
+            )
+            .await
+        }
+        "resources/read" => read_resource(gateway, &call, scope, &params).await,
+        "prompts/list" => list_prompts(gateway, &call, scope).await,
+        "prompts/get" => get_prompt(gateway, &call, scope, &params).await,
+        other => match scope {
+            // One server: what Sluice does not govern (completion, logging levels) passes.
+            Scope::One(server) => server
+                .request(&call.principal, other, params)
+                .await
+                .map_err(|f| failure_error(server, f)),
+            Scope::All => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
+        },
+    };
+    let answer = match outcome {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(error) => rpc_error(&id, error.code, error.message, error.data),
+    };
+    reply(StatusCode::OK, &answer, Some(session))
+}
+
+/// A JSON-RPC error to answer with.
+#[derive(Debug, Clone, PartialEq)]
+struct RpcError {
+    code: i64,
+    message: String,
+    data: Option<Value>,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> RpcError {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    fn invalid_params(message: impl Into<String>) -> RpcError {
+        RpcError::new(-32602, message)
+    }
+
+    /// A policy's refusal.
+    fn denied(what: &str, decision: &Decision) -> RpcError {
+        RpcError {
+            code: DENIED,
+            message: format!("{what}: {}", denial_message(decision)),
+            data: Some(json!({"decision_id": decision.id, "reasons": decision.reasons})),
+        }
+    }
+
+    fn from_gateway(error: GatewayError) -> RpcError {
+        RpcError::new(
+            if error.kind == Kind::PolicyDenied {
+                DENIED
+            } else {
+                UPSTREAM_FAILED
+            },
+            error.message,
+        )
+    }
+}
+
+/// An upstream failure as the error the client gets: the server's own JSON-RPC error as
+/// is, a transport failure as [`UPSTREAM_FAILED`].
+fn failure_error(server: &McpUpstream, failure: Failure) -> RpcError {
+    match failure {
+        Failure::Error(error) => RpcError {
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(-32603),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("the MCP server failed")
+                .to_string(),
+            data: error.get("data").cloned(),
+        },
+        Failure::Transport(why) => RpcError {
+            code: UPSTREAM_FAILED,
+            message: why,
+            data: Some(json!({"server": server.name})),
+        },
+    }
+}
+
+fn initialize(
+    gateway: &Gateway,
+    call: &Call,
+    scope: Scope<'_>,
+    id: &Value,
+    params: &Value,
+) -> Response {
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let version = asked
+        .filter(|v| SUPPORTED_VERSIONS.contains(v))
+        .unwrap_or(SUPPORTED_VERSIONS[0]);
+    let session = gateway.mcp.open(&call.principal.key_id);
+    let name = match scope {
+        Scope::All => "sluice".to_string(),
+        Scope::One(server) => format!("sluice/{}", server.name),
+    };
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": {"listChanged": false},
+            "resources": {"listChanged": false, "subscribe": false},
+            "prompts": {"listChanged": false},
+        },
+        "serverInfo": {"name": name, "version": env!("CARGO_PKG_VERSION")},
+        "instructions": "Tools, resources and prompts of MCP servers, governed by Sluice.",
+    });
+    reply(
+        StatusCode::OK,
+        &json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Some(&session),
+    )
+}
+
+/// The servers of a scope.
+fn servers<'a>(gateway: &'a Gateway, scope: Scope<'a>) -> Vec<&'a Arc<McpUpstream>> {
+    match scope {
+        Scope::All => gateway.mcp.servers.iter().collect(),
+        Scope::One(server) => vec![server],
+    }
+}
+
+/// The name a client sees for `name` of `server`.
+fn exposed(scope: Scope<'_>, server: &str, name: &str) -> String {
+    match scope {
+        Scope::All => format!("{server}{SEPARATOR}{name}"),
+        Scope::One(_) => name.to_string(),
+    }
+}
+
+/// The server and upstream name of a name a client sent.
+fn resolve<'a>(
+    gateway: &'a Gateway,
+    scope: Scope<'a>,
+    name: &str,
+) -> Result<(&'a Arc<McpUpstream>, String), RpcError> {
+    match scope {
+        Scope::One(server) => Ok((server, name.to_string())),
+        Scope::All => {
+            let unknown = || {
+                RpcError::invalid_params(format!(
+                    "unknown name `{name}`: on the federated endpoint names are <server>{SEPARATOR}<name>"
+                ))
+            };
+            let (server, rest) = name.split_once(SEPARATOR).ok_or_else(unknown)?;
+            let server = gateway.mcp.server(server).ok_or_else(unknown)?;
+            Ok((server, rest.to_string()))
+        }
+    }
+}
+
+/// The input of a decision on `server`'s content.
+fn input_for(
+    call: &Call,
+    surface: Surface,
+    action: &str,
+    kind: ResourceKind,
+    id: &str,
+    server: &str,
+    content: Content,
+) -> DecisionInput {
+    let mut input = call.input(surface, action, id, content);
+    input.resource.kind = kind;
+    input.resource.server = Some(server.to_string());
+    input
+}
+
+/// Decides and records; the decision, allowed or not.
+async fn decide(
+    gateway: &Gateway,
+    call: &Call,
+    mut input: DecisionInput,
+) -> Result<(DecisionInput, Decision), RpcError> {
+    call.meter(gateway, &mut input)
+        .await
+        .map_err(RpcError::from_gateway)?;
+    let decision = call
+        .record(&input, &Default::default())
+        .map_err(RpcError::from_gateway)?;
+    Ok((input, decision))
+}
+
+/// The descriptors of a `tools/list` result.
+fn descriptors(server: &str, result: &Value) -> Vec<(ToolDescriptor, Value)> {
+    result
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|tool| {
+                    let name = tool.get("name")?.as_str()?.to_string();
+                    Some((
+                        ToolDescriptor {
+                            name,
+                            server: Some(server.to_string()),
+                            description: tool
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            input_schema: tool.get("inputSchema").cloned().unwrap_or(Value::Null),
+                        },
+                        tool.clone(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One server's tools, listed, inspected and decided: the tools the principal may see, or
+/// why the listing was refused.
+async fn server_tools(
+    gateway: &Gateway,
+    call: &Call,
+    server: &McpUpstream,
+) -> Result<Vec<(ToolDescriptor, Value)>, RpcError> {
+    let result = server
+        .request(&call.principal, "tools/list", json!({}))
+        .await
+        .map_err(|f| failure_error(server, f))?;
+    let tools = descriptors(&server.name, &result);
+    let listed: Vec<ToolDescriptor> = tools.iter().map(|(d, _)| d.clone()).collect();
+    let changed = gateway.mcp.remember(&server.name, &listed);
+    let mut input = input_for(
+        call,
+        Surface::Tool,
+        "mcp.tools.list",
+        ResourceKind::McpServer,
+        &server.name,
+        &server.name,
+        Content {
+            tools: listed,
+            ..Content::default()
+        },
+    );
+    input.findings.tool_poisoning.extend(changed);
+    let (_, decision) = decide(gateway, call, input).await?;
+    if !decision.allow {
+        return Err(RpcError::denied(
+            &format!("tool listing of MCP server `{}` refused", server.name),
+            &decision,
+        ));
+    }
+    Ok(tools
+        .into_iter()
+        .filter(|(tool, _)| may_call(call, &server.name, tool))
+        .collect())
+}
+
+/// Whether the principal may call `tool` at all: a call without arguments that the
+/// policies refuse outright (no evaluation error, which would mean the answer depends on
+/// the arguments) hides the tool.
+fn may_call(call: &Call, server: &str, tool: &ToolDescriptor) -> bool {
+    let input = input_for(
+        call,
+        Surface::Tool,
+        "mcp.tools.call",
+        ResourceKind::Tool,
+        &format!("{server}.{}", tool.name),
+        server,
+        Content {
+            tool: Some(ToolCall {
+                name: tool.name.clone(),
+                server: Some(server.to_string()),
+                arguments: json!({}),
+            }),
+            tools: vec![tool.clone()],
+            ..Content::default()
+        },
+    );
+    let decision = call.policies.evaluate(&input);
+    decision.allow
+        || decision
+            .reasons
+            .iter()
+            .any(|r| r.effect == sluice_engine::Effect::Error)
+}
+
+async fn list_tools(gateway: &Gateway, call: &Call, scope: Scope<'_>) -> Result<Value, RpcError> {
+    let mut out = Vec::new();
+    for server in servers(gateway, scope) {
+        match server_tools(gateway, call, server).await {
+            Ok(tools) => {
+                for (tool, mut raw) in tools {
+                    set_field(
+                        &mut raw,
+                        "name",
+                        json!(exposed(scope, &server.name, &tool.name)),
+                    );
+                    out.push(raw);
+                }
+            }
+            Err(error) => match scope {
+                Scope::One(_) => return Err(error),
+                // A server whose listing was refused, or that failed, is left out of the
+                // federation; the others still serve.
+                Scope::All => tracing::warn!(
+                    server = %server.name,
+                    error = %error.message,
+                    "MCP server left out of the federated tool listing"
+                ),
+            },
+        }
+    }
+    Ok(json!({"tools": out}))
+}
+
+/// The text of a result's content items (text items, embedded text resources).
+fn texts_of(items: Option<&Value>) -> Vec<String> {
+    items
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    item.get("text")
+                        .or_else(|| item.get("resource").and_then(|r| r.get("text")))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `items` with every text (as [`texts_of`] finds them) passed through `apply`.
+fn rewrite_texts(items: &mut Value, apply: &dyn Fn(&str) -> String) {
+    let Some(items) = items.as_array_mut() else {
+        return;
+    };
+    for item in items {
+        if let Some(Value::String(text)) = item.get_mut("text") {
+            *text = apply(text);
+        } else if let Some(Value::String(text)) =
+            item.get_mut("resource").and_then(|r| r.get_mut("text"))
+        {
+            *text = apply(text);
+        }
+    }
+}
+
+/// The decision's redactor as a text function (identity when it asks for none).
+fn apply_fn(
+    gateway: &Gateway,
+    call: &Call,
+    decision: &Decision,
+    input: &DecisionInput,
+) -> Result<Rewrite, RpcError> {
+    let redactor = redactor(decision, input, call, gateway.hash_key.as_ref())
+        .map_err(RpcError::from_gateway)?;
+    Ok(match redactor {
+        Some(r) => Box::new(move |text: &str| r.redact(text)),
+        None => Box::new(|text: &str| text.to_string()),
+    })
+}
+
+async fn call_tool(
+    gateway: &Gateway,
+    call: &Call,
+    scope: Scope<'_>,
+    params: &Value,
+) -> Result<Value, RpcError> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("tools/call needs `name`"))?;
+    let arguments = params
+        .get("arguments")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if !arguments.is_object() {
+        return Err(RpcError::invalid_params("`arguments` must be an object"));
+    }
+    let (server, tool) = resolve(gateway, scope, name)?;
+    // The descriptor the policies judge the call by: a tool never listed is listed first,
+    // so calling a tool directly cannot skip the poisoning checks.
+    let known = match gateway.mcp.known(&server.name, &tool) {
+        Some(known) => Some(known),
+        None => {
+            let result = server
+                .request(&call.principal, "tools/list", json!({}))
+                .await
+                .map_err(|f| failure_error(server, f))?;
+            let listed: Vec<ToolDescriptor> = descriptors(&server.name, &result)
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect();
+            gateway.mcp.remember(&server.name, &listed);
+            gateway.mcp.known(&server.name, &tool)
+        }
+    };
+    let mut content = Content {
+        tool: Some(ToolCall {
+            name: tool.clone(),
+            server: Some(server.name.clone()),
+            arguments: arguments.clone(),
+        }),
+        ..Content::default()
+    };
+    let mut changed = Vec::new();
+    if let Some(known) = &known {
+        if known.first != poisoning::fingerprint(&known.latest) {
+            changed.push(ToolPoisoning {
+                tool: tool.clone(),
+                signal: poisoning::CHANGED_DESCRIPTION.to_string(),
+            });
+        }
+        content.tools.push(known.latest.clone());
+    }
+    let resource = format!("{}.{tool}", server.name);
+    let mut input = input_for(
+        call,
+        Surface::Tool,
+        "mcp.tools.call",
+        ResourceKind::Tool,
+        &resource,
+        &server.name,
+        content,
+    );
+    input.findings.tool_poisoning.extend(changed);
+    let (input, decision) = decide(gateway, call, input).await?;
+    if !decision.allow {
+        return Err(RpcError::denied(
+            &format!("call of tool `{name}` refused"),
+            &decision,
+        ));
+    }
+    let apply = apply_fn(gateway, call, &decision, &input)?;
+    let forwarded = super::guard::map_strings(&arguments, &apply);
+    let mut result = match server
+        .request(
+            &call.principal,
+            "tools/call",
+            json!({"name": tool, "arguments": forwarded}),
+        )
+        .await
+    {
+        Ok(result) => result,
+        Err(Failure::Transport(why)) => {
+            let error = call.failed_on(
+                Surface::Tool,
+                &input,
+                Some(&server.name),
+                GatewayError::new(Kind::BadGateway, why),
+            );
+            return Err(RpcError {
+                code: UPSTREAM_FAILED,
+                message: error.message,
+                data: Some(json!({"server": server.name})),
+            });
+        }
+        Err(failure) => return Err(failure_error(server, failure)),
+    };
+    // The result reaches the agent only if the policies allow it: it is untrusted content.
+    let documents = texts_of(result.get("content"))
+        .into_iter()
+        .map(|text| Document {
+            source: Some(resource.clone()),
+            text,
+            ..Document::default()
+        })
+        .collect();
+    let answer = input_for(
+        call,
+        Surface::Tool,
+        "mcp.tools.result",
+        ResourceKind::Tool,
+        &resource,
+        &server.name,
+        Content {
+            tool: Some(ToolCall {
+                name: tool.clone(),
+                server: Some(server.name.clone()),
+                arguments: forwarded,
+            }),
+            documents,
+            ..Content::default()
+        },
+    );
+    let (answer, decision) = decide(gateway, call, answer).await?;
+    if !decision.allow {
+        return Err(RpcError::denied(
+            &format!("the result of tool `{name}` was withheld"),
+            &decision,
+        ));
+    }
+    let apply = apply_fn(gateway, call, &decision, &answer)?;
+    if let Some(items) = result.get_mut("content") {
+        rewrite_texts(items, &apply);
+    }
+    if let Some(structured) = result.get_mut("structuredContent") {
+        *structured = super::guard::map_strings(structured, &apply);
+    }
+    Ok(result)
+}
+
+async fn list_resources(
+    gateway: &Gateway,
+    call: &Call,
+    scope: Scope<'_>,
+    method: &str,
+    field: &str,
+) -> Result<Value, RpcError> {
+    let mut out = Vec::new();
+    for server in servers(gateway, scope) {
+        let result = match server.request(&call.principal, method, json!({})).await {
+            Ok(result) => result,
+            Err(failure) => match scope {
+                Scope::One(_) => return Err(failure_error(server, failure)),
+                Scope::All => continue,
+            },
+        };
+        for item in result
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Scope::All, Some(uri)) = (scope, item.get("uri").and_then(Value::as_str)) {
+                gateway
+                    .mcp
+                    .resources
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(uri.to_string(), server.name.clone());
+            }
+            out.push(item.clone());
+        }
+    }
+    Ok(json!({field: out}))
+}
+
+async fn read_resource(
+    gateway: &Gateway,
+    call: &Call,
+    scope: Scope<'_>,
+    params: &Value,
+) -> Result<Value, RpcError> {
+    let uri = params
+        .get("uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("resources/read needs `uri`"))?;
+    let server = match scope {
+        Scope::One(server) => server,
+        Scope::All => {
+            let owner = gateway
+                .mcp
+                .resources
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(uri)
+                .cloned();
+            let owner = match owner {
+                Some(owner) => Some(owner),
+                None => {
+                    list_resources(gateway, call, scope, "resources/list", "resources").await?;
+                    gateway
+                        .mcp
+                        .resources
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(uri)
+                        .cloned()
+                }
+            };
+            owner
+                .as_deref()
+                .and_then(|o| gateway.mcp.server(o))
+                .ok_or_else(|| RpcError::invalid_params(format!("Unknown resource: {uri}")))?
+        }
+    };
+    let mut result = server
+        .request(&call.principal, "resources/read", json!({"uri": uri}))
+        .await
+        .map_err(|f| failure_error(server, f))?;
+    let documents = texts_of(result.get("contents"))
+        .into_iter()
+        .map(|text| Document {
+            id: Some(uri.to_string()),
+            source: Some(server.name.clone()),
+            text,
+            ..Document::default()
+        })
+        .collect();
+    let input = input_for(
+        call,
+        Surface::Retrieval,
+        "mcp.resources.read",
+        ResourceKind::McpServer,
+        &server.name,
+        &server.name,
+        Content {
+            documents,
+            ..Content::default()
+        },
+    );
+    let (input, decision) = decide(gateway, call, input).await?;
+    if !decision.allow {
+        return Err(RpcError::denied(
+            &format!("resource `{uri}` was withheld"),
+            &decision,
+        ));
+    }
+    let apply = apply_fn(gateway, call, &decision, &input)?;
+    if let Some(contents) = result.get_mut("contents") {
+        rewrite_texts(contents, &apply);
+    }
+    Ok(result)
+}
+
+async fn list_prompts(gateway: &Gateway, call: &Call, scope: Scope<'_>) -> Result<Value, RpcError> {
+    let mut out = Vec::new();
+    for server in servers(gateway, scope) {
+        let result = match server
+            .request(&call.principal, "prompts/list", json!({}))
+            .await
+        {
+            Ok(result) => result,
+            Err(failure) => match scope {
+                Scope::One(_) => return Err(failure_error(server, failure)),
+                Scope::All => continue,
+            },
+        };
+        for prompt in result
+            .get("prompts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut prompt = prompt.clone();
+            if let Some(name) = prompt.get("name").and_then(Value::as_str) {
+                let name = exposed(scope, &server.name, name);
+                set_field(&mut prompt, "name", json!(name));
+            }
+            out.push(prompt);
+        }
+    }
+    Ok(json!({"prompts": out}))
+}
+
+async fn get_prompt(
+    gateway: &Gateway,
+    call: &Call,
+    scope: Scope<'_>,
+    params: &Value,
+) -> Result<Value, RpcError> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("prompts/get needs `name`"))?;
+    let (server, prompt) = resolve(gateway, scope, name)?;
+    let mut forwarded = params.clone();
+    set_field(&mut forwarded, "name", json!(prompt));
+    let mut result = server
+        .request(&call.principal, "prompts/get", forwarded)
+        .await
+        .map_err(|f| failure_error(server, f))?;
+    let messages = result
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| Message {
+                    role: m
+                        .get("role")
+                        .and_then(Value::as_str)
+                        .unwrap_or("user")
+                        .to_string(),
+                    content: texts_of(Some(&json!([m
+                        .get("content")
+                        .cloned()
+                        .unwrap_or(Value::Null)])))
+                    .join("\n"),
+                    tool_calls: Vec::new(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let input = input_for(
+        call,
+        Surface::Tool,
+        "mcp.prompts.get",
+        ResourceKind::McpServer,
+        &server.name,
+        &server.name,
+        Content {
+            messages,
+            ..Content::default()
+        },
+    );
+    let (input, decision) = decide(gateway, call, input).await?;
+    if !decision.allow {
+        return Err(RpcError::denied(
+            &format!("prompt `{name}` was withheld"),
+            &decision,
+        ));
+    }
+    let apply = apply_fn(gateway, call, &decision, &input)?;
+    if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
+        for message in messages {
+            if let Some(content) = message.get_mut("content") {
+                let mut items = Value::Array(vec![content.take()]);
+                rewrite_texts(&mut items, &apply);
+                if let Value::Array(mut items) = items
+                    && let Some(item) = items.pop()
+                {
+                    *content = item;
+                }
+            }
+        }
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,63 @@
+use super::*;
+
+#[test]
+fn the_principal_header_is_json_in_ascii() {
+    let principal = sluice_engine::input::Principal {
+        key_id: "k-1".into(),
+        user: Some("zoë".into()),
+        team: Some("платформа".into()),
+        agent: None,
+        ..Default::default()
+    };
+    let text = upstream::principal_json(&principal);
+    assert!(text.is_ascii(), "{text}");
+    let back: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        back,
+        json!({"key_id": "k-1", "user": "zoë", "team": "платформа", "agent": null})
+    );
+    // Astral characters become surrogate pairs, as JSON spells them.
+    let emoji = sluice_engine::input::Principal {
+        key_id: "🔑".into(),
+        ..Default::default()
+    };
+    let text = upstream::principal_json(&emoji);
+    assert!(text.contains("\\ud83d\\udd11"), "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["key_id"],
+        "🔑"
+    );
+}
+
+#[test]
+fn result_texts_are_read_and_rewritten_in_place() {
+    let mut items = json!([
+        {"type": "text", "text": "call 555-0100"},
+        {"type": "image", "data": "AAAA", "mimeType": "image/png"},
+        {"type": "resource", "resource": {"uri": "x://y", "text": "inner"}},
+    ]);
+    assert_eq!(texts_of(Some(&items)), ["call 555-0100", "inner"]);
+    rewrite_texts(&mut items, &|t: &str| t.to_uppercase());
+    assert_eq!(items[0]["text"], "CALL 555-0100");
+    assert_eq!(items[1]["data"], "AAAA", "non-text items are untouched");
+    assert_eq!(items[2]["resource"]["text"], "INNER");
+    assert!(texts_of(None).is_empty());
+}
+
+#[test]
+fn listed_tools_become_descriptors_and_errors_are_json_rpc() {
+    let listing = json!({"tools": [
+        {"name": "a", "description": "d", "inputSchema": {"type": "object"}},
+        {"description": "nameless tools are skipped"},
+        {"name": "b"},
+    ]});
+    let tools = descriptors("srv", &listing);
+    assert_eq!(tools.len(), 2);
+    assert_eq!(tools[0].0.server.as_deref(), Some("srv"));
+    assert_eq!(tools[1].0.description, "");
+    let error = rpc_error(&json!(7), DENIED, "no", Some(json!({"why": 1})));
+    assert_eq!(
+        error,
+        json!({"jsonrpc": "2.0", "id": 7, "error": {"code": -32050, "message": "no", "data": {"why": 1}}})
+    );
+}

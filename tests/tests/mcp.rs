@@ -1,0 +1,546 @@
+//! The MCP proxy with real MCP software on both sides: the official Python `mcp` SDK's
+//! client (`tests/python/mcp_client.py`) talks to `sluice serve`, which talks to real
+//! `mcp` SDK servers (`tests/python/mcp_server.py`), under the shipped policies plus the
+//! entity data a user would add for their own servers.
+
+#![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_tests::agents_setup::{AgentGateway, DEVELOPER_KEY, INVOICE_KEY, TRIAGE_KEY};
+use sluice_tests::python::{Fixture, assert_installed, json_of, venv_python};
+use sluice_tests::server::client;
+
+/// What a user's policy repository adds for the test servers: agents of team `platform`
+/// may call the tools of the test servers; which of their tools are read-only.
+const FIXTURE_POLICY: &str = r#"
+@id("fixture.platform-agents-call-test-servers")
+@reason("agents of team platform may call the tools of the test MCP servers")
+permit (
+  principal in Sluice::Team::"platform",
+  action in Sluice::Action::"mcp.tools.call",
+  resource
+)
+when {
+  resource in Sluice::McpServer::"docs" ||
+  resource in Sluice::McpServer::"evil" ||
+  resource in Sluice::McpServer::"rug" ||
+  resource in Sluice::McpServer::"sleepy"
+};
+"#;
+
+fn entities() -> Vec<Value> {
+    let mut out = Vec::new();
+    for server in ["docs", "evil", "rug", "sleepy"] {
+        out.push(
+            json!({"uid": {"type": "Sluice::McpServer", "id": server}, "attrs": {}, "parents": []}),
+        );
+        for (tool, access) in [
+            ("search_docs", "read"),
+            ("fetch_page", "read"),
+            ("lookup_customer", "read"),
+            ("whoami", "read"),
+            ("slow", "read"),
+            ("weather", "read"),
+            ("send_email", "write"),
+        ] {
+            out.push(json!({
+                "uid": {"type": "Sluice::Tool", "id": format!("{server}.{tool}")},
+                "attrs": {"server": server},
+                "parents": [{"type": "Sluice::McpServer", "id": server}],
+                "tags": {"access": access},
+            }));
+        }
+    }
+    out
+}
+
+fn gateway(servers: &str) -> AgentGateway {
+    assert_installed(&venv_python(), "mcp", "mcp");
+    AgentGateway::start_with(
+        &format!("mcp_servers:\n{servers}"),
+        &[("mcp_fixture.cedar", FIXTURE_POLICY)],
+        &entities(),
+    )
+}
+
+/// `mcp_client.py` against `path` of the gateway, with `key`.
+fn mcp(gateway: &AgentGateway, path: &str, key: &str, args: &[&str]) -> Value {
+    let url = gateway.server.url(path);
+    let auth = format!("Authorization:Bearer {key}");
+    let mut all = vec![url.as_str(), "--header", auth.as_str(), "--timeout", "20"];
+    all.extend_from_slice(args);
+    json_of("mcp_client.py", &all)
+}
+
+fn names(listing: &Value) -> Vec<String> {
+    let mut names: Vec<String> = listing["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools: {listing}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn error_of(result: &Value) -> (i64, String) {
+    let error = &result["error"];
+    (
+        error["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no error: {result}")),
+        error["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_policies() {
+    let docs = Fixture::start("mcp_server.py", &["--name", "docs", "--variant", "clean"]);
+    let evil = Fixture::start("mcp_server.py", &["--name", "evil"]);
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("docs.token");
+    std::fs::write(&token, "docs-upstream-token\n").unwrap();
+    let mut gateway = gateway(&format!(
+        "  - {{name: docs, url: \"{}\", principal_header: x-sluice-principal, token_file: \"{}\"}}\n  - {{name: evil, url: \"{}\"}}\n",
+        docs.url("/mcp"),
+        token.display(),
+        evil.url("/mcp"),
+    ));
+
+    // The federated listing: docs' tools, prefixed; evil's poisoned listing left out.
+    let listing = mcp(&gateway, "/mcp", TRIAGE_KEY, &["list"]);
+    assert_eq!(listing["protocol_version"], "2025-11-25", "{listing}");
+    assert_eq!(listing["server_name"], "sluice");
+    assert_eq!(
+        names(&listing),
+        [
+            "docs__fetch_page",
+            "docs__lookup_customer",
+            "docs__search_docs",
+            "docs__send_email",
+            "docs__slow",
+            "docs__whoami"
+        ]
+    );
+    // evil's own endpoint refuses the listing, naming the poisoned tool and its signals.
+    let refused = mcp(&gateway, "/mcp/evil", TRIAGE_KEY, &["list"]);
+    let (code, message) = error_of(&refused);
+    assert_eq!(code, -32050, "{refused}");
+    assert!(
+        message.contains("weather (hidden_instruction, invisible_characters, sensitive_path)"),
+        "{message}"
+    );
+    // Calling the poisoned tool directly is refused too.
+    let direct = mcp(
+        &gateway,
+        "/mcp",
+        TRIAGE_KEY,
+        &["call", "evil__weather", r#"{"city": "Oslo"}"#],
+    );
+    let (code, message) = error_of(&direct);
+    assert_eq!(code, -32050, "{direct}");
+    assert!(message.contains("tool-poisoning.call"), "{message}");
+    // A developer may list tools but call none: every tool is hidden from them; the
+    // invoice agent may call no tool of these servers.
+    assert!(names(&mcp(&gateway, "/mcp", DEVELOPER_KEY, &["list"])).is_empty());
+    assert!(names(&mcp(&gateway, "/mcp/docs", INVOICE_KEY, &["list"])).is_empty());
+
+    // One session: calls, redaction, a refused secret, identity, then an injected result
+    // that taints the session for side-effecting tools.
+    let steps = json!([
+        {"op": "call", "name": "docs__search_docs", "args": {"query": "refunds"}},
+        {"op": "call", "name": "docs__send_email",
+         "args": {"to": "bob@example.com", "subject": "hi", "body": "SSN 123-45-6789"}},
+        {"op": "call", "name": "docs__send_email",
+         "args": {"to": "bob@example.com", "subject": "key", "body": "AKIAQ3EGRZ7PLN2XWV4K"}},
+        {"op": "call", "name": "docs__lookup_customer", "args": {"name": "Jane"}},
+        {"op": "call", "name": "docs__whoami", "args": {}},
+        {"op": "read", "uri": "docs://handbook"},
+        {"op": "prompt", "name": "docs__summarize", "args": {"topic": "holidays"}},
+        {"op": "call", "name": "docs__fetch_page", "args": {"url": "https://example.com"}},
+        {"op": "call", "name": "docs__send_email",
+         "args": {"to": "bob@example.com", "subject": "hi", "body": "hello"}},
+        {"op": "call", "name": "docs__search_docs", "args": {"query": "still fine"}},
+    ])
+    .to_string();
+    let run = mcp(&gateway, "/mcp", TRIAGE_KEY, &["sequence", &steps]);
+    let results = run["results"].as_array().unwrap_or_else(|| panic!("{run}"));
+    assert_eq!(results[0]["text"], json!(["results for: refunds"]), "{run}");
+    let sent: Value = serde_json::from_str(results[1]["text"][0].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({"to": "bob@example.com", "subject": "hi", "body": "SSN [REDACTED:us_ssn]"}),
+        "the server received the redacted arguments"
+    );
+    let (code, message) = error_of(&results[2]);
+    assert_eq!(code, -32050);
+    assert!(message.contains("secrets"), "{message}");
+    let customer = results[3]["text"][0].as_str().unwrap();
+    assert!(
+        customer.contains("SSN [REDACTED:us_ssn]") && !customer.contains("123-45-6789"),
+        "{customer}"
+    );
+    let whoami: Value = serde_json::from_str(results[4]["text"][0].as_str().unwrap()).unwrap();
+    assert_eq!(
+        whoami["authorization"], "Bearer docs-upstream-token",
+        "the server sees its own token, never the caller's key"
+    );
+    let principal: Value =
+        serde_json::from_str(whoami["x-sluice-principal"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        principal,
+        json!({"key_id": "k-triage", "user": null, "team": "platform", "agent": "triage-agent"})
+    );
+    assert_eq!(whoami["host"], format!("127.0.0.1:{}", docs.port));
+    assert_eq!(
+        results[5]["contents"][0]["text"],
+        "handbook text: ask hr@example.com about holidays."
+    );
+    assert_eq!(
+        results[6]["messages"][0]["text"],
+        "Please summarize the following topic: holidays"
+    );
+    let (code, message) = error_of(&results[7]);
+    assert_eq!(code, -32050, "{run}");
+    assert!(message.contains("withheld"), "{message}");
+    let (code, message) = error_of(&results[8]);
+    assert_eq!(code, -32050, "{run}");
+    assert!(
+        message.contains("tools.forbid-side-effects-after-untrusted-content"),
+        "{message}"
+    );
+    assert_eq!(results[9]["text"], json!(["results for: still fine"]));
+
+    // Every decision is in the audit trail, the MCP session as its session.
+    let audit = gateway.stop();
+    let count = |action: &str, allow: bool| -> i64 {
+        audit
+            .query_row(
+                "SELECT count(*) FROM decisions WHERE action = ? AND allow = ? AND key_id = 'k-triage'",
+                duckdb::params![action, allow],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    // The SDK client lists tools again by itself after some calls: at least the explicit
+    // listings are there (evil refused on the federated and on its own endpoint).
+    assert!(count("mcp.tools.list", true) >= 1);
+    assert!(count("mcp.tools.list", false) >= 2);
+    assert_eq!(count("mcp.tools.call", true), 6);
+    assert_eq!(count("mcp.tools.call", false), 3);
+    assert_eq!(count("mcp.tools.result", true), 5);
+    assert_eq!(count("mcp.tools.result", false), 1);
+    assert_eq!(count("mcp.resources.read", true), 1);
+    assert_eq!(count("mcp.prompts.get", true), 1);
+    let sessions: i64 = audit
+        .query_row(
+            "SELECT count(DISTINCT input->>'$.session.id') FROM decisions
+             WHERE action = 'mcp.tools.result' AND key_id = 'k-triage'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sessions, 1, "one MCP session, one decision session");
+}
+
+#[test]
+fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
+    let rug = Fixture::start("mcp_server.py", &["--name", "rug", "--variant", "clean"]);
+    let port = rug.port;
+    let gateway = gateway(&format!(
+        "  - {{name: rug, url: \"{}\"}}\n",
+        rug.url("/mcp")
+    ));
+    let before = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
+    assert!(
+        names(&before).contains(&"search_docs".to_string()),
+        "{before}"
+    );
+    // The same server, restarted with a changed description (and without Sluice's
+    // session: the proxy opens a new one).
+    drop(rug);
+    let _pulled = Fixture::start_on(
+        "mcp_server.py",
+        port,
+        &["--name", "rug", "--variant", "rugpull"],
+    );
+    let after = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
+    let (code, message) = error_of(&after);
+    assert_eq!(code, -32050, "{after}");
+    assert!(
+        message.contains("search_docs (changed_description)"),
+        "{message}"
+    );
+    let call = mcp(
+        &gateway,
+        "/mcp/rug",
+        TRIAGE_KEY,
+        &["call", "search_docs", r#"{"query": "x"}"#],
+    );
+    assert_eq!(error_of(&call).0, -32050, "{call}");
+}
+
+/// A loopback server that answers every request with the start of an SSE stream and then
+/// hangs up.
+fn breaking_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n1a\r\nevent: message\r\ndata: {\"js\r\n",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn bad_messages_and_failing_servers_get_json_rpc_errors_never_a_hang() {
+    let docs = Fixture::start("mcp_server.py", &["--name", "docs", "--variant", "clean"]);
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway = gateway(&format!(
+        "  - {{name: docs, url: \"{url}\"}}\n  - {{name: sleepy, url: \"{url}\", timeout_ms: 1000}}\n  - {{name: broken, url: \"http://127.0.0.1:{broken}/mcp\"}}\n  - {{name: dead, url: \"http://127.0.0.1:{dead}/mcp\"}}\n",
+        url = docs.url("/mcp"),
+        broken = breaking_server(),
+    ));
+    let http = client();
+    let post = |path: &str, key: Option<&str>, session: Option<&str>, body: &str| {
+        let mut request = http
+            .post(gateway.server.url(path))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = response.text().unwrap();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, body, session)
+    };
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, body, session) = post("/mcp", Some(TRIAGE_KEY), None, initialize);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["protocolVersion"], "2025-06-18");
+    let session = session.unwrap();
+    let call = |name: &str, args: Value| {
+        json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": name, "arguments": args}})
+            .to_string()
+    };
+    let code = |body: &Value| {
+        body["error"]["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{body}"))
+    };
+    let s = Some(session.as_str());
+    // (path, key, session, body, HTTP status, JSON-RPC code)
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, String, u16, i64);
+    let cases: Vec<Case<'_>> = vec![
+        ("/mcp", Some(TRIAGE_KEY), s, "{not json".into(), 400, -32700),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            s,
+            format!("[{initialize}]"),
+            400,
+            -32600,
+        ),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            s,
+            r#"{"jsonrpc":"1.0","id":2,"method":"ping"}"#.into(),
+            400,
+            -32600,
+        ),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            s,
+            r#"{"jsonrpc":"2.0","id":2,"method":"nope/nope"}"#.into(),
+            200,
+            -32601,
+        ),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            None,
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#.into(),
+            400,
+            -32600,
+        ),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            Some("mcp-unknown"),
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#.into(),
+            404,
+            -32600,
+        ),
+        // Another key cannot use this session.
+        (
+            "/mcp",
+            Some(INVOICE_KEY),
+            s,
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#.into(),
+            404,
+            -32600,
+        ),
+        (
+            "/mcp",
+            None,
+            s,
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#.into(),
+            401,
+            -32600,
+        ),
+        (
+            "/mcp/nope",
+            Some(TRIAGE_KEY),
+            s,
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#.into(),
+            404,
+            -32600,
+        ),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            s,
+            call("docs__search_docs", json!({"query": "x".repeat(70_000)})),
+            413,
+            -32600,
+        ),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            s,
+            call("nosuch", json!({})),
+            200,
+            -32602,
+        ),
+        (
+            "/mcp",
+            Some(TRIAGE_KEY),
+            s,
+            call("docs__search_docs", json!("not an object")),
+            200,
+            -32602,
+        ),
+    ];
+    for (path, key, session, body, status, expected) in cases {
+        let (got, answer, _) = post(path, key, session, &body);
+        assert_eq!(
+            (got, code(&answer)),
+            (status, expected),
+            "{path} {body:.80}: {answer}"
+        );
+    }
+    let (status, ping, _) = post(
+        "/mcp",
+        Some(TRIAGE_KEY),
+        s,
+        r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#,
+    );
+    assert_eq!((status, &ping["result"]), (200, &json!({})), "{ping}");
+
+    // Servers that fail: no answer in time, a stream that breaks, nothing listening.
+    let started = Instant::now();
+    let (_, slow, _) = post(
+        "/mcp",
+        Some(TRIAGE_KEY),
+        s,
+        &call("sleepy__slow", json!({"seconds": 30})),
+    );
+    assert_eq!(code(&slow), -32000, "{slow}");
+    assert!(
+        slow["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 1000 ms")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    for (server, why) in [("broken", "broke off"), ("dead", "unreachable")] {
+        let (status, failed, _) = post(
+            &format!("/mcp/{server}"),
+            Some(TRIAGE_KEY),
+            s,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+        );
+        assert_eq!((status, code(&failed)), (200, -32000), "{failed}");
+        assert!(
+            failed["error"]["message"].as_str().unwrap().contains(why),
+            "{failed}"
+        );
+    }
+    // A federated listing leaves failing servers out and still serves the others.
+    let (_, listing, _) = post(
+        "/mcp",
+        Some(TRIAGE_KEY),
+        s,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#,
+    );
+    let listed = listing["result"]["tools"].as_array().unwrap().len();
+    assert_eq!(
+        listed, 12,
+        "docs and sleepy (the same server), six tools each: {listing}"
+    );
+
+    // A newer protocol than Sluice speaks is refused so the client falls back.
+    let modern = http
+        .post(gateway.server.url("/mcp"))
+        .bearer_auth(TRIAGE_KEY)
+        .header("mcp-protocol-version", "2026-07-28")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(modern.status(), 400);
+    let modern: Value = modern.json().unwrap();
+    assert_eq!(code(&modern), -32022);
+    assert_eq!(modern["error"]["data"]["supported"][0], "2025-11-25");
+
+    // No server-to-client stream; a deleted session is gone.
+    let get = http
+        .get(gateway.server.url("/mcp"))
+        .bearer_auth(TRIAGE_KEY)
+        .send()
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    let delete = http
+        .delete(gateway.server.url("/mcp"))
+        .bearer_auth(TRIAGE_KEY)
+        .header("mcp-session-id", &session)
+        .send()
+        .unwrap();
+    assert_eq!(delete.status(), 200);
+    let (status, gone, _) = post(
+        "/mcp",
+        Some(TRIAGE_KEY),
+        s,
+        r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#,
+    );
+    assert_eq!((status, code(&gone)), (404, -32600));
+}
