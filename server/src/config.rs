@@ -77,6 +77,12 @@ pub struct Config {
     /// Upstream MCP servers behind the MCP proxy: all of them at `/mcp` (tools named
     /// `<server>__<tool>`), each at `/mcp/<server>`.
     pub mcp_servers: Vec<McpServerConfig>,
+    /// Remote agents behind the A2A proxy, each at `/a2a/<name>` (its card at
+    /// `/a2a/<name>/.well-known/agent-card.json`).
+    pub a2a_agents: Vec<A2aAgentConfig>,
+    /// The URL callers reach Sluice at (e.g. `https://sluice.example.com`), for the links
+    /// Sluice hands out (A2A agent cards); by default `http://` and the request's `Host`.
+    pub public_url: Option<String>,
     /// Sessions tying an agent's calls on every surface together (`x-sluice-session`, MCP
     /// sessions, A2A contexts): how long an idle one is kept, and how many at most.
     pub sessions: crate::sessions::SessionConfig,
@@ -107,6 +113,33 @@ pub struct McpServerConfig {
 
 fn default_mcp_timeout_ms() -> u64 {
     30_000
+}
+
+/// A remote agent (A2A, JSON-RPC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct A2aAgentConfig {
+    /// Its name (letters, digits, `-` and `_`): the resource `Agent::"<name>"` policies
+    /// decide on.
+    pub name: String,
+    /// Its base URL; its card is at `<url>/.well-known/agent-card.json`.
+    pub url: String,
+    /// A header that tells the agent who is calling (`{"key_id", "user", "team",
+    /// "agent"}` as JSON); none by default.
+    #[serde(default)]
+    pub principal_header: Option<String>,
+    /// A file holding the token Sluice authenticates to the agent with (`Authorization:
+    /// Bearer`); the caller's own credentials never reach the agent.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// How long the agent may take to start answering, in milliseconds (a stream may
+    /// last longer).
+    #[serde(default = "default_a2a_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_a2a_timeout_ms() -> u64 {
+    60_000
 }
 
 /// Redaction settings.
@@ -144,6 +177,8 @@ impl Default for Config {
             redaction: RedactionConfig::default(),
             sessions: crate::sessions::SessionConfig::default(),
             mcp_servers: Vec::new(),
+            a2a_agents: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -294,6 +329,13 @@ impl Config {
                     *file = base.join(&*file);
                 }
             }
+            for agent in &mut config.a2a_agents {
+                if let Some(file) = &mut agent.token_file
+                    && file.is_relative()
+                {
+                    *file = base.join(&*file);
+                }
+            }
         }
         config.validate()?;
         Ok(config)
@@ -399,6 +441,46 @@ impl Config {
                     format!("server `{name}`: must be more than 0"),
                 ));
             }
+        }
+        let mut agents = BTreeSet::new();
+        for agent in &self.a2a_agents {
+            let name = &agent.name;
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(invalid(
+                    "a2a_agents.name",
+                    format!("`{name}` must be letters, digits, `-` and `_`"),
+                ));
+            }
+            if !agents.insert(name.as_str()) {
+                return Err(invalid(
+                    "a2a_agents.name",
+                    format!("`{name}` is used twice"),
+                ));
+            }
+            if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
+                return Err(invalid(
+                    "a2a_agents.url",
+                    format!("agent `{name}`: `{}` is not an http(s) URL", agent.url),
+                ));
+            }
+            if agent.timeout_ms == 0 {
+                return Err(invalid(
+                    "a2a_agents.timeout_ms",
+                    format!("agent `{name}`: must be more than 0"),
+                ));
+            }
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "public_url",
+                format!("`{url}` is not an http(s) URL"),
+            ));
         }
         let mut ids = BTreeSet::new();
         let mut hashes = BTreeSet::new();

@@ -29,6 +29,7 @@ use crate::config::{Config, ProviderKind};
 use crate::meter;
 use crate::reload::PolicyStore;
 
+mod a2a;
 pub mod anthropic;
 pub mod bedrock;
 mod converse;
@@ -79,6 +80,10 @@ pub struct Gateway {
     sessions: Arc<crate::sessions::Sessions>,
     /// The MCP proxy.
     mcp: mcp::Mcp,
+    /// The A2A proxy.
+    a2a: a2a::A2a,
+    /// The URL callers reach Sluice at, if configured.
+    public_url: Option<String>,
 }
 
 impl Gateway {
@@ -106,6 +111,8 @@ impl Gateway {
             prices: meter::prices::Prices::new(&config.prices),
             sessions: Arc::new(crate::sessions::Sessions::new(&config.sessions)),
             mcp: mcp::Mcp::new(config)?,
+            a2a: a2a::A2a::new(&config.a2a_agents)?,
+            public_url: config.public_url.clone(),
             hash_key: config
                 .redaction
                 .hash_key_file
@@ -187,6 +194,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/mcp/{server}",
             post(mcp::single).get(mcp::no_stream).delete(mcp::end),
         )
+        .route("/a2a/{agent}", post(a2a::rpc))
+        .route("/a2a/{agent}/.well-known/agent-card.json", get(a2a::card))
         // Bodies are read with the configured limit, so that a 413 is in the caller's format.
         .layer(DefaultBodyLimit::disable())
         .with_state(gateway)

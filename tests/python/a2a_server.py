@@ -13,7 +13,8 @@ Prints `READY` (flushed) once it accepts connections.
 
 The agent makes a task for every message: Task (submitted) -> status working -> artifact
 "echo: <text>" -> status completed, so a stream carries four events. A message whose text starts
-with "slow" stays working for 30 s before completing, so a test can get and cancel it meanwhile.
+with "slow" stays working for 30 s before completing, so a test can get and cancel it meanwhile;
+one starting with "record" is answered with a customer record (an SSN) instead of the echo.
 Tasks live in the SDK's in-memory task store.
 """
 
@@ -32,6 +33,7 @@ from a2a.types.a2a_pb2 import AgentCapabilities, AgentCard, AgentInterface, Agen
 from starlette.applications import Starlette
 
 SLOW_SECONDS = 30
+RECORD = "record: customer Jane Roe, SSN 123-45-6789"
 
 
 class EchoExecutor(AgentExecutor):
@@ -45,7 +47,10 @@ class EchoExecutor(AgentExecutor):
         await updater.start_work(new_text_message("working on it", context_id=task.context_id, task_id=task.id))
         if text.startswith("slow"):
             await asyncio.sleep(SLOW_SECONDS)  # cancelled by CancelTask
-        await updater.add_artifact([new_text_part(f"echo: {text}")], name="echo")
+        # "record ...": an answer with personal data the caller never sent, so a test can see
+        # the gateway inspect what the agent answers, not only what it is sent.
+        answer = RECORD if text.startswith("record") else f"echo: {text}"
+        await updater.add_artifact([new_text_part(answer)], name="echo")
         await updater.complete()
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:

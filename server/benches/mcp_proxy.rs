@@ -1,0 +1,222 @@
+//! Latency harness for the MCP proxy: a `tools/call` through the real `sluice` binary —
+//! the call decided with its arguments (Rego and Cedar, the shipped policies), inspected,
+//! forwarded, its result decided again, both decisions audited — against the same call
+//! made directly to the same in-process MCP server, in the same run.
+//!
+//! Reports p50 and p99 of each and the overhead (target: p50 ≤ 200 µs).
+//!
+//! Run: `cargo bench -p sluice-server --bench mcp_proxy` (`SLUICE_MCP_CALLS` sets the
+//! number of measured calls, default 3,000).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness stops loudly on a broken setup"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+mod common;
+
+const KEY: &str = "sk-mcp-bench";
+
+const RESULT_TEXT: &str = "Issue #7 in acme/api: \"Flaky test in CI\" (open). The integration \
+    suite fails about one run in twenty on the payments job; retrying passes. Assigned to \
+    the platform team, labelled bug and ci.";
+
+/// A minimal MCP server (JSON answers): one session, one tool.
+async fn upstream(body: String) -> Response {
+    let message: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let result = match message.get("method").and_then(Value::as_str) {
+        Some("initialize") => json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": {"tools": {"listChanged": false}},
+            "serverInfo": {"name": "bench", "version": "1"},
+        }),
+        Some("tools/list") => json!({"tools": [{
+            "name": "get_issue",
+            "description": "Get an issue of a GitHub repository.",
+            "inputSchema": {"type": "object", "properties": {
+                "owner": {"type": "string"}, "repo": {"type": "string"}, "number": {"type": "integer"}},
+                "required": ["owner", "repo", "number"]},
+        }]}),
+        Some("tools/call") => {
+            json!({"content": [{"type": "text", "text": RESULT_TEXT}], "isError": false})
+        }
+        _ => {
+            return Response::builder()
+                .status(202)
+                .header("mcp-session-id", "bench-session")
+                .body(Body::empty())
+                .unwrap();
+        }
+    };
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("mcp-session-id", "bench-session")
+        .body(Body::from(
+            json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+        ))
+        .unwrap()
+}
+
+struct Gateway {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_gateway(dir: &Path, upstream: &str) -> Gateway {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = dir.join("sluice.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: k-triage, hash: \"{}\", team: platform, agent: triage-agent}}\nmcp_servers:\n  - {{name: github, url: \"{upstream}/mcp\"}}\naudit: {{path: {}}}\n",
+            repo.join("policies").display(),
+            sluice_server::gateway::keys::hash(KEY),
+            dir.join("audit.duckdb").display(),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("sluice exited before listening")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("sluice listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Gateway { child, base }
+}
+
+/// Posts one JSON-RPC message; the answer and the session id it named.
+async fn rpc(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    message: &Value,
+) -> (Value, Option<String>) {
+    let mut request = client
+        .post(url)
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(message.to_string());
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let response = request.send().await.unwrap();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.bytes().await.unwrap();
+    (
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+        session,
+    )
+}
+
+/// Latencies of `calls` sequential `tools/call`s of `tool` at `url` (after a warm-up).
+async fn measure(client: &reqwest::Client, url: &str, tool: &str, calls: usize) -> Vec<Duration> {
+    let (_, session) = rpc(
+        client,
+        url,
+        None,
+        &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"}}}),
+    )
+    .await;
+    let session = session.expect("a session id");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool, "arguments": {"owner": "acme", "repo": "api", "number": 7}}});
+    for _ in 0..200 {
+        let (answer, _) = rpc(client, url, Some(&session), &call).await;
+        assert!(answer.get("result").is_some(), "{answer}");
+    }
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let (answer, _) = rpc(client, url, Some(&session), &call).await;
+        samples.push(started.elapsed());
+        assert!(answer.get("result").is_some(), "{answer}");
+    }
+    samples
+}
+
+fn main() {
+    if !common::selected("mcp_proxy") {
+        return;
+    }
+    let calls: usize = common::env_number("SLUICE_MCP_CALLS", 3_000);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, Router::new().route("/mcp", post(upstream)))
+                .await
+                .unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = start_gateway(dir.path(), &upstream_url);
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut direct = measure(&client, &format!("{upstream_url}/mcp"), "get_issue", calls).await;
+        let mut through = measure(
+            &client,
+            &format!("{}/mcp/github", gateway.base),
+            "get_issue",
+            calls,
+        )
+        .await;
+        let (d50, d99) = common::p50_p99(&mut direct);
+        let (t50, t99) = common::p50_p99(&mut through);
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "mcp tools/call direct: p50 {:.0} us, p99 {:.0} us over {calls} calls",
+            us(d50),
+            us(d99)
+        );
+        println!(
+            "mcp tools/call through sluice (call and result decided, inspected, audited): p50 {:.0} us, p99 {:.0} us",
+            us(t50),
+            us(t99)
+        );
+        println!(
+            "mcp proxy overhead: p50 {:.0} us (target <= 200 us), p99 {:.0} us",
+            us(t50) - us(d50),
+            us(t99) - us(d99)
+        );
+        drop(gateway);
+    });
+}
