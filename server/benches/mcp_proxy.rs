@@ -14,9 +14,8 @@
     reason = "a benchmark harness stops loudly on a broken setup"
 )]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -95,26 +94,7 @@ fn start_gateway(dir: &Path, upstream: &str) -> Gateway {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("sluice exited before listening")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("sluice listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (child, base) = common::spawn_sluice(&config);
     Gateway { child, base }
 }
 
@@ -218,5 +198,22 @@ fn main() {
             us(t99) - us(d99)
         );
         drop(gateway);
+        // Where the time goes: the two decisions of each call, as the audit trail timed them.
+        let audit = duckdb::Connection::open(dir.path().join("audit.duckdb")).unwrap();
+        let mut statement = audit
+            .prepare(
+                "SELECT action, quantile_cont(decide_us, 0.5), count(*) FROM decisions
+                 WHERE action IN ('mcp.tools.call', 'mcp.tools.result') GROUP BY 1 ORDER BY 1",
+            )
+            .unwrap();
+        let rows = statement
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .unwrap();
+        for row in rows {
+            let (action, p50, n) = row.unwrap();
+            println!("mcp decision {action}: policy evaluation p50 {p50:.0} us over {n} decisions");
+        }
     });
 }

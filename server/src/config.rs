@@ -142,6 +142,79 @@ fn default_a2a_timeout_ms() -> u64 {
     60_000
 }
 
+/// The lists of remote endpoints (MCP servers, A2A agents) in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RemoteList {
+    McpServers,
+    A2aAgents,
+}
+
+impl RemoteList {
+    /// The config fields of its name, URL and timeout, and what one entry is called.
+    fn fields(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            RemoteList::McpServers => (
+                "mcp_servers.name",
+                "mcp_servers.url",
+                "mcp_servers.timeout_ms",
+                "server",
+            ),
+            RemoteList::A2aAgents => (
+                "a2a_agents.name",
+                "a2a_agents.url",
+                "a2a_agents.timeout_ms",
+                "agent",
+            ),
+        }
+    }
+}
+
+/// Checks each remote endpoint's name (letters, digits, `-` and `_`, unique; an MCP
+/// server's without `__`, which separates it from its tools' names), URL and timeout.
+fn check_remotes<'a>(
+    list: RemoteList,
+    entries: impl Iterator<Item = (&'a str, &'a str, u64)>,
+) -> Result<(), ConfigError> {
+    let (name_field, url_field, timeout_field, what) = list.fields();
+    let invalid = |field: &'static str, message: String| ConfigError::Invalid { field, message };
+    let mut names = BTreeSet::new();
+    for (name, url, timeout_ms) in entries {
+        let separator = list == RemoteList::McpServers && name.contains("__");
+        let valid = !name.is_empty()
+            && !separator
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            let rule = if list == RemoteList::McpServers {
+                ", without `__` (it prefixes tool names)"
+            } else {
+                ""
+            };
+            return Err(invalid(
+                name_field,
+                format!("`{name}` must be letters, digits, `-` and `_`{rule}"),
+            ));
+        }
+        if !names.insert(name) {
+            return Err(invalid(name_field, format!("`{name}` is used twice")));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                url_field,
+                format!("{what} `{name}`: `{url}` is not an http(s) URL"),
+            ));
+        }
+        if timeout_ms == 0 {
+            return Err(invalid(
+                timeout_field,
+                format!("{what} `{name}`: must be more than 0"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Redaction settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -322,17 +395,13 @@ impl Config {
             {
                 *file = base.join(&*file);
             }
-            for server in &mut config.mcp_servers {
-                if let Some(file) = &mut server.token_file
-                    && file.is_relative()
-                {
-                    *file = base.join(&*file);
-                }
-            }
-            for agent in &mut config.a2a_agents {
-                if let Some(file) = &mut agent.token_file
-                    && file.is_relative()
-                {
+            let token_files = config
+                .mcp_servers
+                .iter_mut()
+                .map(|s| &mut s.token_file)
+                .chain(config.a2a_agents.iter_mut().map(|a| &mut a.token_file));
+            for file in token_files.flatten() {
+                if file.is_relative() {
                     *file = base.join(&*file);
                 }
             }
@@ -407,73 +476,16 @@ impl Config {
     fn validate_gateway(&self) -> Result<(), ConfigError> {
         let invalid =
             |field: &'static str, message: String| ConfigError::Invalid { field, message };
-        let mut names = BTreeSet::new();
-        for server in &self.mcp_servers {
-            let name = &server.name;
-            let valid = !name.is_empty()
-                && !name.contains("__")
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
-                return Err(invalid(
-                    "mcp_servers.name",
-                    format!(
-                        "`{name}` must be letters, digits, `-` and `_`, without `__` (it prefixes tool names)"
-                    ),
-                ));
-            }
-            if !names.insert(name.as_str()) {
-                return Err(invalid(
-                    "mcp_servers.name",
-                    format!("`{name}` is used twice"),
-                ));
-            }
-            if !(server.url.starts_with("http://") || server.url.starts_with("https://")) {
-                return Err(invalid(
-                    "mcp_servers.url",
-                    format!("server `{name}`: `{}` is not an http(s) URL", server.url),
-                ));
-            }
-            if server.timeout_ms == 0 {
-                return Err(invalid(
-                    "mcp_servers.timeout_ms",
-                    format!("server `{name}`: must be more than 0"),
-                ));
-            }
-        }
-        let mut agents = BTreeSet::new();
-        for agent in &self.a2a_agents {
-            let name = &agent.name;
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
-                return Err(invalid(
-                    "a2a_agents.name",
-                    format!("`{name}` must be letters, digits, `-` and `_`"),
-                ));
-            }
-            if !agents.insert(name.as_str()) {
-                return Err(invalid(
-                    "a2a_agents.name",
-                    format!("`{name}` is used twice"),
-                ));
-            }
-            if !(agent.url.starts_with("http://") || agent.url.starts_with("https://")) {
-                return Err(invalid(
-                    "a2a_agents.url",
-                    format!("agent `{name}`: `{}` is not an http(s) URL", agent.url),
-                ));
-            }
-            if agent.timeout_ms == 0 {
-                return Err(invalid(
-                    "a2a_agents.timeout_ms",
-                    format!("agent `{name}`: must be more than 0"),
-                ));
-            }
-        }
+        let servers = self
+            .mcp_servers
+            .iter()
+            .map(|s| (s.name.as_str(), s.url.as_str(), s.timeout_ms));
+        check_remotes(RemoteList::McpServers, servers)?;
+        let agents = self
+            .a2a_agents
+            .iter()
+            .map(|a| (a.name.as_str(), a.url.as_str(), a.timeout_ms));
+        check_remotes(RemoteList::A2aAgents, agents)?;
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

@@ -192,7 +192,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         )
         .route(
             "/mcp/{server}",
-            post(mcp::single).get(mcp::no_stream).delete(mcp::end),
+            post(mcp::single).get(mcp::listen).delete(mcp::end),
         )
         .route("/a2a/{agent}", post(a2a::rpc))
         .route("/a2a/{agent}/.well-known/agent-card.json", get(a2a::card))
@@ -213,6 +213,8 @@ struct Call {
     audit: Option<Arc<Audit>>,
     /// Placeholders of `mode: tokenize` redactions, restored in the answer.
     vault: SharedVault,
+    /// The protocol session the call belongs to (a client's MCP session with Sluice).
+    protocol_session: Option<String>,
     /// The gateway's sessions, for the flags this call's decisions set.
     sessions: Arc<crate::sessions::Sessions>,
 }
@@ -273,6 +275,7 @@ impl Call {
             },
             session,
             vault: SharedVault::default(),
+            protocol_session: None,
             sessions: Arc::clone(&gateway.sessions),
         })
     }

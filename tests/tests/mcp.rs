@@ -522,13 +522,32 @@ fn bad_messages_and_failing_servers_get_json_rpc_errors_never_a_hang() {
     assert_eq!(code(&modern), -32022);
     assert_eq!(modern["error"]["data"]["supported"][0], "2025-11-25");
 
-    // No server-to-client stream; a deleted session is gone.
+    // The federated endpoint has no server-to-client stream; a server's own endpoint
+    // passes the server's stream through, in the client's session.
     let get = http
         .get(gateway.server.url("/mcp"))
         .bearer_auth(TRIAGE_KEY)
         .send()
         .unwrap();
     assert_eq!(get.status(), 405);
+    let stream = http
+        .get(gateway.server.url("/mcp/docs"))
+        .bearer_auth(TRIAGE_KEY)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    drop(stream);
+    let foreign = http
+        .get(gateway.server.url("/mcp/docs"))
+        .bearer_auth(INVOICE_KEY)
+        .header("mcp-session-id", &session)
+        .send()
+        .unwrap();
+    assert_eq!(foreign.status(), 404, "another key's session");
+    // A deleted session is gone.
     let delete = http
         .delete(gateway.server.url("/mcp"))
         .bearer_auth(TRIAGE_KEY)

@@ -31,3 +31,42 @@ pub fn p50_p99(samples: &mut [std::time::Duration]) -> (std::time::Duration, std
     };
     (at(0.5), at(0.99))
 }
+
+/// Starts `sluice serve --config CONFIG` (the binary of this build) and waits for it to
+/// listen; the process and its base URL. Its log is drained so it never blocks on a pipe.
+#[allow(
+    dead_code,
+    reason = "not every harness that includes this module runs the gateway"
+)]
+#[expect(
+    clippy::expect_used,
+    reason = "a benchmark harness stops loudly on a broken setup"
+)]
+pub fn spawn_sluice(config: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluice starts");
+    let stderr = child.stderr.take().expect("sluice's stderr is piped");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("sluice listens before it exits")
+            .expect("sluice's log reads");
+        if let Some(rest) = line.strip_prefix("sluice listening on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}

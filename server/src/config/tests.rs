@@ -217,3 +217,67 @@ fn a_budget_time_zone_must_be_a_real_zone() {
         "{err}"
     );
 }
+
+#[test]
+fn mcp_servers_and_a2a_agents_need_clear_names_real_urls_and_a_timeout() {
+    let ok = Config::from_yaml(
+        "mcp_servers:\n  - {name: github, url: \"http://127.0.0.1:9000/mcp\"}\na2a_agents:\n  - {name: ledger-agent, url: \"https://ledger.example\"}\npublic_url: https://sluice.example\n",
+    )
+    .unwrap();
+    ok.validate().unwrap();
+    assert_eq!(ok.mcp_servers[0].timeout_ms, 30_000);
+    assert_eq!(ok.a2a_agents[0].timeout_ms, 60_000);
+    let cases = [
+        (
+            "mcp_servers:\n  - {name: a__b, url: \"http://x\"}\n",
+            "mcp_servers.name",
+            "without `__`",
+        ),
+        (
+            "mcp_servers:\n  - {name: a, url: \"http://x\"}\n  - {name: a, url: \"http://y\"}\n",
+            "mcp_servers.name",
+            "used twice",
+        ),
+        (
+            "mcp_servers:\n  - {name: a, url: \"ftp://x\"}\n",
+            "mcp_servers.url",
+            "server `a`",
+        ),
+        (
+            "mcp_servers:\n  - {name: a, url: \"http://x\", timeout_ms: 0}\n",
+            "mcp_servers.timeout_ms",
+            "more than 0",
+        ),
+        (
+            "a2a_agents:\n  - {name: \"a b\", url: \"http://x\"}\n",
+            "a2a_agents.name",
+            "letters, digits",
+        ),
+        (
+            "a2a_agents:\n  - {name: a, url: \"x\"}\n",
+            "a2a_agents.url",
+            "agent `a`",
+        ),
+        (
+            "public_url: sluice.example\n",
+            "public_url",
+            "not an http(s) URL",
+        ),
+    ];
+    for (yaml, field, message) in cases {
+        let err = Config::from_yaml(yaml)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(field) && err.contains(message),
+            "{yaml}: {err}"
+        );
+    }
+    // An agent's name may hold `__`: it prefixes nothing.
+    Config::from_yaml("a2a_agents:\n  - {name: a__b, url: \"http://x\"}\n")
+        .unwrap()
+        .validate()
+        .unwrap();
+}

@@ -74,33 +74,11 @@ impl A2a {
 
 impl RemoteAgent {
     fn new(config: &A2aAgentConfig) -> anyhow::Result<RemoteAgent> {
-        let token = config
-            .token_file
-            .as_ref()
-            .map(|file| {
-                std::fs::read_to_string(file)
-                    .map(|t| t.trim().to_string())
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "A2A agent `{}`: cannot read token_file `{}`: {e}",
-                            config.name,
-                            file.display()
-                        )
-                    })
-            })
-            .transpose()?;
-        let principal_header = config
-            .principal_header
-            .as_deref()
-            .map(|name| {
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                    anyhow::anyhow!(
-                        "A2A agent `{}`: principal_header `{name}`: {e}",
-                        config.name
-                    )
-                })
-            })
-            .transpose()?;
+        let (token, principal_header) = super::mcp::upstream::credentials(
+            &format!("A2A agent `{}`", config.name),
+            config.token_file.as_deref(),
+            config.principal_header.as_deref(),
+        )?;
         Ok(RemoteAgent {
             name: config.name.clone(),
             url: config.url.trim_end_matches('/').to_string(),

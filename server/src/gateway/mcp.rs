@@ -112,14 +112,25 @@ impl Mcp {
         let id = super::next_id("mcp");
         let now = Instant::now();
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.retain(|_, s| now.duration_since(s.seen) <= self.idle);
-        if sessions.len() >= self.max_sessions
+        let mut ended: Vec<String> = sessions
+            .iter()
+            .filter(|(_, s)| now.duration_since(s.seen) > self.idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if sessions.len() - ended.len() >= self.max_sessions
             && let Some(oldest) = sessions
                 .iter()
+                .filter(|(id, _)| !ended.contains(id))
                 .min_by_key(|(_, s)| s.seen)
                 .map(|(id, _)| id.clone())
         {
-            sessions.remove(&oldest);
+            ended.push(oldest);
+        }
+        for id in &ended {
+            sessions.remove(id);
+            for server in &self.servers {
+                server.forget(id);
+            }
         }
         sessions.insert(
             id.clone(),
@@ -148,6 +159,9 @@ impl Mcp {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         if sessions.get(id).is_some_and(|s| s.key_id == key_id) {
             sessions.remove(id);
+            for server in &self.servers {
+                server.forget(id);
+            }
             true
         } else {
             false
@@ -197,6 +211,11 @@ pub(crate) fn set_field(value: &mut Value, field: &str, to: Value) {
 /// A text rewrite: a decision's redactions.
 type Rewrite = Box<dyn Fn(&str) -> String + Send + Sync>;
 
+/// The client session a call belongs to, which picks its sessions with the servers.
+fn client_of(call: &Call) -> &str {
+    call.protocol_session.as_deref().unwrap_or_default()
+}
+
 /// A JSON-RPC error message.
 fn rpc_error(id: &Value, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
     let mut error = json!({"code": code, "message": message.into()});
@@ -238,14 +257,14 @@ pub(super) async fn single(
     handle(&gateway, client, Some(server), request).await
 }
 
-/// `GET /mcp[/<server>]`: Sluice offers no server-initiated stream.
+/// `GET /mcp`: the federated endpoint offers no server-to-client stream.
 pub(super) async fn no_stream() -> Response {
     let mut response = reply(
         StatusCode::METHOD_NOT_ALLOWED,
         &rpc_error(
             &Value::Null,
             -32600,
-            "Sluice does not offer a server-to-client stream; send requests with POST",
+            "no server-to-client stream here: send requests with POST (each server's own endpoint, /mcp/<server>, passes the server's stream through)",
             None,
         ),
         None,
@@ -255,6 +274,58 @@ pub(super) async fn no_stream() -> Response {
         header::HeaderValue::from_static("POST, DELETE"),
     );
     response
+}
+
+/// `GET /mcp/<server>`: the server's own stream of messages to the client (notifications,
+/// its requests such as sampling), passed through in the client's session; 405 when the
+/// server offers none.
+pub(super) async fn listen(
+    State(gateway): State<Arc<Gateway>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let error = |status: StatusCode, message: String| {
+        reply(
+            status,
+            &rpc_error(&Value::Null, -32600, message, None),
+            None,
+        )
+    };
+    let Some(upstream) = gateway.mcp.server(&server) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no MCP server `{server}` is configured"),
+        );
+    };
+    let principal = match gateway.keys.authenticate(&headers) {
+        Ok(principal) => principal.clone(),
+        Err(e) => return error(StatusCode::UNAUTHORIZED, e.message().to_string()),
+    };
+    let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
+        return error(StatusCode::BAD_REQUEST, "Missing mcp-session-id".into());
+    };
+    if !gateway.mcp.touch(session, &principal.key_id) {
+        return error(StatusCode::NOT_FOUND, "Session not found".into());
+    }
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    match upstream.listen(&principal, session, last).await {
+        Ok(Some(stream)) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header("mcp-session-id", session)
+            .body(Body::from_stream(stream.bytes_stream()))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Ok(None) => no_stream().await,
+        Err(failure) => {
+            let failed = failure_error(upstream, failure);
+            reply(
+                StatusCode::BAD_GATEWAY,
+                &rpc_error(&Value::Null, failed.code, failed.message, failed.data),
+                Some(session),
+            )
+        }
+    }
 }
 
 /// `DELETE /mcp[/<server>]`: ends the caller's session.
@@ -385,15 +456,11 @@ async fn handle(
         && id
             .as_ref()
             .is_none_or(|id| id.is_string() || id.is_i64() || id.is_u64());
-    let Some(method) = method.filter(|_| valid) else {
-        // A response to a server-initiated request: Sluice sends none, so there is
-        // nothing to route it to.
-        if valid
-            && id.is_some()
-            && (message.get("result").is_some() || message.get("error").is_some())
-        {
-            return StatusCode::ACCEPTED.into_response();
-        }
+    let answer_to_server = valid
+        && method.is_none()
+        && id.is_some()
+        && (message.get("result").is_some() || message.get("error").is_some());
+    let Some(method) = method.filter(|_| valid).or(answer_to_server.then_some("")) else {
         return reply(
             StatusCode::BAD_REQUEST,
             &rpc_error(
@@ -448,6 +515,23 @@ async fn handle(
             None,
         );
     }
+    call.protocol_session = Some(session.to_string());
+    if answer_to_server {
+        // The client's answer to a request a server sent on its stream (sampling,
+        // elicitation): back to that server. On the federated endpoint no server stream
+        // reaches the client, so there is nothing to answer.
+        if let Scope::One(server) = scope
+            && let Err(failure) = server.notify(&call.principal, session, &message).await
+        {
+            let error = failure_error(server, failure);
+            return reply(
+                StatusCode::BAD_GATEWAY,
+                &rpc_error(&Value::Null, error.code, error.message, error.data),
+                Some(session),
+            );
+        }
+        return StatusCode::ACCEPTED.into_response();
+    }
     let Some(id) = id else {
         // Notifications (initialized, cancelled, progress) need no answer.
         return StatusCode::ACCEPTED.into_response();
@@ -482,7 +566,7 @@ async fn handle(
         other => match scope {
             // One server: what Sluice does not govern (completion, logging levels) passes.
             Scope::One(server) => server
-                .request(&call.principal, other, params)
+                .request(&call.principal, client_of(&call), other, params)
                 .await
                 .map_err(|f| failure_error(server, f)),
             Scope::All => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
@@ -696,7 +780,7 @@ async fn server_tools(
     server: &McpUpstream,
 ) -> Result<Vec<(ToolDescriptor, Value)>, RpcError> {
     let result = server
-        .request(&call.principal, "tools/list", json!({}))
+        .request(&call.principal, client_of(call), "tools/list", json!({}))
         .await
         .map_err(|f| failure_error(server, f))?;
     let tools = descriptors(&server.name, &result);
@@ -820,6 +904,72 @@ fn rewrite_texts(items: &mut Value, apply: &dyn Fn(&str) -> String) {
     }
 }
 
+/// Decides on `input`: on an allow, the input and the decision's redactions as a rewrite;
+/// on a deny, the error saying that `what` was refused.
+async fn allowed(
+    gateway: &Gateway,
+    call: &Call,
+    input: DecisionInput,
+    what: &str,
+) -> Result<(DecisionInput, Rewrite), RpcError> {
+    let (input, decision) = decide(gateway, call, input).await?;
+    if !decision.allow {
+        return Err(RpcError::denied(what, &decision));
+    }
+    let rewrite = apply_fn(gateway, call, &decision, &input)?;
+    Ok((input, rewrite))
+}
+
+/// Decides on `content` a server sent (`surface` and `action` on `McpServer::"<server>"`);
+/// on an allow, its redactions as a rewrite.
+async fn from_server(
+    gateway: &Gateway,
+    call: &Call,
+    (surface, action): (Surface, &str),
+    server: &McpUpstream,
+    content: Content,
+    what: &str,
+) -> Result<Rewrite, RpcError> {
+    let input = input_for(
+        call,
+        surface,
+        action,
+        ResourceKind::McpServer,
+        &server.name,
+        &server.name,
+        content,
+    );
+    Ok(allowed(gateway, call, input, what).await?.1)
+}
+
+/// `method` asked of every server of the scope, with each server's result: a failing
+/// server fails a one-server scope and is left out of a federated one.
+async fn each_server<'a>(
+    gateway: &'a Gateway,
+    call: &Call,
+    scope: Scope<'a>,
+    method: &str,
+) -> Result<Vec<(&'a Arc<McpUpstream>, Value)>, RpcError> {
+    let mut results = Vec::new();
+    for server in servers(gateway, scope) {
+        match server
+            .request(&call.principal, client_of(call), method, json!({}))
+            .await
+        {
+            Ok(result) => results.push((server, result)),
+            Err(failure) => match scope {
+                Scope::One(_) => return Err(failure_error(server, failure)),
+                Scope::All => tracing::warn!(
+                    server = %server.name,
+                    method,
+                    "MCP server left out of a federated listing"
+                ),
+            },
+        }
+    }
+    Ok(results)
+}
+
 /// The decision's redactor as a text function (identity when it asks for none).
 fn apply_fn(
     gateway: &Gateway,
@@ -859,7 +1009,7 @@ async fn call_tool(
         Some(known) => Some(known),
         None => {
             let result = server
-                .request(&call.principal, "tools/list", json!({}))
+                .request(&call.principal, client_of(call), "tools/list", json!({}))
                 .await
                 .map_err(|f| failure_error(server, f))?;
             let listed: Vec<ToolDescriptor> = descriptors(&server.name, &result)
@@ -899,18 +1049,18 @@ async fn call_tool(
         content,
     );
     input.findings.tool_poisoning.extend(changed);
-    let (input, decision) = decide(gateway, call, input).await?;
-    if !decision.allow {
-        return Err(RpcError::denied(
-            &format!("call of tool `{name}` refused"),
-            &decision,
-        ));
-    }
-    let apply = apply_fn(gateway, call, &decision, &input)?;
+    let (input, apply) = allowed(
+        gateway,
+        call,
+        input,
+        &format!("call of tool `{name}` refused"),
+    )
+    .await?;
     let forwarded = super::guard::map_strings(&arguments, &apply);
     let mut result = match server
         .request(
             &call.principal,
+            client_of(call),
             "tools/call",
             json!({"name": tool, "arguments": forwarded}),
         )
@@ -958,14 +1108,13 @@ async fn call_tool(
             ..Content::default()
         },
     );
-    let (answer, decision) = decide(gateway, call, answer).await?;
-    if !decision.allow {
-        return Err(RpcError::denied(
-            &format!("the result of tool `{name}` was withheld"),
-            &decision,
-        ));
-    }
-    let apply = apply_fn(gateway, call, &decision, &answer)?;
+    let (_, apply) = allowed(
+        gateway,
+        call,
+        answer,
+        &format!("the result of tool `{name}` was withheld"),
+    )
+    .await?;
     if let Some(items) = result.get_mut("content") {
         rewrite_texts(items, &apply);
     }
@@ -983,14 +1132,7 @@ async fn list_resources(
     field: &str,
 ) -> Result<Value, RpcError> {
     let mut out = Vec::new();
-    for server in servers(gateway, scope) {
-        let result = match server.request(&call.principal, method, json!({})).await {
-            Ok(result) => result,
-            Err(failure) => match scope {
-                Scope::One(_) => return Err(failure_error(server, failure)),
-                Scope::All => continue,
-            },
-        };
+    for (server, result) in each_server(gateway, call, scope, method).await? {
         for item in result
             .get(field)
             .and_then(Value::as_array)
@@ -1051,7 +1193,12 @@ async fn read_resource(
         }
     };
     let mut result = server
-        .request(&call.principal, "resources/read", json!({"uri": uri}))
+        .request(
+            &call.principal,
+            client_of(call),
+            "resources/read",
+            json!({"uri": uri}),
+        )
         .await
         .map_err(|f| failure_error(server, f))?;
     let documents = texts_of(result.get("contents"))
@@ -1063,26 +1210,19 @@ async fn read_resource(
             ..Document::default()
         })
         .collect();
-    let input = input_for(
+    let content = Content {
+        documents,
+        ..Content::default()
+    };
+    let apply = from_server(
+        gateway,
         call,
-        Surface::Retrieval,
-        "mcp.resources.read",
-        ResourceKind::McpServer,
-        &server.name,
-        &server.name,
-        Content {
-            documents,
-            ..Content::default()
-        },
-    );
-    let (input, decision) = decide(gateway, call, input).await?;
-    if !decision.allow {
-        return Err(RpcError::denied(
-            &format!("resource `{uri}` was withheld"),
-            &decision,
-        ));
-    }
-    let apply = apply_fn(gateway, call, &decision, &input)?;
+        (Surface::Retrieval, "mcp.resources.read"),
+        server,
+        content,
+        &format!("resource `{uri}` was withheld"),
+    )
+    .await?;
     if let Some(contents) = result.get_mut("contents") {
         rewrite_texts(contents, &apply);
     }
@@ -1091,17 +1231,7 @@ async fn read_resource(
 
 async fn list_prompts(gateway: &Gateway, call: &Call, scope: Scope<'_>) -> Result<Value, RpcError> {
     let mut out = Vec::new();
-    for server in servers(gateway, scope) {
-        let result = match server
-            .request(&call.principal, "prompts/list", json!({}))
-            .await
-        {
-            Ok(result) => result,
-            Err(failure) => match scope {
-                Scope::One(_) => return Err(failure_error(server, failure)),
-                Scope::All => continue,
-            },
-        };
+    for (server, result) in each_server(gateway, call, scope, "prompts/list").await? {
         for prompt in result
             .get("prompts")
             .and_then(Value::as_array)
@@ -1133,7 +1263,7 @@ async fn get_prompt(
     let mut forwarded = params.clone();
     set_field(&mut forwarded, "name", json!(prompt));
     let mut result = server
-        .request(&call.principal, "prompts/get", forwarded)
+        .request(&call.principal, client_of(call), "prompts/get", forwarded)
         .await
         .map_err(|f| failure_error(server, f))?;
     let messages = result
@@ -1158,26 +1288,19 @@ async fn get_prompt(
                 .collect()
         })
         .unwrap_or_default();
-    let input = input_for(
+    let content = Content {
+        messages,
+        ..Content::default()
+    };
+    let apply = from_server(
+        gateway,
         call,
-        Surface::Tool,
-        "mcp.prompts.get",
-        ResourceKind::McpServer,
-        &server.name,
-        &server.name,
-        Content {
-            messages,
-            ..Content::default()
-        },
-    );
-    let (input, decision) = decide(gateway, call, input).await?;
-    if !decision.allow {
-        return Err(RpcError::denied(
-            &format!("prompt `{name}` was withheld"),
-            &decision,
-        ));
-    }
-    let apply = apply_fn(gateway, call, &decision, &input)?;
+        (Surface::Tool, "mcp.prompts.get"),
+        server,
+        content,
+        &format!("prompt `{name}` was withheld"),
+    )
+    .await?;
     if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
         for message in messages {
             if let Some(content) = message.get_mut("content") {

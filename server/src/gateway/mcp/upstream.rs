@@ -1,9 +1,10 @@
 //! Sluice as an MCP client of one upstream server: Streamable HTTP with the session-based
 //! protocol versions (initialize, `mcp-session-id`), answers as JSON or as an SSE stream.
 //!
-//! Each API key gets its own upstream session (the server may tie state and identity to
-//! it), opened on first use and opened again when the server has forgotten it (404). The
-//! caller's credentials never go upstream: Sluice sends the server's own token, if
+//! Each client session with Sluice gets its own session with each server it uses (the
+//! server may tie state, subscriptions and identity to it), opened on first use, opened
+//! again when the server has forgotten it (404), and ended (DELETE) when the client's ends.
+//! The caller's credentials never go upstream: Sluice sends the server's own token, if
 //! configured, and the caller's identity in the configured principal header.
 
 use std::collections::HashMap;
@@ -59,7 +60,8 @@ pub struct McpUpstream {
     token: Option<String>,
     timeout: Duration,
     client: reqwest::Client,
-    /// Per API key, its session (opened once at a time).
+    /// Per client session with Sluice, the session with this server (opened once at a
+    /// time).
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Session>>>>>,
     next_id: AtomicU64,
 }
@@ -67,33 +69,11 @@ pub struct McpUpstream {
 impl McpUpstream {
     /// A client for `config`; fails when its token file cannot be read.
     pub fn new(config: &McpServerConfig) -> anyhow::Result<McpUpstream> {
-        let token = config
-            .token_file
-            .as_ref()
-            .map(|file| {
-                std::fs::read_to_string(file)
-                    .map(|t| t.trim().to_string())
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "MCP server `{}`: cannot read token_file `{}`: {e}",
-                            config.name,
-                            file.display()
-                        )
-                    })
-            })
-            .transpose()?;
-        let principal_header = config
-            .principal_header
-            .as_deref()
-            .map(|name| {
-                HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                    anyhow::anyhow!(
-                        "MCP server `{}`: principal_header `{name}`: {e}",
-                        config.name
-                    )
-                })
-            })
-            .transpose()?;
+        let (token, principal_header) = credentials(
+            &format!("MCP server `{}`", config.name),
+            config.token_file.as_deref(),
+            config.principal_header.as_deref(),
+        )?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -111,38 +91,23 @@ impl McpUpstream {
         })
     }
 
-    /// Sends `method` with `params` on behalf of `principal`; the server's result.
+    /// Sends `method` with `params` on behalf of `principal`, in the server session of
+    /// client session `client`; the server's result.
     pub async fn request(
         &self,
         principal: &Principal,
+        client: &str,
         method: &str,
         params: Value,
     ) -> Result<Value, Failure> {
         for _ in 0..2 {
-            let slot = self.slot(&principal.key_id);
-            let session = {
-                let mut held = slot.lock().await;
-                match held.as_ref() {
-                    Some(session) => session.clone(),
-                    None => {
-                        let opened = self.open(principal).await?;
-                        *held = Some(opened.clone());
-                        opened
-                    }
-                }
-            };
+            let (slot, session) = self.session(principal, client).await?;
             match self
                 .exchange(principal, Some(&session), method, params.clone())
                 .await
             {
                 Exchange::Answer(answer) => return answer,
-                Exchange::Expired => {
-                    let mut held = slot.lock().await;
-                    // Another request may have opened a new session already.
-                    if held.as_ref().map(|s| &s.id) == Some(&session.id) {
-                        *held = None;
-                    }
-                }
+                Exchange::Expired => forget_in(&slot, &session).await,
             }
         }
         Err(Failure::Transport(format!(
@@ -151,9 +116,172 @@ impl McpUpstream {
         )))
     }
 
-    fn slot(&self, key_id: &str) -> Arc<tokio::sync::Mutex<Option<Session>>> {
+    fn slot(&self, client: &str) -> Arc<tokio::sync::Mutex<Option<Session>>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(sessions.entry(key_id.to_string()).or_default())
+        Arc::clone(sessions.entry(client.to_string()).or_default())
+    }
+
+    /// The server session of client session `client`, opened if needed, and its slot.
+    async fn session(
+        &self,
+        principal: &Principal,
+        client: &str,
+    ) -> Result<(Arc<tokio::sync::Mutex<Option<Session>>>, Session), Failure> {
+        let slot = self.slot(client);
+        let mut held = slot.lock().await;
+        let session = match held.as_ref() {
+            Some(session) => session.clone(),
+            None => {
+                let opened = self.open(principal).await?;
+                *held = Some(opened.clone());
+                opened
+            }
+        };
+        drop(held);
+        Ok((slot, session))
+    }
+
+    /// Passes a message that needs no answer (a notification, or the client's answer to a
+    /// request of the server) on, in the server session of client session `client`.
+    pub async fn notify(
+        &self,
+        principal: &Principal,
+        client: &str,
+        message: &Value,
+    ) -> Result<(), Failure> {
+        let (_, session) = self.session(principal, client).await?;
+        let request = self.post_request(principal, Some(&session), message.to_string());
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| self.late())?
+            .map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Failure::Transport(format!(
+                "MCP server `{}` refused a message with HTTP {}",
+                self.name,
+                response.status()
+            )))
+        }
+    }
+
+    /// The server's stream of messages to the client (`GET`), in the server session of
+    /// client session `client`; `None` when the server offers none.
+    pub async fn listen(
+        &self,
+        principal: &Principal,
+        client: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Option<reqwest::Response>, Failure> {
+        let (slot, session) = self.session(principal, client).await?;
+        let mut request = self
+            .with_credentials(self.client.get(&self.url), principal)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", &session.protocol);
+        if let Some(id) = &session.id {
+            request = request.header("mcp-session-id", id);
+        }
+        if let Some(last) = last_event_id {
+            request = request.header("last-event-id", last);
+        }
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| self.late())?
+            .map_err(|e| self.unreachable(e))?;
+        match response.status() {
+            StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            StatusCode::NOT_FOUND => {
+                forget_in(&slot, &session).await;
+                Err(Failure::Transport(format!(
+                    "MCP server `{}` forgot the session; open the stream again",
+                    self.name
+                )))
+            }
+            status if status.is_success() => Ok(Some(response)),
+            status => Err(Failure::Transport(format!(
+                "MCP server `{}` refused the stream with HTTP {status}",
+                self.name
+            ))),
+        }
+    }
+
+    /// Ends the server session of client session `client`, if any (DELETE, in the
+    /// background).
+    pub fn forget(&self, client: &str) {
+        let slot = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(client);
+        let Some(slot) = slot else { return };
+        let request = self.client.delete(&self.url);
+        let token = self.token.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let Some(Session { id: Some(id), .. }) = slot.lock().await.take() else {
+                    return;
+                };
+                let mut request = request.header("mcp-session-id", id);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), request.send()).await;
+            });
+        }
+    }
+
+    fn late(&self) -> Failure {
+        Failure::Transport(format!(
+            "MCP server `{}` did not answer within {} ms",
+            self.name,
+            self.timeout.as_millis()
+        ))
+    }
+
+    fn unreachable(&self, error: reqwest::Error) -> Failure {
+        Failure::Transport(format!(
+            "MCP server `{}` is unreachable: {error}",
+            self.name
+        ))
+    }
+
+    /// `request` with Sluice's token for the server and the caller's identity.
+    fn with_credentials(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        principal: &Principal,
+    ) -> reqwest::RequestBuilder {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(header) = &self.principal_header
+            && let Ok(value) = HeaderValue::from_str(&principal_json(principal))
+        {
+            request = request.header(header, value);
+        }
+        request
+    }
+
+    /// A POST of `body` in `session`.
+    fn post_request(
+        &self,
+        principal: &Principal,
+        session: Option<&Session>,
+        body: String,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .with_credentials(self.client.post(&self.url), principal)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(session) = session {
+            request = request.header("mcp-protocol-version", &session.protocol);
+            if let Some(id) = &session.id {
+                request = request.header("mcp-session-id", id);
+            }
+        }
+        request
     }
 
     /// Opens a session: `initialize`, then `notifications/initialized`.
@@ -231,30 +359,9 @@ impl McpUpstream {
         if !params.is_null() {
             super::set_field(&mut message, "params", params);
         }
-        let mut request = self
-            .client
-            .post(&self.url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .body(message.to_string());
-        if let Some(session) = session {
-            request = request.header("mcp-protocol-version", &session.protocol);
-            if let Some(id) = &session.id {
-                request = request.header("mcp-session-id", id);
-            }
-        }
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(header) = &self.principal_header
-            && let Ok(value) = HeaderValue::from_str(&principal_json(principal))
-        {
-            request = request.header(header, value);
-        }
+        let request = self.post_request(principal, session, message.to_string());
         let exchange = async {
-            let response = request.send().await.map_err(|e| {
-                Failure::Transport(format!("MCP server `{}` is unreachable: {e}", self.name))
-            })?;
+            let response = request.send().await.map_err(|e| self.unreachable(e))?;
             let session_id = response
                 .headers()
                 .get("mcp-session-id")
@@ -273,14 +380,7 @@ impl McpUpstream {
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(done)) => done,
             Ok(Err(failure)) => (Exchange::Answer(Err(failure)), None),
-            Err(_) => (
-                Exchange::Answer(Err(Failure::Transport(format!(
-                    "MCP server `{}` did not answer within {} ms",
-                    self.name,
-                    self.timeout.as_millis()
-                )))),
-                None,
-            ),
+            Err(_) => (Exchange::Answer(Err(self.late())), None),
         }
     }
 
@@ -330,6 +430,15 @@ impl McpUpstream {
     }
 }
 
+/// Empties `slot` if it still holds `session` (another request may have opened a new one
+/// meanwhile), so the next request opens a new session.
+async fn forget_in(slot: &tokio::sync::Mutex<Option<Session>>, session: &Session) {
+    let mut held = slot.lock().await;
+    if held.as_ref().map(|s| &s.id) == Some(&session.id) {
+        *held = None;
+    }
+}
+
 /// A JSON-RPC response's result, or its error.
 fn outcome(server: &str, message: Value, status: StatusCode) -> Result<Value, Failure> {
     if let Some(error) = message.get("error") {
@@ -354,6 +463,31 @@ async fn read_limited(response: reqwest::Response) -> Result<Vec<u8>, String> {
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// What Sluice sends a remote server (MCP server, A2A agent, named by `what`) on every
+/// request: the token in `token_file`, and the header to name the caller in.
+pub(crate) fn credentials(
+    what: &str,
+    token_file: Option<&std::path::Path>,
+    principal_header: Option<&str>,
+) -> anyhow::Result<(Option<String>, Option<HeaderName>)> {
+    let token = token_file
+        .map(|file| {
+            std::fs::read_to_string(file)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    anyhow::anyhow!("{what}: cannot read token_file `{}`: {e}", file.display())
+                })
+        })
+        .transpose()?;
+    let header = principal_header
+        .map(|name| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{what}: principal_header `{name}`: {e}"))
+        })
+        .transpose()?;
+    Ok((token, header))
 }
 
 /// The caller's identity for an upstream server: `{"key_id", "user", "team", "agent"}` as
