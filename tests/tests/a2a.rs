@@ -2,7 +2,7 @@
 //! (`tests/python/a2a_client.py`) calls a real `a2a-sdk` agent (`tests/python/a2a_server.py`)
 //! through `sluice serve`, under the shipped policies: `ledger-agent` is a trusted peer in
 //! `policies/entities.json` (so is `tax-agent`, configured at an address where nothing
-//! listens), `stranger` is not.
+//! listens), `stranger` is not; `broken-agent` is made one by the test's entity data.
 
 use serde_json::{Value, json};
 use sluice_tests::agents_setup::{AgentGateway, TRIAGE_KEY};
@@ -20,10 +20,21 @@ fn a2a(gateway: &AgentGateway, agent: &str, args: &[&str]) -> Value {
 fn start() -> (Fixture, AgentGateway) {
     assert_installed(&venv_python(), "a2a-sdk", "a2a");
     let agent = Fixture::start("a2a_server.py", &[]);
-    let gateway = AgentGateway::start(&format!(
-        "a2a_agents:\n  - {{name: ledger-agent, url: \"{url}\", principal_header: x-sluice-principal}}\n  - {{name: stranger, url: \"{url}\"}}\n  - {{name: tax-agent, url: \"http://127.0.0.1:1\", timeout_ms: 2000}}\n",
-        url = agent.url(""),
-    ));
+    // `broken-agent`, a trusted peer too, answers with a stream that breaks.
+    let broken_agent = json!({
+        "uid": {"type": "Sluice::Agent", "id": "broken-agent"},
+        "attrs": {},
+        "parents": [{"type": "Sluice::Role", "id": "trusted-a2a-peer"}],
+    });
+    let gateway = AgentGateway::start_with(
+        &format!(
+            "a2a_agents:\n  - {{name: ledger-agent, url: \"{url}\", principal_header: x-sluice-principal}}\n  - {{name: stranger, url: \"{url}\"}}\n  - {{name: tax-agent, url: \"http://127.0.0.1:1\", timeout_ms: 2000}}\n  - {{name: broken-agent, url: \"http://127.0.0.1:{broken}\"}}\n",
+            url = agent.url(""),
+            broken = sluice_tests::server::breaking_server(),
+        ),
+        &[],
+        &[broken_agent],
+    );
     (agent, gateway)
 }
 
@@ -204,6 +215,34 @@ fn bad_a2a_requests_and_unreachable_agents_get_json_rpc_errors() {
             "{agent} {body:.60}: {answer}"
         );
     }
+    // An agent that answers a plain send with a stream, and breaks off its stream (an error
+    // event ends it).
+    let (status, broke) = post("broken-agent", Some(TRIAGE_KEY), &send("hello"));
+    assert_eq!(
+        (status, broke["error"]["code"].as_i64()),
+        (200, Some(-32000)),
+        "{broke}"
+    );
+    assert!(
+        broke["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("with an event stream"),
+        "{broke}"
+    );
+    let streamed = http
+        .post(gateway.server.url("/a2a/broken-agent"))
+        .bearer_auth(TRIAGE_KEY)
+        .header("a2a-version", "1.0")
+        .body(send("hello").replace("SendMessage", "SendStreamingMessage"))
+        .send()
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    let events = streamed.text().unwrap();
+    assert!(
+        events.starts_with("event: error") && events.contains("broke off its stream"),
+        "{events}"
+    );
     // The agent's own errors pass through: a task it does not know.
     let (status, missing) = post(
         "ledger-agent",

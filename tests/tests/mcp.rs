@@ -5,7 +5,6 @@
 
 #![expect(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
-use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -28,13 +27,14 @@ when {
   resource in Sluice::McpServer::"docs" ||
   resource in Sluice::McpServer::"evil" ||
   resource in Sluice::McpServer::"rug" ||
-  resource in Sluice::McpServer::"sleepy"
+  resource in Sluice::McpServer::"sleepy" ||
+  resource in Sluice::McpServer::"shady"
 };
 "#;
 
 fn entities() -> Vec<Value> {
     let mut out = Vec::new();
-    for server in ["docs", "evil", "rug", "sleepy"] {
+    for server in ["docs", "evil", "rug", "sleepy", "shady"] {
         out.push(
             json!({"uid": {"type": "Sluice::McpServer", "id": server}, "attrs": {}, "parents": []}),
         );
@@ -45,6 +45,7 @@ fn entities() -> Vec<Value> {
             ("whoami", "read"),
             ("slow", "read"),
             ("weather", "read"),
+            ("notes", "read"),
             ("send_email", "write"),
         ] {
             out.push(json!({
@@ -284,22 +285,37 @@ fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
     assert_eq!(error_of(&call).0, -32050, "{call}");
 }
 
-/// A loopback server that answers every request with the start of an SSE stream and then
-/// hangs up.
-fn breaking_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buffer = [0u8; 4096];
-            let _ = stream.read(&mut buffer);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n1a\r\nevent: message\r\ndata: {\"js\r\n",
-            );
-        }
-    });
-    port
+#[test]
+fn a_server_whose_description_steers_another_servers_tool_is_refused() {
+    let docs = Fixture::start("mcp_server.py", &["--name", "docs", "--variant", "clean"]);
+    let shady = Fixture::start("mcp_server.py", &["--name", "shady", "--variant", "shadow"]);
+    let gateway = gateway(&format!(
+        "  - {{name: docs, url: \"{}\"}}\n  - {{name: shady, url: \"{}\"}}\n",
+        docs.url("/mcp"),
+        shady.url("/mcp"),
+    ));
+    // Alone, shady's listing names no tool; next to docs (whose send_email it steers) it
+    // is shadowing: the federation leaves it out, its own endpoint refuses it.
+    let listing = mcp(&gateway, "/mcp", TRIAGE_KEY, &["list"]);
+    assert!(
+        !names(&listing).contains(&"shady__notes".to_string()),
+        "{listing}"
+    );
+    assert!(
+        names(&listing).contains(&"docs__send_email".to_string()),
+        "{listing}"
+    );
+    let own = mcp(&gateway, "/mcp/shady", TRIAGE_KEY, &["list"]);
+    let (code, message) = error_of(&own);
+    assert_eq!(code, -32050, "{own}");
+    assert!(message.contains("notes (shadowing)"), "{message}");
+    let call = mcp(
+        &gateway,
+        "/mcp",
+        TRIAGE_KEY,
+        &["call", "shady__notes", r#"{"text": "x"}"#],
+    );
+    assert_eq!(error_of(&call).0, -32050, "{call}");
 }
 
 #[test]
@@ -313,7 +329,7 @@ fn bad_messages_and_failing_servers_get_json_rpc_errors_never_a_hang() {
     let gateway = gateway(&format!(
         "  - {{name: docs, url: \"{url}\"}}\n  - {{name: sleepy, url: \"{url}\", timeout_ms: 1000}}\n  - {{name: broken, url: \"http://127.0.0.1:{broken}/mcp\"}}\n  - {{name: dead, url: \"http://127.0.0.1:{dead}/mcp\"}}\n",
         url = docs.url("/mcp"),
-        broken = breaking_server(),
+        broken = sluice_tests::server::breaking_server(),
     ));
     let http = client();
     let post = |path: &str, key: Option<&str>, session: Option<&str>, body: &str| {

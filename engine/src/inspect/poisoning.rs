@@ -154,9 +154,15 @@ fn mentions(text: &str, name: &str) -> bool {
 }
 
 /// The poisoning signals of each tool of a listing, sorted by tool and signal. Shadowing
-/// is judged against the other tools of the same slice, so pass a whole listing (of every
-/// federated server, to catch one server steering another's tools).
+/// is judged against the other tools of the same slice; [`scan_against`] adds tools of
+/// other servers.
 pub fn scan(tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
+    scan_against(tools, &[])
+}
+
+/// [`scan`] of `tools`, with shadowing also judged against `others` (the tools of other
+/// servers an agent can reach, which a listing must not steer); only `tools` get signals.
+pub fn scan_against(tools: &[ToolDescriptor], others: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
     let mut found = BTreeSet::new();
     for tool in tools {
         let mut signal = |name: &'static str| {
@@ -181,7 +187,7 @@ pub fn scan(tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
             // steering a tool of another server, or naming any tool next to hidden
             // orders, is shadowing.
             let ordered = INSTRUCTIONS.as_ref().is_some_and(|set| set.is_match(&text));
-            let shadowed = tools.iter().any(|other| {
+            let shadowed = tools.iter().chain(others).any(|other| {
                 other.name != tool.name
                     && other.name.chars().count() >= 3
                     && (ordered || other.server != tool.server)

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use sluice_engine::Decision;
 use sluice_engine::input::{Content, DecisionInput, Message, ResourceKind, Surface};
 
-use super::mcp::{DENIED, UPSTREAM_FAILED, set_field};
+use super::mcp::{DENIED, UPSTREAM_FAILED, closing, set_field};
 use super::sse::Splitter;
 use super::{Call, Gateway, denial_message, read_bytes, redactor};
 use crate::config::A2aAgentConfig;
@@ -395,27 +395,29 @@ pub(super) async fn rpc(
     request: Request,
 ) -> Response {
     let Some(agent) = gateway.a2a.agent(&name).cloned() else {
-        return json_reply(
+        return closing(json_reply(
             StatusCode::NOT_FOUND,
             &rpc_error(
                 &Value::Null,
                 -32600,
                 format!("no A2A agent `{name}` is configured"),
             ),
-        );
+        ));
     };
     let headers = request.headers().clone();
     let path = format!("/a2a/{name}");
     let mut call = match Call::start(&gateway, &headers, "POST", &path, Some(client)) {
         Ok(call) => call,
         Err(e) => {
-            return json_reply(e.kind.status(), &rpc_error(&Value::Null, -32600, e.message));
+            let error = rpc_error(&Value::Null, -32600, e.message);
+            return closing(json_reply(e.kind.status(), &error));
         }
     };
     let bytes = match read_bytes(request, gateway.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            return json_reply(e.kind.status(), &rpc_error(&Value::Null, -32600, e.message));
+            let error = rpc_error(&Value::Null, -32600, e.message);
+            return closing(json_reply(e.kind.status(), &error));
         }
     };
     let ok = |body: Value| json_reply(StatusCode::OK, &body);
@@ -528,8 +530,18 @@ pub(super) async fn rpc(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/event-stream"));
-    if is_stream {
-        return stream_answer(gateway, call, name, id, response);
+    match (is_stream, streams) {
+        (true, true) => return stream_answer(gateway, call, name, id, response),
+        (true, false) => {
+            return ok(rpc_error(
+                &id,
+                UPSTREAM_FAILED,
+                format!(
+                    "A2A agent `{name}` answered {method}, which does not stream, with an event stream"
+                ),
+            ));
+        }
+        _ => {}
     }
     let status = response.status();
     let body = match tokio::time::timeout(agent.timeout, response.bytes()).await {

@@ -192,6 +192,23 @@ impl Mcp {
         changed
     }
 
+    /// Shadowing of other servers' tools (as last listed) by `tools` of `server`: the
+    /// signals a listing of one server alone cannot show.
+    fn shadowing(&self, server: &str, tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
+        let others: Vec<ToolDescriptor> = self
+            .tools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((owner, _), _)| owner != server)
+            .map(|(_, known)| known.latest.clone())
+            .collect();
+        poisoning::scan_against(tools, &others)
+            .into_iter()
+            .filter(|p| p.signal == poisoning::SHADOWING)
+            .collect()
+    }
+
     fn known(&self, server: &str, tool: &str) -> Option<Known> {
         self.tools
             .lock()
@@ -214,6 +231,17 @@ type Rewrite = Box<dyn Fn(&str) -> String + Send + Sync>;
 /// The client session a call belongs to, which picks its sessions with the servers.
 fn client_of(call: &Call) -> &str {
     call.protocol_session.as_deref().unwrap_or_default()
+}
+
+/// `response` with `connection: close`: an answer sent before the request's body was read
+/// ends its connection, and says so, so the client does not send its next request on a
+/// connection the server is closing.
+pub(crate) fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// A JSON-RPC error message.
@@ -377,7 +405,7 @@ async fn handle(
         Some(name) => match mcp.server(name) {
             Some(server) => Scope::One(server),
             None => {
-                return reply(
+                return closing(reply(
                     StatusCode::NOT_FOUND,
                     &rpc_error(
                         &Value::Null,
@@ -386,7 +414,7 @@ async fn handle(
                         None,
                     ),
                     None,
-                );
+                ));
             }
         },
     };
@@ -395,13 +423,25 @@ async fn handle(
     let mut call = match Call::start(gateway, &headers, "POST", &path, Some(client)) {
         Ok(call) => call,
         Err(e) => {
-            return reply(
+            return closing(reply(
                 e.kind.status(),
                 &rpc_error(&Value::Null, -32600, e.message, None),
                 None,
-            );
+            ));
         }
     };
+    let bytes = match read_bytes(request, gateway.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return closing(reply(
+                e.kind.status(),
+                &rpc_error(&Value::Null, -32600, e.message, None),
+                None,
+            ));
+        }
+    };
+    // Checked once the body is read, so the connection stays usable for the client's
+    // fallback to a version Sluice speaks.
     if let Some(version) = headers
         .get("mcp-protocol-version")
         .and_then(|v| v.to_str().ok())
@@ -418,16 +458,7 @@ async fn handle(
             None,
         );
     }
-    let bytes = match read_bytes(request, gateway.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return reply(
-                e.kind.status(),
-                &rpc_error(&Value::Null, -32600, e.message, None),
-                None,
-            );
-        }
-    };
+
     let message: Value = match serde_json::from_slice(&bytes) {
         Ok(message) => message,
         Err(e) => {
@@ -785,7 +816,8 @@ async fn server_tools(
         .map_err(|f| failure_error(server, f))?;
     let tools = descriptors(&server.name, &result);
     let listed: Vec<ToolDescriptor> = tools.iter().map(|(d, _)| d.clone()).collect();
-    let changed = gateway.mcp.remember(&server.name, &listed);
+    let mut flagged = gateway.mcp.remember(&server.name, &listed);
+    flagged.extend(gateway.mcp.shadowing(&server.name, &listed));
     let mut input = input_for(
         call,
         Surface::Tool,
@@ -798,7 +830,7 @@ async fn server_tools(
             ..Content::default()
         },
     );
-    input.findings.tool_poisoning.extend(changed);
+    input.findings.tool_poisoning.extend(flagged);
     let (_, decision) = decide(gateway, call, input).await?;
     if !decision.allow {
         return Err(RpcError::denied(
@@ -1036,6 +1068,11 @@ async fn call_tool(
                 signal: poisoning::CHANGED_DESCRIPTION.to_string(),
             });
         }
+        changed.extend(
+            gateway
+                .mcp
+                .shadowing(&server.name, std::slice::from_ref(&known.latest)),
+        );
         content.tools.push(known.latest.clone());
     }
     let resource = format!("{}.{tool}", server.name);
