@@ -408,9 +408,16 @@ fn bad_requests_get_openai_errors_and_nothing_goes_upstream() {
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
-        let (got, error) = error_of(request.send().unwrap());
+        let response = request.send().unwrap();
+        // Refused before its body was read: the connection ends, and the answer says so.
+        let closes = response
+            .headers()
+            .get("connection")
+            .is_some_and(|v| v == "close");
+        let (got, error) = error_of(response);
         assert_eq!(got, status, "{error}");
         assert!(error.to_string().contains(needle), "{needle}: {error}");
+        assert_eq!(closes, matches!(status, 401 | 413), "{status}: {error}");
     }
     assert_eq!(
         s.upstream.received().len(),

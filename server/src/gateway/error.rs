@@ -160,6 +160,14 @@ impl GatewayError {
     /// The whole response in `format`.
     pub fn into_response(self, format: Format) -> Response {
         let mut response = (self.status(), axum::Json(self.body(format))).into_response();
+        // A bad key is refused, and an oversized body cut short, before the body is read:
+        // the connection ends with the answer, and says so, so the client does not send its
+        // next request on it.
+        if matches!(self.kind, Kind::Authentication | Kind::TooLarge) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
         {
