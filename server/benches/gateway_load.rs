@@ -23,7 +23,6 @@
 )]
 
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -115,17 +114,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Sluice as Gateway;
 
 fn start_gateway(dir: &Path, upstream: &str, audit: bool) -> Gateway {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -151,8 +140,7 @@ fn start_gateway(dir: &Path, upstream: &str, audit: bool) -> Gateway {
         ),
     )
     .unwrap();
-    let (child, base) = common::spawn_sluice(&config);
-    Gateway { child, base }
+    common::spawn_sluice(&config)
 }
 
 fn client() -> reqwest::Client {

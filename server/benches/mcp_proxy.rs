@@ -15,7 +15,6 @@
 )]
 
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -69,17 +68,7 @@ async fn upstream(body: String) -> Response {
         .unwrap()
 }
 
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Sluice as Gateway;
 
 fn start_gateway(dir: &Path, upstream: &str) -> Gateway {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -94,8 +83,7 @@ fn start_gateway(dir: &Path, upstream: &str) -> Gateway {
         ),
     )
     .unwrap();
-    let (child, base) = common::spawn_sluice(&config);
-    Gateway { child, base }
+    common::spawn_sluice(&config)
 }
 
 /// Posts one JSON-RPC message; the answer and the session id it named.

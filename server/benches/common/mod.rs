@@ -42,7 +42,7 @@ pub fn p50_p99(samples: &mut [std::time::Duration]) -> (std::time::Duration, std
     clippy::expect_used,
     reason = "a benchmark harness stops loudly on a broken setup"
 )]
-pub fn spawn_sluice(config: &std::path::Path) -> (std::process::Child, String) {
+pub fn spawn_sluice(config: &std::path::Path) -> Sluice {
     use std::io::BufRead as _;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--config"])
@@ -68,5 +68,23 @@ pub fn spawn_sluice(config: &std::path::Path) -> (std::process::Child, String) {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    Sluice { child, base }
+}
+
+/// A running `sluice serve`, killed when dropped.
+#[allow(
+    dead_code,
+    reason = "not every harness that includes this module runs the gateway"
+)]
+pub struct Sluice {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
