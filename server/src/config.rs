@@ -77,6 +77,10 @@ pub struct Config {
     /// Upstream MCP servers behind the MCP proxy: all of them at `/mcp` (tools named
     /// `<server>__<tool>`), each at `/mcp/<server>`.
     pub mcp_servers: Vec<McpServerConfig>,
+    /// Where the MCP proxy keeps the tools it has seen (a fingerprint of each description
+    /// as first seen), so a description changed while the gateway was down is still
+    /// caught; relative paths are resolved like `audit.path`.
+    pub mcp_state_file: PathBuf,
     /// Remote agents behind the A2A proxy, each at `/a2a/<name>` (its card at
     /// `/a2a/<name>/.well-known/agent-card.json`).
     pub a2a_agents: Vec<A2aAgentConfig>,
@@ -250,6 +254,7 @@ impl Default for Config {
             redaction: RedactionConfig::default(),
             sessions: crate::sessions::SessionConfig::default(),
             mcp_servers: Vec::new(),
+            mcp_state_file: PathBuf::from("sluice-mcp-tools.json"),
             a2a_agents: Vec::new(),
             public_url: None,
         }
@@ -374,6 +379,9 @@ impl Config {
             }
             if config.budget_state_file.is_relative() {
                 config.budget_state_file = base.join(&config.budget_state_file);
+            }
+            if config.mcp_state_file.is_relative() {
+                config.mcp_state_file = base.join(&config.mcp_state_file);
             }
             if config.audit.path.is_relative() {
                 config.audit.path = base.join(&config.audit.path);

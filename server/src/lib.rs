@@ -11,4 +11,5 @@ pub mod reload;
 pub mod revision;
 pub mod serve;
 pub mod sessions;
+pub mod state_file;
 pub mod sys;

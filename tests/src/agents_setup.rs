@@ -90,6 +90,13 @@ keys:
         AgentGateway { dir, server }
     }
 
+    /// Stops the gateway (gracefully) and starts it again on the same files.
+    pub fn restart(&mut self) {
+        assert!(self.server.terminate().success(), "{}", self.server.log());
+        let config = self.dir.path().join("sluice.yaml");
+        self.server = Server::start(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    }
+
     /// Stops the gateway (gracefully, so every decision is written) and opens its audit
     /// database.
     pub fn stop(&mut self) -> duckdb::Connection {

@@ -286,6 +286,45 @@ fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
 }
 
 #[test]
+fn a_description_changed_while_the_gateway_was_down_is_still_caught() {
+    let rug = Fixture::start("mcp_server.py", &["--name", "rug", "--variant", "clean"]);
+    let port = rug.port;
+    let mut gateway = gateway(&format!(
+        "  - {{name: rug, url: \"{}\"}}\n",
+        rug.url("/mcp")
+    ));
+    let before = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
+    assert!(
+        names(&before).contains(&"search_docs".to_string()),
+        "{before}"
+    );
+    let state = gateway.dir.path().join("sluice-mcp-tools.json");
+    let seen: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(
+        seen.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["server"] == "rug" && t["tool"] == "search_docs"),
+        "{seen}"
+    );
+    // Down: the gateway, then the server comes back with a changed description.
+    gateway.restart();
+    drop(rug);
+    let _pulled = Fixture::start_on(
+        "mcp_server.py",
+        port,
+        &["--name", "rug", "--variant", "rugpull"],
+    );
+    let after = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
+    let (code, message) = error_of(&after);
+    assert_eq!(code, -32050, "{after}");
+    assert!(
+        message.contains("search_docs (changed_description)"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_server_whose_description_steers_another_servers_tool_is_refused() {
     let docs = Fixture::start("mcp_server.py", &["--name", "docs", "--variant", "clean"]);
     let shady = Fixture::start("mcp_server.py", &["--name", "shady", "--variant", "shadow"]);

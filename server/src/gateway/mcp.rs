@@ -62,8 +62,22 @@ const SEPARATOR: &str = "__";
 struct Known {
     /// The fingerprint of the description first seen.
     first: u64,
-    /// The description last listed.
-    latest: ToolDescriptor,
+    /// The description last listed by this process (none for a tool known only from the
+    /// state file, until it is listed again).
+    latest: Option<ToolDescriptor>,
+}
+
+/// A tool as first seen, kept in `mcp_state_file` so a description changed while the
+/// gateway was down is still caught.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstSeen {
+    /// The server.
+    pub server: String,
+    /// The tool's name on the server.
+    pub tool: String,
+    /// [`poisoning::fingerprint`] of its description and schema when first seen.
+    pub fingerprint: u64,
 }
 
 /// A client's session with Sluice.
@@ -84,11 +98,28 @@ pub struct Mcp {
     tools: Mutex<HashMap<(String, String), Known>>,
     /// The server of each resource URI a federated listing showed.
     resources: Mutex<HashMap<String, String>>,
+    /// Where the tools first seen are kept across restarts.
+    state_file: std::path::PathBuf,
 }
 
 impl Mcp {
     /// The proxy for the configured servers.
     pub fn new(config: &crate::config::Config) -> anyhow::Result<Mcp> {
+        let seen: Vec<FirstSeen> = if config.mcp_servers.is_empty() {
+            Vec::new()
+        } else {
+            crate::state_file::load(&config.mcp_state_file, "MCP tool state")?
+        };
+        let tools = seen
+            .into_iter()
+            .map(|s| {
+                let known = Known {
+                    first: s.fingerprint,
+                    latest: None,
+                };
+                ((s.server, s.tool), known)
+            })
+            .collect();
         Ok(Mcp {
             servers: config
                 .mcp_servers
@@ -98,8 +129,9 @@ impl Mcp {
             sessions: Mutex::new(HashMap::new()),
             idle: Duration::from_secs(config.sessions.idle_minutes.saturating_mul(60)),
             max_sessions: config.sessions.max_sessions.max(1),
-            tools: Mutex::new(HashMap::new()),
+            tools: Mutex::new(tools),
             resources: Mutex::new(HashMap::new()),
+            state_file: config.mcp_state_file.clone(),
         })
     }
 
@@ -173,13 +205,17 @@ impl Mcp {
     fn remember(&self, server: &str, tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
         let mut known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
         let mut changed = Vec::new();
+        let mut new = false;
         for tool in tools {
             let print = poisoning::fingerprint(tool);
             let entry = known
                 .entry((server.to_string(), tool.name.clone()))
-                .or_insert_with(|| Known {
-                    first: print,
-                    latest: tool.clone(),
+                .or_insert_with(|| {
+                    new = true;
+                    Known {
+                        first: print,
+                        latest: None,
+                    }
                 });
             if entry.first != print {
                 changed.push(ToolPoisoning {
@@ -187,7 +223,24 @@ impl Mcp {
                     signal: poisoning::CHANGED_DESCRIPTION.to_string(),
                 });
             }
-            entry.latest = tool.clone();
+            entry.latest = Some(tool.clone());
+        }
+        if new {
+            let mut seen: Vec<FirstSeen> = known
+                .iter()
+                .map(|((server, tool), k)| FirstSeen {
+                    server: server.clone(),
+                    tool: tool.clone(),
+                    fingerprint: k.first,
+                })
+                .collect();
+            seen.sort_by(|a, b| (&a.server, &a.tool).cmp(&(&b.server, &b.tool)));
+            drop(known);
+            // Rare (a tool seen for the first time) and small: written on the spot. A
+            // failure is logged; the tools stay known to this process.
+            if let Err(error) = crate::state_file::save(&self.state_file, &seen, "MCP tool state") {
+                tracing::error!(error = %format!("{error:#}"), "cannot save the MCP tools first seen");
+            }
         }
         changed
     }
@@ -201,7 +254,7 @@ impl Mcp {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|((owner, _), _)| owner != server)
-            .map(|(_, known)| known.latest.clone())
+            .filter_map(|(_, known)| known.latest.clone())
             .collect();
         poisoning::scan_against(tools, &others)
             .into_iter()
@@ -209,12 +262,11 @@ impl Mcp {
             .collect()
     }
 
-    fn known(&self, server: &str, tool: &str) -> Option<Known> {
-        self.tools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(server.to_string(), tool.to_string()))
-            .cloned()
+    /// A tool's first fingerprint and latest description, once this process has listed it.
+    fn known(&self, server: &str, tool: &str) -> Option<(u64, ToolDescriptor)> {
+        let tools = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = tools.get(&(server.to_string(), tool.to_string()))?;
+        Some((known.first, known.latest.clone()?))
     }
 }
 
@@ -1062,7 +1114,8 @@ async fn call_tool(
     };
     let mut changed = Vec::new();
     if let Some(known) = &known {
-        if known.first != poisoning::fingerprint(&known.latest) {
+        let (first, latest) = known;
+        if *first != poisoning::fingerprint(latest) {
             changed.push(ToolPoisoning {
                 tool: tool.clone(),
                 signal: poisoning::CHANGED_DESCRIPTION.to_string(),
@@ -1071,9 +1124,9 @@ async fn call_tool(
         changed.extend(
             gateway
                 .mcp
-                .shadowing(&server.name, std::slice::from_ref(&known.latest)),
+                .shadowing(&server.name, std::slice::from_ref(latest)),
         );
-        content.tools.push(known.latest.clone());
+        content.tools.push(latest.clone());
     }
     let resource = format!("{}.{tool}", server.name);
     let mut input = input_for(
