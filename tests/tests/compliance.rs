@@ -52,6 +52,7 @@ fn every_compliance_query_answers_on_a_filled_database() {
             "cost_by_team_agent_model_per_day",
             "denials_by_policy_and_team",
             "pii_exposure_by_team",
+            "sessions_tainted_by_untrusted_content",
             "subject_access_request",
             "tool_calls_by_agent",
             "top_reasons",
@@ -76,6 +77,18 @@ fn every_compliance_query_answers_on_a_filled_database() {
         decisions.iter().any(|d| d.contains("allowed"))
             && decisions.iter().any(|d| d.contains("denied")),
         "{tools:?}"
+    );
+    // The injected tool result flags its session; the write tool called after it is the
+    // refusal the query pairs it with.
+    let tainted = &answered["sessions_tainted_by_untrusted_content"];
+    assert_eq!(tainted.len(), 1, "{tainted:?}");
+    let row = &tainted[0];
+    assert!(row["session_id"].contains("s-triage-7"), "{row:?}");
+    assert!(row["flagged_by"].contains("mcp.tools.result"), "{row:?}");
+    assert!(row["tool"].contains("github.create_issue"), "{row:?}");
+    assert!(
+        row["rule"].contains("tools.forbid-side-effects-after-untrusted-content"),
+        "{row:?}"
     );
     // The subject-access request finds alice's decisions and only hers.
     let alice = &answered["subject_access_request"];
