@@ -360,16 +360,28 @@ fn a_server_whose_description_steers_another_servers_tool_is_refused() {
 #[test]
 fn bad_messages_and_failing_servers_get_json_rpc_errors_never_a_hang() {
     let docs = Fixture::start("mcp_server.py", &["--name", "docs", "--variant", "clean"]);
+    // A server that redirects elsewhere: Sluice, carrying the server's token, must not go.
+    let (elsewhere, reached) = sluice_tests::server::counting_listener();
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("redirecting.token");
+    std::fs::write(&token, "a-token-for-that-server-only\n").unwrap();
     let dead = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let gateway = gateway(&format!(
+    let servers = format!(
         "  - {{name: docs, url: \"{url}\"}}\n  - {{name: sleepy, url: \"{url}\", timeout_ms: 1000}}\n  - {{name: broken, url: \"http://127.0.0.1:{broken}/mcp\"}}\n  - {{name: dead, url: \"http://127.0.0.1:{dead}/mcp\"}}\n",
         url = docs.url("/mcp"),
         broken = sluice_tests::server::breaking_server(),
-    ));
+    );
+    let redirecting = format!(
+        "  - {{name: redirecting, url: \"http://127.0.0.1:{port}/mcp\", token_file: \"{token}\"}}\n",
+        port =
+            sluice_tests::server::redirecting_server(format!("http://127.0.0.1:{elsewhere}/mcp")),
+        token = token.display(),
+    );
+    let gateway = gateway(&format!("{servers}{redirecting}"));
     let http = client();
     let post = |path: &str, key: Option<&str>, session: Option<&str>, body: &str| {
         let mut request = http
@@ -538,7 +550,11 @@ fn bad_messages_and_failing_servers_get_json_rpc_errors_never_a_hang() {
         "{:?}",
         started.elapsed()
     );
-    for (server, why) in [("broken", "broke off"), ("dead", "unreachable")] {
+    for (server, why) in [
+        ("broken", "broke off"),
+        ("dead", "unreachable"),
+        ("redirecting", "not JSON-RPC"),
+    ] {
         let (status, failed, _) = post(
             &format!("/mcp/{server}"),
             Some(TRIAGE_KEY),
@@ -551,6 +567,11 @@ fn bad_messages_and_failing_servers_get_json_rpc_errors_never_a_hang() {
             "{failed}"
         );
     }
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a redirect to another origin is not followed"
+    );
     // A federated listing leaves failing servers out and still serves the others.
     let (_, listing, _) = post(
         "/mcp",

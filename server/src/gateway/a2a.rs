@@ -85,10 +85,7 @@ impl RemoteAgent {
             principal_header,
             token,
             timeout: Duration::from_millis(config.timeout_ms),
-            client: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| anyhow::anyhow!("A2A agent `{}`: {e}", config.name))?,
+            client: super::mcp::upstream::remote_client(&format!("A2A agent `{}`", config.name))?,
             card: Mutex::new(None),
         })
     }
@@ -180,7 +177,29 @@ impl RemoteAgent {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
-        from_card.unwrap_or_else(|| self.url.clone())
+        // The card is the agent's word: Sluice follows it only within the agent's own
+        // origin, so a card cannot send Sluice (and the token it holds for the agent) to
+        // another host.
+        match from_card {
+            Some(url) if same_origin(&url, &self.url) => url,
+            Some(url) => {
+                tracing::warn!(agent = %self.name, %url, "agent card names an interface on another origin; using the configured URL");
+                self.url.clone()
+            }
+            None => self.url.clone(),
+        }
+    }
+}
+
+/// Whether two URLs share scheme, host and port (the port a scheme implies counts).
+pub fn same_origin(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a), reqwest::Url::parse(b)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
     }
 }
 

@@ -79,3 +79,26 @@ fn methods_of_both_generations_are_told_apart() {
     assert_eq!(method_kind("SubscribeToTask"), Method::Subscribe);
     assert_eq!(method_kind("GetExtendedAgentCard"), Method::Other);
 }
+
+#[test]
+fn a_card_is_followed_only_within_the_agents_own_origin() {
+    let agent = "http://10.0.0.5:9000";
+    assert!(same_origin("http://10.0.0.5:9000/a2a", agent));
+    assert!(same_origin(
+        "https://a.example/rpc",
+        "https://a.example:443"
+    ));
+    assert!(
+        !same_origin("http://10.0.0.5:9001/a2a", agent),
+        "another port"
+    );
+    assert!(
+        !same_origin("http://169.254.169.254/latest", agent),
+        "another host"
+    );
+    assert!(
+        !same_origin("https://10.0.0.5:9000/a2a", agent),
+        "another scheme"
+    );
+    assert!(!same_origin("not a url", agent));
+}

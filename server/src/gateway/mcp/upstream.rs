@@ -74,11 +74,7 @@ impl McpUpstream {
             config.token_file.as_deref(),
             config.principal_header.as_deref(),
         )?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| anyhow::anyhow!("MCP server `{}`: {e}", config.name))?;
+        let client = remote_client(&format!("MCP server `{}`", config.name))?;
         Ok(McpUpstream {
             name: config.name.clone(),
             url: config.url.clone(),
@@ -463,6 +459,31 @@ async fn read_limited(response: reqwest::Response) -> Result<Vec<u8>, String> {
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// The HTTP client for a remote server or agent (named by `what`): redirects are followed
+/// only within the origin they start from, so a server cannot send Sluice — and the token
+/// and caller identity it carries — to another host.
+pub(crate) fn remote_client(what: &str) -> anyhow::Result<reqwest::Client> {
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if same {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    });
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .redirect(redirects)
+        .build()
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 /// What Sluice sends a remote server (MCP server, A2A agent, named by `what`) on every
