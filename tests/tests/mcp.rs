@@ -572,6 +572,21 @@ fn bad_messages_and_failing_servers_get_json_rpc_errors_never_a_hang() {
         0,
         "a redirect to another origin is not followed"
     );
+    // A resource URI belongs to the first server that listed it (sleepy serves the same
+    // URIs as docs: they are not listed twice, and reads go to docs).
+    let (_, resources, _) = post(
+        "/mcp",
+        Some(TRIAGE_KEY),
+        s,
+        r#"{"jsonrpc":"2.0","id":6,"method":"resources/list"}"#,
+    );
+    let uris: Vec<&str> = resources["result"]["resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{resources}"))
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, ["docs://handbook"], "{resources}");
     // A federated listing leaves failing servers out and still serves the others.
     let (_, listing, _) = post(
         "/mcp",

@@ -1230,12 +1230,25 @@ async fn list_resources(
             .flatten()
         {
             if let (Scope::All, Some(uri)) = (scope, item.get("uri").and_then(Value::as_str)) {
-                gateway
+                // A URI belongs to the first server that listed it: another server listing
+                // the same URI cannot take its reads over.
+                let mut owners = gateway
                     .mcp
                     .resources
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(uri.to_string(), server.name.clone());
+                    .unwrap_or_else(PoisonError::into_inner);
+                let owner = owners
+                    .entry(uri.to_string())
+                    .or_insert_with(|| server.name.clone());
+                if *owner != server.name {
+                    tracing::warn!(
+                        %uri,
+                        owner = %owner,
+                        server = %server.name,
+                        "MCP server lists a resource another server owns; left out"
+                    );
+                    continue;
+                }
             }
             out.push(item.clone());
         }
