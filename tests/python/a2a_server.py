@@ -14,12 +14,14 @@ Prints `READY` (flushed) once it accepts connections.
 The agent makes a task for every message: Task (submitted) -> status working -> artifact
 "echo: <text>" -> status completed, so a stream carries four events. A message whose text starts
 with "slow" stays working for 30 s before completing, so a test can get and cancel it meanwhile;
-one starting with "record" is answered with a customer record (an SSN) instead of the echo.
+one starting with "record" is answered with a customer record (an SSN) instead of the echo, and
+one starting with "whoami" with the identity and credential headers the agent was reached with.
 Tasks live in the SDK's in-memory task store.
 """
 
 import argparse
 import asyncio
+import json
 import sys
 
 import uvicorn
@@ -49,7 +51,14 @@ class EchoExecutor(AgentExecutor):
             await asyncio.sleep(SLOW_SECONDS)  # cancelled by CancelTask
         # "record ...": an answer with personal data the caller never sent, so a test can see
         # the gateway inspect what the agent answers, not only what it is sent.
-        answer = RECORD if text.startswith("record") else f"echo: {text}"
+        if text.startswith("whoami"):
+            # The identity and credential headers this agent was reached with.
+            headers = context.call_context.state.get("headers", {})
+            answer = json.dumps({name: headers.get(name) for name in ("x-sluice-principal", "authorization")})
+        elif text.startswith("record"):
+            answer = RECORD
+        else:
+            answer = f"echo: {text}"
         await updater.add_artifact([new_text_part(answer)], name="echo")
         await updater.complete()
 

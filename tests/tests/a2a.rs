@@ -4,6 +4,8 @@
 //! `policies/entities.json` (so is `tax-agent`, configured at an address where nothing
 //! listens), `stranger` is not; `broken-agent` is made one by the test's entity data.
 
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+
 use serde_json::{Value, json};
 use sluice_tests::agents_setup::{AgentGateway, TRIAGE_KEY};
 use sluice_tests::python::{Fixture, assert_installed, json_of, venv_python};
@@ -17,6 +19,15 @@ fn a2a(gateway: &AgentGateway, agent: &str, args: &[&str]) -> Value {
     json_of("a2a_client.py", &all)
 }
 
+/// A token file for `ledger-agent`, kept for the life of the test process.
+fn agent_token() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let path = dir.path().join("ledger.token");
+    std::fs::write(&path, "ledger-agent-token\n").unwrap();
+    path
+}
+
 fn start() -> (Fixture, AgentGateway) {
     assert_installed(&venv_python(), "a2a-sdk", "a2a");
     let agent = Fixture::start("a2a_server.py", &[]);
@@ -26,10 +37,12 @@ fn start() -> (Fixture, AgentGateway) {
         "attrs": {},
         "parents": [{"type": "Sluice::Role", "id": "trusted-a2a-peer"}],
     });
+    let token = agent_token();
     let gateway = AgentGateway::start_with(
         &format!(
-            "a2a_agents:\n  - {{name: ledger-agent, url: \"{url}\", principal_header: x-sluice-principal}}\n  - {{name: stranger, url: \"{url}\"}}\n  - {{name: tax-agent, url: \"http://127.0.0.1:1\", timeout_ms: 2000}}\n  - {{name: broken-agent, url: \"http://127.0.0.1:{broken}\"}}\n",
+            "a2a_agents:\n  - {{name: ledger-agent, url: \"{url}\", principal_header: x-sluice-principal, token_file: \"{token}\"}}\n  - {{name: stranger, url: \"{url}\"}}\n  - {{name: tax-agent, url: \"http://127.0.0.1:1\", timeout_ms: 2000}}\n  - {{name: broken-agent, url: \"http://127.0.0.1:{broken}\"}}\n",
             url = agent.url(""),
+            token = token.display(),
             broken = sluice_tests::server::breaking_server(),
         ),
         &[],
@@ -107,6 +120,16 @@ fn a_real_a2a_client_talks_to_a_real_agent_through_sluice() {
         "{streamed_record}"
     );
 
+    // The agent learns who calls (the principal header) and sees Sluice's token for it,
+    // never the caller's key.
+    let whoami = a2a(&gateway, "ledger-agent", &["send", "whoami"]);
+    let seen: Value = serde_json::from_str(whoami["text"][0].as_str().unwrap()).unwrap();
+    assert_eq!(seen["authorization"], "Bearer ledger-agent-token", "{seen}");
+    let principal: Value =
+        serde_json::from_str(seen["x-sluice-principal"].as_str().unwrap()).unwrap();
+    assert_eq!(principal["key_id"], "k-triage");
+    assert_eq!(principal["agent"], "triage-agent");
+
     // Tasks: a slow one is read and cancelled through the proxy.
     let slow = a2a(&gateway, "ledger-agent", &["send", "slow job", "--no-wait"]);
     let task = slow["task_id"].as_str().unwrap_or_else(|| panic!("{slow}"));
@@ -136,8 +159,8 @@ fn a_real_a2a_client_talks_to_a_real_agent_through_sluice() {
     assert_eq!(count("a2a.card", false), 1);
     assert_eq!(
         count("a2a.send", true),
-        7,
-        "hello, stream, old, redacted, record twice, slow"
+        8,
+        "hello, stream, old, redacted, record twice, whoami, slow"
     );
     assert_eq!(count("a2a.send", false), 2);
     assert!(count("a2a.response", true) >= 6);
