@@ -181,9 +181,9 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// A loopback server that answers every request with the start of an SSE stream and then
-/// hangs up mid-event: a stream that breaks. Its port.
-pub fn breaking_server() -> u16 {
+/// A loopback server that answers every request with `response` (raw HTTP bytes) and
+/// hangs up. Its port.
+pub fn canned_server(response: Vec<u8>) -> u16 {
     use std::io::{Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -192,33 +192,28 @@ pub fn breaking_server() -> u16 {
             let Ok(mut stream) = stream else { continue };
             let mut buffer = [0u8; 4096];
             let _ = stream.read(&mut buffer);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n1a\r\nevent: message\r\ndata: {\"js\r\n",
-            );
+            let _ = stream.write_all(&response);
         }
     });
     port
 }
 
-/// A loopback server that answers every request with `307` to `location`. Its port.
+/// A server whose answer is the start of an SSE stream, cut mid-event: a stream that
+/// breaks. Its port.
+pub fn breaking_server() -> u16 {
+    canned_server(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n1a\r\nevent: message\r\ndata: {\"js\r\n".to_vec(),
+    )
+}
+
+/// A server that answers every request with `307` to `location`. Its port.
 pub fn redirecting_server(location: String) -> u16 {
-    use std::io::{Read as _, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buffer = [0u8; 4096];
-            let _ = stream.read(&mut buffer);
-            let _ = stream.write_all(
-                format!(
-                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-    });
-    port
+    canned_server(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        .into_bytes(),
+    )
 }
 
 /// A loopback listener that counts the connections made to it (and answers none). Its

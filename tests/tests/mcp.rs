@@ -88,6 +88,13 @@ fn names(listing: &Value) -> Vec<String> {
     names
 }
 
+/// Asserts that `result` is a policy refusal (-32050) whose message holds `needle`.
+fn assert_refused(result: &Value, needle: &str) {
+    let (code, message) = error_of(result);
+    assert_eq!(code, -32050, "{result}");
+    assert!(message.contains(needle), "{needle}: {message}");
+}
+
 fn error_of(result: &Value) -> (i64, String) {
     let error = &result["error"];
     (
@@ -129,11 +136,9 @@ fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_poli
     );
     // evil's own endpoint refuses the listing, naming the poisoned tool and its signals.
     let refused = mcp(&gateway, "/mcp/evil", TRIAGE_KEY, &["list"]);
-    let (code, message) = error_of(&refused);
-    assert_eq!(code, -32050, "{refused}");
-    assert!(
-        message.contains("weather (hidden_instruction, invisible_characters, sensitive_path)"),
-        "{message}"
+    assert_refused(
+        &refused,
+        "weather (hidden_instruction, invisible_characters, sensitive_path)",
     );
     // Calling the poisoned tool directly is refused too.
     let direct = mcp(
@@ -142,9 +147,7 @@ fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_poli
         TRIAGE_KEY,
         &["call", "evil__weather", r#"{"city": "Oslo"}"#],
     );
-    let (code, message) = error_of(&direct);
-    assert_eq!(code, -32050, "{direct}");
-    assert!(message.contains("tool-poisoning.call"), "{message}");
+    assert_refused(&direct, "tool-poisoning.call");
     // A developer may list tools but call none: every tool is hidden from them; the
     // invoice agent may call no tool of these servers.
     assert!(names(&mcp(&gateway, "/mcp", DEVELOPER_KEY, &["list"])).is_empty());
@@ -177,9 +180,7 @@ fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_poli
         json!({"to": "bob@example.com", "subject": "hi", "body": "SSN [REDACTED:us_ssn]"}),
         "the server received the redacted arguments"
     );
-    let (code, message) = error_of(&results[2]);
-    assert_eq!(code, -32050);
-    assert!(message.contains("secrets"), "{message}");
+    assert_refused(&results[2], "secrets");
     let customer = results[3]["text"][0].as_str().unwrap();
     assert!(
         customer.contains("SSN [REDACTED:us_ssn]") && !customer.contains("123-45-6789"),
@@ -205,14 +206,10 @@ fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_poli
         results[6]["messages"][0]["text"],
         "Please summarize the following topic: holidays"
     );
-    let (code, message) = error_of(&results[7]);
-    assert_eq!(code, -32050, "{run}");
-    assert!(message.contains("withheld"), "{message}");
-    let (code, message) = error_of(&results[8]);
-    assert_eq!(code, -32050, "{run}");
-    assert!(
-        message.contains("tools.forbid-side-effects-after-untrusted-content"),
-        "{message}"
+    assert_refused(&results[7], "withheld");
+    assert_refused(
+        &results[8],
+        "tools.forbid-side-effects-after-untrusted-content",
     );
     assert_eq!(results[9]["text"], json!(["results for: still fine"]));
 
@@ -270,19 +267,14 @@ fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
         &["--name", "rug", "--variant", "rugpull"],
     );
     let after = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
-    let (code, message) = error_of(&after);
-    assert_eq!(code, -32050, "{after}");
-    assert!(
-        message.contains("search_docs (changed_description)"),
-        "{message}"
-    );
+    assert_refused(&after, "search_docs (changed_description)");
     let call = mcp(
         &gateway,
         "/mcp/rug",
         TRIAGE_KEY,
         &["call", "search_docs", r#"{"query": "x"}"#],
     );
-    assert_eq!(error_of(&call).0, -32050, "{call}");
+    assert_refused(&call, "refused");
 }
 
 #[test]
@@ -316,12 +308,7 @@ fn a_description_changed_while_the_gateway_was_down_is_still_caught() {
         &["--name", "rug", "--variant", "rugpull"],
     );
     let after = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
-    let (code, message) = error_of(&after);
-    assert_eq!(code, -32050, "{after}");
-    assert!(
-        message.contains("search_docs (changed_description)"),
-        "{message}"
-    );
+    assert_refused(&after, "search_docs (changed_description)");
 }
 
 #[test]
@@ -345,16 +332,14 @@ fn a_server_whose_description_steers_another_servers_tool_is_refused() {
         "{listing}"
     );
     let own = mcp(&gateway, "/mcp/shady", TRIAGE_KEY, &["list"]);
-    let (code, message) = error_of(&own);
-    assert_eq!(code, -32050, "{own}");
-    assert!(message.contains("notes (shadowing)"), "{message}");
+    assert_refused(&own, "notes (shadowing)");
     let call = mcp(
         &gateway,
         "/mcp",
         TRIAGE_KEY,
         &["call", "shady__notes", r#"{"text": "x"}"#],
     );
-    assert_eq!(error_of(&call).0, -32050, "{call}");
+    assert_refused(&call, "refused");
 }
 
 #[test]
