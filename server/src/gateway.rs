@@ -36,6 +36,7 @@ mod converse;
 pub mod demo;
 pub mod error;
 mod guard;
+mod jsonrpc;
 pub mod keys;
 pub mod mcp;
 pub mod openai;
@@ -391,6 +392,21 @@ impl Call {
             }
         }
         Ok(())
+    }
+
+    /// Phase 4 for a model call: the prompt's `tokens` (counted exactly or estimated) and
+    /// what they cost on the alias's dearest deployment, then [`meter`](Self::meter).
+    async fn meter_prompt(
+        &self,
+        gateway: &Gateway,
+        input: &mut DecisionInput,
+        alias: &str,
+        (tokens, exact): (u64, bool),
+    ) -> Result<(), GatewayError> {
+        input.usage.input_tokens = tokens;
+        input.usage.cost_usd = gateway.prompt_cost(alias, tokens);
+        input.usage.estimated = !exact;
+        self.meter(gateway, input).await
     }
 
     /// Reserves an allowed call's estimate (one request, its input tokens and what they cost
@@ -1168,10 +1184,8 @@ async fn embed(
         gateway.upstream_model(&embeddings.model),
         embeddings.texts.iter().map(String::as_str),
     );
-    input.usage.input_tokens = tokens;
-    input.usage.cost_usd = gateway.prompt_cost(&embeddings.model, tokens);
-    input.usage.estimated = !exact;
-    call.meter(gateway, &mut input).await?;
+    call.meter_prompt(gateway, &mut input, &embeddings.model, (tokens, exact))
+        .await?;
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         embeddings.rewrite_text(|text| redactor.redact(text));

@@ -162,7 +162,7 @@ pub fn scan(tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
 
 /// [`scan`] of `tools`, with shadowing also judged against `others` (the tools of other
 /// servers an agent can reach, which a listing must not steer); only `tools` get signals.
-pub fn scan_against(tools: &[ToolDescriptor], others: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
+pub fn scan_against(tools: &[ToolDescriptor], others: &[&ToolDescriptor]) -> Vec<ToolPoisoning> {
     let mut found = BTreeSet::new();
     for tool in tools {
         let mut signal = |name: &'static str| {
@@ -187,7 +187,7 @@ pub fn scan_against(tools: &[ToolDescriptor], others: &[ToolDescriptor]) -> Vec<
             // steering a tool of another server, or naming any tool next to hidden
             // orders, is shadowing.
             let ordered = INSTRUCTIONS.as_ref().is_some_and(|set| set.is_match(&text));
-            let shadowed = tools.iter().chain(others).any(|other| {
+            let shadowed = tools.iter().chain(others.iter().copied()).any(|other| {
                 other.name != tool.name
                     && other.name.chars().count() >= 3
                     && (ordered || other.server != tool.server)

@@ -23,16 +23,19 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use sluice_engine::Decision;
 use sluice_engine::input::{Content, DecisionInput, Message, ResourceKind, Surface};
 
-use super::mcp::{DENIED, UPSTREAM_FAILED, closing, set_field};
+use super::error::closing;
+use super::jsonrpc::{
+    RpcError, UPSTREAM_FAILED, allowed, decide, error_message, invalid_request, reply, set_field,
+};
+use super::mcp::upstream::Credentials;
 use super::sse::Splitter;
-use super::{Call, Gateway, denial_message, read_bytes, redactor};
+use super::{Call, Gateway, denial_message, read_bytes};
 use crate::config::A2aAgentConfig;
 
 /// Headers of the caller passed on to the agent (A2A's own).
@@ -43,8 +46,7 @@ const PASSED_HEADERS: [&str; 3] = ["a2a-version", "a2a-extensions", "x-a2a-exten
 pub struct RemoteAgent {
     name: String,
     url: String,
-    principal_header: Option<HeaderName>,
-    token: Option<String>,
+    credentials: Credentials,
     timeout: Duration,
     client: reqwest::Client,
     /// The agent's card as last fetched.
@@ -74,7 +76,7 @@ impl A2a {
 
 impl RemoteAgent {
     fn new(config: &A2aAgentConfig) -> anyhow::Result<RemoteAgent> {
-        let (token, principal_header) = super::mcp::upstream::credentials(
+        let credentials = Credentials::new(
             &format!("A2A agent `{}`", config.name),
             config.token_file.as_deref(),
             config.principal_header.as_deref(),
@@ -82,8 +84,7 @@ impl RemoteAgent {
         Ok(RemoteAgent {
             name: config.name.clone(),
             url: config.url.trim_end_matches('/').to_string(),
-            principal_header,
-            token,
+            credentials,
             timeout: Duration::from_millis(config.timeout_ms),
             client: super::mcp::upstream::remote_client(&format!("A2A agent `{}`", config.name))?,
             card: Mutex::new(None),
@@ -105,16 +106,7 @@ impl RemoteAgent {
                 request = request.header(name, value);
             }
         }
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(header) = &self.principal_header
-            && let Ok(value) =
-                HeaderValue::from_str(&super::mcp::upstream::principal_json(&call.principal))
-        {
-            request = request.header(header, value);
-        }
-        request
+        self.credentials.apply(request, &call.principal)
     }
 
     /// The agent's card, fetched.
@@ -203,19 +195,6 @@ pub fn same_origin(a: &str, b: &str) -> bool {
     }
 }
 
-/// A JSON-RPC error message.
-fn rpc_error(id: &Value, code: i64, message: impl Into<String>) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
-}
-
-fn json_reply(status: StatusCode, body: &Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
 /// The URL clients reach agent `name` at through Sluice.
 fn public_url(gateway: &Gateway, headers: &HeaderMap, name: &str) -> String {
     let base = gateway.public_url.clone().unwrap_or_else(|| {
@@ -267,10 +246,8 @@ pub(super) async fn card(
     headers: HeaderMap,
 ) -> Response {
     let error = |status: StatusCode, message: String| {
-        json_reply(
-            status,
-            &json!({"error": {"message": message, "type": "a2a_error"}}),
-        )
+        let body = json!({"error": {"message": message, "type": "a2a_error"}});
+        reply(status, &body, None)
     };
     let Some(agent) = gateway.a2a.agent(&name) else {
         return error(
@@ -287,13 +264,13 @@ pub(super) async fn card(
     match decide(&gateway, &call, input).await {
         Ok((_, decision)) if decision.allow => {}
         Ok((_, decision)) => return error(StatusCode::FORBIDDEN, denial_message(&decision)),
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.message),
     }
     match agent.fetch_card(&call, &headers).await {
-        Ok(card) => json_reply(
-            StatusCode::OK,
-            &rewrite_card(card, &public_url(&gateway, &headers, &name)),
-        ),
+        Ok(card) => {
+            let card = rewrite_card(card, &public_url(&gateway, &headers, &name));
+            reply(StatusCode::OK, &card, None)
+        }
         Err(why) => error(StatusCode::BAD_GATEWAY, why),
     }
 }
@@ -302,21 +279,6 @@ fn agent_input(call: &Call, agent: &str, action: &str, content: Content) -> Deci
     let mut input = call.input(Surface::A2a, action, agent, content);
     input.resource.kind = ResourceKind::Agent;
     input
-}
-
-/// Decides and records; the decision, allowed or not.
-async fn decide(
-    gateway: &Gateway,
-    call: &Call,
-    mut input: DecisionInput,
-) -> Result<(DecisionInput, Decision), String> {
-    call.meter(gateway, &mut input)
-        .await
-        .map_err(|e| e.message)?;
-    let decision = call
-        .record(&input, &Default::default())
-        .map_err(|e| e.message)?;
-    Ok((input, decision))
 }
 
 /// The text parts of a list of parts (1.0 `{"text"}`, 0.3 `{"kind": "text", "text"}`);
@@ -414,13 +376,12 @@ pub(super) async fn rpc(
     request: Request,
 ) -> Response {
     let Some(agent) = gateway.a2a.agent(&name).cloned() else {
-        return closing(json_reply(
+        let message = format!("no A2A agent `{name}` is configured");
+        return closing(invalid_request(
             StatusCode::NOT_FOUND,
-            &rpc_error(
-                &Value::Null,
-                -32600,
-                format!("no A2A agent `{name}` is configured"),
-            ),
+            &Value::Null,
+            message,
+            None,
         ));
     };
     let headers = request.headers().clone();
@@ -428,28 +389,40 @@ pub(super) async fn rpc(
     let mut call = match Call::start(&gateway, &headers, "POST", &path, Some(client)) {
         Ok(call) => call,
         Err(e) => {
-            let error = rpc_error(&Value::Null, -32600, e.message);
-            return closing(json_reply(e.kind.status(), &error));
+            return closing(invalid_request(
+                e.kind.status(),
+                &Value::Null,
+                e.message,
+                None,
+            ));
         }
     };
     let bytes = match read_bytes(request, gateway.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            let error = rpc_error(&Value::Null, -32600, e.message);
-            return closing(json_reply(e.kind.status(), &error));
+            return closing(invalid_request(
+                e.kind.status(),
+                &Value::Null,
+                e.message,
+                None,
+            ));
         }
     };
-    let ok = |body: Value| json_reply(StatusCode::OK, &body);
+    let ok = |body: Value| reply(StatusCode::OK, &body, None);
     let mut message: Value = match serde_json::from_slice(&bytes) {
         Ok(message) => message,
-        Err(e) => return ok(rpc_error(&Value::Null, -32700, format!("Parse error: {e}"))),
+        Err(e) => {
+            return ok(error_message(
+                &Value::Null,
+                -32700,
+                format!("Parse error: {e}"),
+                None,
+            ));
+        }
     };
     if message.is_array() {
-        return ok(rpc_error(
-            &Value::Null,
-            -32600,
-            "Batch requests are not supported",
-        ));
+        let why = "Batch requests are not supported";
+        return invalid_request(StatusCode::OK, &Value::Null, why, None);
     }
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let method = message
@@ -457,11 +430,8 @@ pub(super) async fn rpc(
         .and_then(Value::as_str)
         .map(str::to_string);
     let (Some(method), true) = (method, message.get("jsonrpc") == Some(&json!("2.0"))) else {
-        return ok(rpc_error(
-            &id,
-            -32600,
-            "Invalid request: a JSON-RPC 2.0 request needs `jsonrpc: \"2.0\"` and a `method`",
-        ));
+        let why = "Invalid request: a JSON-RPC 2.0 request needs `jsonrpc: \"2.0\"` and a `method`";
+        return invalid_request(StatusCode::OK, &id, why, None);
     };
     let kind = method_kind(&method);
     // The protocol generation picks the interface: 1.0 method names need `A2A-Version`.
@@ -469,10 +439,11 @@ pub(super) async fn rpc(
     if matches!(kind, Method::Send | Method::SendStream) {
         let params = message.get_mut("params").and_then(sent_message);
         let Some(sent) = params else {
-            return ok(rpc_error(
+            return ok(error_message(
                 &id,
                 -32602,
                 format!("{method} needs `params.message`"),
+                None,
             ));
         };
         let context = sent
@@ -498,21 +469,10 @@ pub(super) async fn rpc(
                 ..Content::default()
             },
         );
-        let (input, decision) = match decide(&gateway, &call, input).await {
-            Ok(decided) => decided,
-            Err(why) => return ok(rpc_error(&id, UPSTREAM_FAILED, why)),
-        };
-        if !decision.allow {
-            return ok(denied(
-                &id,
-                &format!("message to agent `{name}` refused"),
-                &decision,
-            ));
-        }
-        match redactor(&decision, &input, &call, gateway.hash_key.as_ref()) {
-            Ok(Some(r)) => rewrite_parts(sent.get_mut("parts"), &|t: &str| r.redact(t)),
-            Ok(None) => {}
-            Err(e) => return ok(rpc_error(&id, UPSTREAM_FAILED, e.message)),
+        let what = format!("message to agent `{name}` refused");
+        match allowed(&gateway, &call, input, &what).await {
+            Ok((_, apply)) => rewrite_parts(sent.get_mut("parts"), &apply),
+            Err(error) => return ok(error.message(&id)),
         }
     }
     let url = agent.rpc_url(&call, &headers, version).await;
@@ -527,20 +487,22 @@ pub(super) async fn rpc(
     let response = match tokio::time::timeout(agent.timeout, upstream.send()).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
-            return ok(rpc_error(
+            return ok(error_message(
                 &id,
                 UPSTREAM_FAILED,
                 format!("A2A agent `{name}` is unreachable: {e}"),
+                None,
             ));
         }
         Err(_) => {
-            return ok(rpc_error(
+            return ok(error_message(
                 &id,
                 UPSTREAM_FAILED,
                 format!(
                     "A2A agent `{name}` did not answer within {} ms",
                     agent.timeout.as_millis()
                 ),
+                None,
             ));
         }
     };
@@ -552,12 +514,13 @@ pub(super) async fn rpc(
     match (is_stream, streams) {
         (true, true) => return stream_answer(gateway, call, name, id, response),
         (true, false) => {
-            return ok(rpc_error(
+            return ok(error_message(
                 &id,
                 UPSTREAM_FAILED,
                 format!(
                     "A2A agent `{name}` answered {method}, which does not stream, with an event stream"
                 ),
+                None,
             ));
         }
         _ => {}
@@ -566,20 +529,22 @@ pub(super) async fn rpc(
     let body = match tokio::time::timeout(agent.timeout, response.bytes()).await {
         Ok(Ok(body)) => body,
         _ => {
-            return ok(rpc_error(
+            return ok(error_message(
                 &id,
                 UPSTREAM_FAILED,
                 format!("A2A agent `{name}` broke off its answer"),
+                None,
             ));
         }
     };
     let Ok(mut answer) = serde_json::from_slice::<Value>(&body) else {
-        return ok(rpc_error(
+        return ok(error_message(
             &id,
             UPSTREAM_FAILED,
             format!(
                 "A2A agent `{name}` answered HTTP {status} with something that is not JSON-RPC"
             ),
+            None,
         ));
     };
     if kind == Method::Other || answer.get("result").is_none() {
@@ -587,34 +552,18 @@ pub(super) async fn rpc(
     }
     match inspect_answer(&gateway, &call, &name, &mut answer).await {
         Ok(()) => ok(answer),
-        Err(error) => ok(rpc_error_value(&id, error)),
+        Err(error) => ok(error.message(&id)),
     }
-}
-
-fn denied(id: &Value, what: &str, decision: &Decision) -> Value {
-    let mut error = rpc_error(id, DENIED, format!("{what}: {}", denial_message(decision)));
-    if let Some(error) = error.get_mut("error") {
-        set_field(
-            error,
-            "data",
-            json!({"decision_id": decision.id, "reasons": decision.reasons}),
-        );
-    }
-    error
-}
-
-fn rpc_error_value(id: &Value, error: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": error})
 }
 
 /// Decides on what an agent answered (`a2a.response`) and applies the decision's
-/// redactions in place; on a deny, the JSON-RPC error object to answer with instead.
+/// redactions in place; on a deny, the error to answer with instead.
 async fn inspect_answer(
     gateway: &Gateway,
     call: &Call,
     agent: &str,
     answer: &mut Value,
-) -> Result<(), Value> {
+) -> Result<(), RpcError> {
     let Some(result) = answer.get_mut("result") else {
         return Ok(());
     };
@@ -638,29 +587,12 @@ async fn inspect_answer(
             ..Content::default()
         },
     );
-    let (input, decision) = decide(gateway, call, input)
-        .await
-        .map_err(|why| json!({"code": UPSTREAM_FAILED, "message": why}))?;
-    if !decision.allow {
-        return Err(denied(
-            &Value::Null,
-            &format!("the answer of agent `{agent}` was withheld"),
-            &decision,
-        )
-        .get("error")
-        .cloned()
-        .unwrap_or(Value::Null));
+    let what = format!("the answer of agent `{agent}` was withheld");
+    let (_, apply) = allowed(gateway, call, input, &what).await?;
+    for parts in answer_parts(result) {
+        rewrite_parts(Some(parts), &apply);
     }
-    match redactor(&decision, &input, call, gateway.hash_key.as_ref()) {
-        Ok(Some(r)) => {
-            for parts in answer_parts(result) {
-                rewrite_parts(Some(parts), &|t: &str| r.redact(t));
-            }
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => Err(json!({"code": UPSTREAM_FAILED, "message": e.message})),
-    }
+    Ok(())
 }
 
 /// Passes a streamed answer on event by event, each decided before the caller sees it; a
@@ -680,23 +612,18 @@ fn stream_answer(
             let sender = sender.clone();
             async move { sender.send(Ok(bytes::Bytes::from(bytes))).await.is_ok() }
         };
-        let fail = |error: Value| {
-            format!(
-                "event: error\r\ndata: {}\r\n\r\n",
-                rpc_error_value(&id, error)
-            )
-            .into_bytes()
+        let fail = |error: RpcError| {
+            format!("event: error\r\ndata: {}\r\n\r\n", error.message(&id)).into_bytes()
         };
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else {
-                let _ = send(fail(json!({"code": UPSTREAM_FAILED, "message": format!("A2A agent `{agent}` broke off its stream")}))).await;
+                let why = format!("A2A agent `{agent}` broke off its stream");
+                let _ = send(fail(RpcError::new(UPSTREAM_FAILED, why))).await;
                 return;
             };
             let Ok(events) = splitter.push(&chunk) else {
-                let _ = send(fail(
-                    json!({"code": UPSTREAM_FAILED, "message": "an event larger than 4 MiB"}),
-                ))
-                .await;
+                let why = "an event larger than 4 MiB";
+                let _ = send(fail(RpcError::new(UPSTREAM_FAILED, why))).await;
                 return;
             };
             for event in events {

@@ -313,10 +313,8 @@ async fn converse(
         gateway.upstream_model(&conversation.model),
         &input.content.messages,
     );
-    input.usage.input_tokens = tokens;
-    input.usage.cost_usd = gateway.prompt_cost(&conversation.model, tokens);
-    input.usage.estimated = !exact;
-    call.meter(gateway, &mut input).await?;
+    call.meter_prompt(gateway, &mut input, &conversation.model, (tokens, exact))
+        .await?;
     let decision = call.decide(&input)?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         conversation.rewrite_text(|text| redactor.redact(text));

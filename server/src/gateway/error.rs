@@ -164,9 +164,7 @@ impl GatewayError {
         // the connection ends with the answer, and says so, so the client does not send its
         // next request on it.
         if matches!(self.kind, Kind::Authentication | Kind::TooLarge) {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response = closing(response);
         }
         if let Some(seconds) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
@@ -181,6 +179,16 @@ impl GatewayError {
         );
         response
     }
+}
+
+/// `response` with `connection: close`: an answer sent before the request's body was read
+/// ends its connection, and says so, so the client does not send its next request on a
+/// connection the server is closing.
+pub(crate) fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Rate-limit headers as each API sends them, for the tightest request and token limits:

@@ -39,20 +39,18 @@ use sluice_engine::input::{
     Content, DecisionInput, Document, Message, ResourceKind, Surface, ToolCall, ToolDescriptor,
     ToolPoisoning,
 };
-use sluice_engine::{Decision, inspect::poisoning};
+use sluice_engine::inspect::poisoning;
 
-use super::error::{GatewayError, Kind};
-use super::{Call, Gateway, denial_message, read_bytes, redactor};
+use super::error::{GatewayError, Kind, closing};
+use super::jsonrpc::{
+    Rewrite, RpcError, UPSTREAM_FAILED, allowed, decide, error_message, invalid_request, reply,
+    set_field,
+};
+use super::{Call, Gateway, read_bytes};
 use upstream::{Failure, McpUpstream};
 
 /// Protocol versions Sluice speaks with MCP clients, newest first.
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-
-/// The JSON-RPC error code of a policy denial.
-pub const DENIED: i64 = -32050;
-/// The JSON-RPC error code of an upstream server that failed (unreachable, no answer in
-/// time, broken off).
-pub const UPSTREAM_FAILED: i64 = -32000;
 
 /// Separates a server's name from its tool's (or prompt's) on the federated endpoint.
 const SEPARATOR: &str = "__";
@@ -201,28 +199,20 @@ impl Mcp {
     }
 
     /// Records a listing of `server`: each tool's latest description, and its first
-    /// fingerprint if new; the tools whose description changed since first seen.
-    fn remember(&self, server: &str, tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
+    /// fingerprint if new (saved to the state file).
+    fn remember(&self, server: &str, tools: &[ToolDescriptor]) {
         let mut known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut changed = Vec::new();
         let mut new = false;
         for tool in tools {
-            let print = poisoning::fingerprint(tool);
             let entry = known
                 .entry((server.to_string(), tool.name.clone()))
                 .or_insert_with(|| {
                     new = true;
                     Known {
-                        first: print,
+                        first: poisoning::fingerprint(tool),
                         latest: None,
                     }
                 });
-            if entry.first != print {
-                changed.push(ToolPoisoning {
-                    tool: tool.name.clone(),
-                    signal: poisoning::CHANGED_DESCRIPTION.to_string(),
-                });
-            }
             entry.latest = Some(tool.clone());
         }
         if new {
@@ -242,80 +232,52 @@ impl Mcp {
                 tracing::error!(error = %format!("{error:#}"), "cannot save the MCP tools first seen");
             }
         }
-        changed
     }
 
-    /// Shadowing of other servers' tools (as last listed) by `tools` of `server`: the
-    /// signals a listing of one server alone cannot show.
-    fn shadowing(&self, server: &str, tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
-        let others: Vec<ToolDescriptor> = self
-            .tools
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The signals about `tools` of `server` that the tools alone cannot show: a
+    /// description changed since it was first seen, and shadowing of other servers' tools
+    /// (as last listed).
+    fn flags(&self, server: &str, tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
+        let known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut flags: Vec<ToolPoisoning> = tools
+            .iter()
+            .filter(|tool| {
+                known
+                    .get(&(server.to_string(), tool.name.clone()))
+                    .is_some_and(|k| k.first != poisoning::fingerprint(tool))
+            })
+            .map(|tool| ToolPoisoning {
+                tool: tool.name.clone(),
+                signal: poisoning::CHANGED_DESCRIPTION.to_string(),
+            })
+            .collect();
+        // Judged under the lock, against references: a call's check copies no listing.
+        let others: Vec<&ToolDescriptor> = known
             .iter()
             .filter(|((owner, _), _)| owner != server)
-            .filter_map(|(_, known)| known.latest.clone())
+            .filter_map(|(_, k)| k.latest.as_ref())
             .collect();
-        poisoning::scan_against(tools, &others)
-            .into_iter()
-            .filter(|p| p.signal == poisoning::SHADOWING)
-            .collect()
+        flags.extend(
+            poisoning::scan_against(tools, &others)
+                .into_iter()
+                .filter(|p| p.signal == poisoning::SHADOWING),
+        );
+        flags
     }
 
-    /// A tool's first fingerprint and latest description, once this process has listed it.
-    fn known(&self, server: &str, tool: &str) -> Option<(u64, ToolDescriptor)> {
+    /// A tool's latest description, once this process has listed it.
+    fn known(&self, server: &str, tool: &str) -> Option<ToolDescriptor> {
         let tools = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
-        let known = tools.get(&(server.to_string(), tool.to_string()))?;
-        Some((known.first, known.latest.clone()?))
+        tools
+            .get(&(server.to_string(), tool.to_string()))?
+            .latest
+            .clone()
     }
 }
-
-/// Sets `field` of `value` when it is an object (anything else has no fields to set).
-pub(crate) fn set_field(value: &mut Value, field: &str, to: Value) {
-    if let Some(object) = value.as_object_mut() {
-        object.insert(field.to_string(), to);
-    }
-}
-
-/// A text rewrite: a decision's redactions.
-type Rewrite = Box<dyn Fn(&str) -> String + Send + Sync>;
 
 /// The client session a call belongs to, which picks its sessions with the servers.
 fn client_of(call: &Call) -> &str {
     call.protocol_session.as_deref().unwrap_or_default()
-}
-
-/// `response` with `connection: close`: an answer sent before the request's body was read
-/// ends its connection, and says so, so the client does not send its next request on a
-/// connection the server is closing.
-pub(crate) fn closing(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("close"),
-    );
-    response
-}
-
-/// A JSON-RPC error message.
-fn rpc_error(id: &Value, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
-    let mut error = json!({"code": code, "message": message.into()});
-    if let Some(data) = data {
-        set_field(&mut error, "data", data);
-    }
-    json!({"jsonrpc": "2.0", "id": id, "error": error})
-}
-
-/// An HTTP response carrying one JSON-RPC message.
-fn reply(status: StatusCode, message: &Value, session: Option<&str>) -> Response {
-    let mut builder = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(session) = session {
-        builder = builder.header("mcp-session-id", session);
-    }
-    builder
-        .body(Body::from(message.to_string()))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// `POST /mcp`: every server.
@@ -339,14 +301,10 @@ pub(super) async fn single(
 
 /// `GET /mcp`: the federated endpoint offers no server-to-client stream.
 pub(super) async fn no_stream() -> Response {
-    let mut response = reply(
+    let mut response = invalid_request(
         StatusCode::METHOD_NOT_ALLOWED,
-        &rpc_error(
-            &Value::Null,
-            -32600,
-            "no server-to-client stream here: send requests with POST (each server's own endpoint, /mcp/<server>, passes the server's stream through)",
-            None,
-        ),
+        &Value::Null,
+        "no server-to-client stream here: send requests with POST (each server's own endpoint, /mcp/<server>, passes the server's stream through)",
         None,
     );
     response.headers_mut().insert(
@@ -364,13 +322,8 @@ pub(super) async fn listen(
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let error = |status: StatusCode, message: String| {
-        reply(
-            status,
-            &rpc_error(&Value::Null, -32600, message, None),
-            None,
-        )
-    };
+    let error =
+        |status: StatusCode, message: String| invalid_request(status, &Value::Null, message, None);
     let Some(upstream) = gateway.mcp.server(&server) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -401,7 +354,7 @@ pub(super) async fn listen(
             let failed = failure_error(upstream, failure);
             reply(
                 StatusCode::BAD_GATEWAY,
-                &rpc_error(&Value::Null, failed.code, failed.message, failed.data),
+                &error_message(&Value::Null, failed.code, failed.message, failed.data),
                 Some(session),
             )
         }
@@ -413,24 +366,22 @@ pub(super) async fn end(State(gateway): State<Arc<Gateway>>, headers: HeaderMap)
     let key = match gateway.keys.authenticate(&headers) {
         Ok(principal) => principal.key_id.clone(),
         Err(e) => {
-            return reply(
-                StatusCode::UNAUTHORIZED,
-                &rpc_error(&Value::Null, -32600, e.message(), None),
-                None,
-            );
+            return invalid_request(StatusCode::UNAUTHORIZED, &Value::Null, e.message(), None);
         }
     };
     let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
     match session {
         Some(id) if gateway.mcp.close(id, &key) => StatusCode::OK.into_response(),
-        Some(_) => reply(
+        Some(_) => invalid_request(
             StatusCode::NOT_FOUND,
-            &rpc_error(&Value::Null, -32600, "Session not found", None),
+            &Value::Null,
+            "Session not found",
             None,
         ),
-        None => reply(
+        None => invalid_request(
             StatusCode::BAD_REQUEST,
-            &rpc_error(&Value::Null, -32600, "Missing mcp-session-id", None),
+            &Value::Null,
+            "Missing mcp-session-id",
             None,
         ),
     }
@@ -457,14 +408,10 @@ async fn handle(
         Some(name) => match mcp.server(name) {
             Some(server) => Scope::One(server),
             None => {
-                return closing(reply(
+                return closing(invalid_request(
                     StatusCode::NOT_FOUND,
-                    &rpc_error(
-                        &Value::Null,
-                        -32600,
-                        format!("no MCP server `{name}` is configured"),
-                        None,
-                    ),
+                    &Value::Null,
+                    format!("no MCP server `{name}` is configured"),
                     None,
                 ));
             }
@@ -475,9 +422,10 @@ async fn handle(
     let mut call = match Call::start(gateway, &headers, "POST", &path, Some(client)) {
         Ok(call) => call,
         Err(e) => {
-            return closing(reply(
+            return closing(invalid_request(
                 e.kind.status(),
-                &rpc_error(&Value::Null, -32600, e.message, None),
+                &Value::Null,
+                e.message,
                 None,
             ));
         }
@@ -485,9 +433,10 @@ async fn handle(
     let bytes = match read_bytes(request, gateway.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            return closing(reply(
+            return closing(invalid_request(
                 e.kind.status(),
-                &rpc_error(&Value::Null, -32600, e.message, None),
+                &Value::Null,
+                e.message,
                 None,
             ));
         }
@@ -501,7 +450,7 @@ async fn handle(
     {
         return reply(
             StatusCode::BAD_REQUEST,
-            &rpc_error(
+            &error_message(
                 &Value::Null,
                 -32022,
                 "Unsupported protocol version",
@@ -516,20 +465,16 @@ async fn handle(
         Err(e) => {
             return reply(
                 StatusCode::BAD_REQUEST,
-                &rpc_error(&Value::Null, -32700, format!("Parse error: {e}"), None),
+                &error_message(&Value::Null, -32700, format!("Parse error: {e}"), None),
                 None,
             );
         }
     };
     if message.is_array() {
-        return reply(
+        return invalid_request(
             StatusCode::BAD_REQUEST,
-            &rpc_error(
-                &Value::Null,
-                -32600,
-                "batch requests are not supported: send one JSON-RPC message per request",
-                None,
-            ),
+            &Value::Null,
+            "batch requests are not supported: send one JSON-RPC message per request",
             None,
         );
     }
@@ -544,14 +489,10 @@ async fn handle(
         && id.is_some()
         && (message.get("result").is_some() || message.get("error").is_some());
     let Some(method) = method.filter(|_| valid).or(answer_to_server.then_some("")) else {
-        return reply(
+        return invalid_request(
             StatusCode::BAD_REQUEST,
-            &rpc_error(
-                id.as_ref().unwrap_or(&Value::Null),
-                -32600,
-                "Invalid request: a JSON-RPC 2.0 message needs `jsonrpc: \"2.0\"`, a `method` and a string or integer `id`",
-                None,
-            ),
+            id.as_ref().unwrap_or(&Value::Null),
+            "Invalid request: a JSON-RPC 2.0 message needs `jsonrpc: \"2.0\"`, a `method` and a string or integer `id`",
             None,
         );
     };
@@ -559,14 +500,10 @@ async fn handle(
 
     if method == "initialize" {
         let Some(id) = id else {
-            return reply(
+            return invalid_request(
                 StatusCode::BAD_REQUEST,
-                &rpc_error(
-                    &Value::Null,
-                    -32600,
-                    "initialize is a request: it needs an id",
-                    None,
-                ),
+                &Value::Null,
+                "initialize is a request: it needs an id",
                 None,
             );
         };
@@ -575,26 +512,18 @@ async fn handle(
     // Every other message belongs to a session.
     let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
     let Some(session) = session else {
-        return reply(
+        return invalid_request(
             StatusCode::BAD_REQUEST,
-            &rpc_error(
-                id.as_ref().unwrap_or(&Value::Null),
-                -32600,
-                "Bad Request: Missing session ID (send initialize first)",
-                None,
-            ),
+            id.as_ref().unwrap_or(&Value::Null),
+            "Bad Request: Missing session ID (send initialize first)",
             None,
         );
     };
     if !mcp.touch(session, &call.principal.key_id) {
-        return reply(
+        return invalid_request(
             StatusCode::NOT_FOUND,
-            &rpc_error(
-                id.as_ref().unwrap_or(&Value::Null),
-                -32600,
-                "Session not found",
-                None,
-            ),
+            id.as_ref().unwrap_or(&Value::Null),
+            "Session not found",
             None,
         );
     }
@@ -609,7 +538,7 @@ async fn handle(
             let error = failure_error(server, failure);
             return reply(
                 StatusCode::BAD_GATEWAY,
-                &rpc_error(&Value::Null, error.code, error.message, error.data),
+                &error_message(&Value::Null, error.code, error.message, error.data),
                 Some(session),
             );
         }
@@ -657,51 +586,9 @@ async fn handle(
     };
     let answer = match outcome {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(error) => rpc_error(&id, error.code, error.message, error.data),
+        Err(error) => error_message(&id, error.code, error.message, error.data),
     };
     reply(StatusCode::OK, &answer, Some(session))
-}
-
-/// A JSON-RPC error to answer with.
-#[derive(Debug, Clone, PartialEq)]
-struct RpcError {
-    code: i64,
-    message: String,
-    data: Option<Value>,
-}
-
-impl RpcError {
-    fn new(code: i64, message: impl Into<String>) -> RpcError {
-        RpcError {
-            code,
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    fn invalid_params(message: impl Into<String>) -> RpcError {
-        RpcError::new(-32602, message)
-    }
-
-    /// A policy's refusal.
-    fn denied(what: &str, decision: &Decision) -> RpcError {
-        RpcError {
-            code: DENIED,
-            message: format!("{what}: {}", denial_message(decision)),
-            data: Some(json!({"decision_id": decision.id, "reasons": decision.reasons})),
-        }
-    }
-
-    fn from_gateway(error: GatewayError) -> RpcError {
-        RpcError::new(
-            if error.kind == Kind::PolicyDenied {
-                DENIED
-            } else {
-                UPSTREAM_FAILED
-            },
-            error.message,
-        )
-    }
 }
 
 /// An upstream failure as the error the client gets: the server's own JSON-RPC error as
@@ -811,21 +698,6 @@ fn input_for(
     input
 }
 
-/// Decides and records; the decision, allowed or not.
-async fn decide(
-    gateway: &Gateway,
-    call: &Call,
-    mut input: DecisionInput,
-) -> Result<(DecisionInput, Decision), RpcError> {
-    call.meter(gateway, &mut input)
-        .await
-        .map_err(RpcError::from_gateway)?;
-    let decision = call
-        .record(&input, &Default::default())
-        .map_err(RpcError::from_gateway)?;
-    Ok((input, decision))
-}
-
 /// The descriptors of a `tools/list` result.
 fn descriptors(server: &str, result: &Value) -> Vec<(ToolDescriptor, Value)> {
     result
@@ -855,9 +727,8 @@ fn descriptors(server: &str, result: &Value) -> Vec<(ToolDescriptor, Value)> {
         .unwrap_or_default()
 }
 
-/// One server's tools, listed, inspected and decided: the tools the principal may see, or
-/// why the listing was refused.
-async fn server_tools(
+/// A server's tools as it lists them (descriptor and the tool as sent), remembered.
+async fn fetch_tools(
     gateway: &Gateway,
     call: &Call,
     server: &McpUpstream,
@@ -868,8 +739,20 @@ async fn server_tools(
         .map_err(|f| failure_error(server, f))?;
     let tools = descriptors(&server.name, &result);
     let listed: Vec<ToolDescriptor> = tools.iter().map(|(d, _)| d.clone()).collect();
-    let mut flagged = gateway.mcp.remember(&server.name, &listed);
-    flagged.extend(gateway.mcp.shadowing(&server.name, &listed));
+    gateway.mcp.remember(&server.name, &listed);
+    Ok(tools)
+}
+
+/// One server's tools, listed, inspected and decided: the tools the principal may see, or
+/// why the listing was refused.
+async fn server_tools(
+    gateway: &Gateway,
+    call: &Call,
+    server: &McpUpstream,
+) -> Result<Vec<(ToolDescriptor, Value)>, RpcError> {
+    let tools = fetch_tools(gateway, call, server).await?;
+    let listed: Vec<ToolDescriptor> = tools.iter().map(|(d, _)| d.clone()).collect();
+    let flagged = gateway.mcp.flags(&server.name, &listed);
     let mut input = input_for(
         call,
         Surface::Tool,
@@ -988,22 +871,6 @@ fn rewrite_texts(items: &mut Value, apply: &dyn Fn(&str) -> String) {
     }
 }
 
-/// Decides on `input`: on an allow, the input and the decision's redactions as a rewrite;
-/// on a deny, the error saying that `what` was refused.
-async fn allowed(
-    gateway: &Gateway,
-    call: &Call,
-    input: DecisionInput,
-    what: &str,
-) -> Result<(DecisionInput, Rewrite), RpcError> {
-    let (input, decision) = decide(gateway, call, input).await?;
-    if !decision.allow {
-        return Err(RpcError::denied(what, &decision));
-    }
-    let rewrite = apply_fn(gateway, call, &decision, &input)?;
-    Ok((input, rewrite))
-}
-
 /// Decides on `content` a server sent (`surface` and `action` on `McpServer::"<server>"`);
 /// on an allow, its redactions as a rewrite.
 async fn from_server(
@@ -1054,21 +921,6 @@ async fn each_server<'a>(
     Ok(results)
 }
 
-/// The decision's redactor as a text function (identity when it asks for none).
-fn apply_fn(
-    gateway: &Gateway,
-    call: &Call,
-    decision: &Decision,
-    input: &DecisionInput,
-) -> Result<Rewrite, RpcError> {
-    let redactor = redactor(decision, input, call, gateway.hash_key.as_ref())
-        .map_err(RpcError::from_gateway)?;
-    Ok(match redactor {
-        Some(r) => Box::new(move |text: &str| r.redact(text)),
-        None => Box::new(|text: &str| text.to_string()),
-    })
-}
-
 async fn call_tool(
     gateway: &Gateway,
     call: &Call,
@@ -1089,18 +941,10 @@ async fn call_tool(
     let (server, tool) = resolve(gateway, scope, name)?;
     // The descriptor the policies judge the call by: a tool never listed is listed first,
     // so calling a tool directly cannot skip the poisoning checks.
-    let known = match gateway.mcp.known(&server.name, &tool) {
-        Some(known) => Some(known),
+    let latest = match gateway.mcp.known(&server.name, &tool) {
+        Some(latest) => Some(latest),
         None => {
-            let result = server
-                .request(&call.principal, client_of(call), "tools/list", json!({}))
-                .await
-                .map_err(|f| failure_error(server, f))?;
-            let listed: Vec<ToolDescriptor> = descriptors(&server.name, &result)
-                .into_iter()
-                .map(|(d, _)| d)
-                .collect();
-            gateway.mcp.remember(&server.name, &listed);
+            fetch_tools(gateway, call, server).await?;
             gateway.mcp.known(&server.name, &tool)
         }
     };
@@ -1112,22 +956,16 @@ async fn call_tool(
         }),
         ..Content::default()
     };
-    let mut changed = Vec::new();
-    if let Some(known) = &known {
-        let (first, latest) = known;
-        if *first != poisoning::fingerprint(latest) {
-            changed.push(ToolPoisoning {
-                tool: tool.clone(),
-                signal: poisoning::CHANGED_DESCRIPTION.to_string(),
-            });
-        }
-        changed.extend(
-            gateway
+    let flagged = match latest {
+        Some(latest) => {
+            let flagged = gateway
                 .mcp
-                .shadowing(&server.name, std::slice::from_ref(latest)),
-        );
-        content.tools.push(latest.clone());
-    }
+                .flags(&server.name, std::slice::from_ref(&latest));
+            content.tools.push(latest);
+            flagged
+        }
+        None => Vec::new(),
+    };
     let resource = format!("{}.{tool}", server.name);
     let mut input = input_for(
         call,
@@ -1138,7 +976,7 @@ async fn call_tool(
         &server.name,
         content,
     );
-    input.findings.tool_poisoning.extend(changed);
+    input.findings.tool_poisoning.extend(flagged);
     let (input, apply) = allowed(
         gateway,
         call,

@@ -165,12 +165,12 @@ fn a_listing_is_judged_against_the_tools_of_other_servers_too() {
     let send = tool("send_email", Some("mail"), "Sends an email.");
     // Alone, the listing names no tool it could steer.
     assert!(scan(std::slice::from_ref(&notes)).is_empty());
-    let found = scan_against(std::slice::from_ref(&notes), std::slice::from_ref(&send));
+    let found = scan_against(std::slice::from_ref(&notes), &[&send]);
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].tool.as_str(), found[0].signal.as_str()),
         ("notes", SHADOWING)
     );
     // Only the listing's own tools get signals.
-    assert!(scan_against(&[send], &[notes]).is_empty());
+    assert!(scan_against(&[send], &[&notes]).is_empty());
 }

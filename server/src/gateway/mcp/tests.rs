@@ -1,4 +1,5 @@
 use super::*;
+use crate::gateway::jsonrpc::DENIED;
 
 #[test]
 fn the_principal_header_is_json_in_ascii() {
@@ -55,7 +56,7 @@ fn listed_tools_become_descriptors_and_errors_are_json_rpc() {
     assert_eq!(tools.len(), 2);
     assert_eq!(tools[0].0.server.as_deref(), Some("srv"));
     assert_eq!(tools[1].0.description, "");
-    let error = rpc_error(&json!(7), DENIED, "no", Some(json!({"why": 1})));
+    let error = error_message(&json!(7), DENIED, "no", Some(json!({"why": 1})));
     assert_eq!(
         error,
         json!({"jsonrpc": "2.0", "id": 7, "error": {"code": -32050, "message": "no", "data": {"why": 1}}})

@@ -56,8 +56,7 @@ pub struct McpUpstream {
     /// The server's configured name.
     pub name: String,
     url: String,
-    principal_header: Option<HeaderName>,
-    token: Option<String>,
+    credentials: Credentials,
     timeout: Duration,
     client: reqwest::Client,
     /// Per client session with Sluice, the session with this server (opened once at a
@@ -69,7 +68,7 @@ pub struct McpUpstream {
 impl McpUpstream {
     /// A client for `config`; fails when its token file cannot be read.
     pub fn new(config: &McpServerConfig) -> anyhow::Result<McpUpstream> {
-        let (token, principal_header) = credentials(
+        let credentials = Credentials::new(
             &format!("MCP server `{}`", config.name),
             config.token_file.as_deref(),
             config.principal_header.as_deref(),
@@ -78,8 +77,7 @@ impl McpUpstream {
         Ok(McpUpstream {
             name: config.name.clone(),
             url: config.url.clone(),
-            principal_header,
-            token,
+            credentials,
             timeout: Duration::from_millis(config.timeout_ms),
             client,
             sessions: Mutex::new(HashMap::new()),
@@ -172,7 +170,8 @@ impl McpUpstream {
     ) -> Result<Option<reqwest::Response>, Failure> {
         let (slot, session) = self.session(principal, client).await?;
         let mut request = self
-            .with_credentials(self.client.get(&self.url), principal)
+            .credentials
+            .apply(self.client.get(&self.url), principal)
             .header("accept", "text/event-stream")
             .header("mcp-protocol-version", &session.protocol);
         if let Some(id) = &session.id {
@@ -212,7 +211,7 @@ impl McpUpstream {
             .remove(client);
         let Some(slot) = slot else { return };
         let request = self.client.delete(&self.url);
-        let token = self.token.clone();
+        let token = self.credentials.token.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let Some(Session { id: Some(id), .. }) = slot.lock().await.take() else {
@@ -242,23 +241,6 @@ impl McpUpstream {
         ))
     }
 
-    /// `request` with Sluice's token for the server and the caller's identity.
-    fn with_credentials(
-        &self,
-        mut request: reqwest::RequestBuilder,
-        principal: &Principal,
-    ) -> reqwest::RequestBuilder {
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(header) = &self.principal_header
-            && let Ok(value) = HeaderValue::from_str(&principal_json(principal))
-        {
-            request = request.header(header, value);
-        }
-        request
-    }
-
     /// A POST of `body` in `session`.
     fn post_request(
         &self,
@@ -267,7 +249,8 @@ impl McpUpstream {
         body: String,
     ) -> reqwest::RequestBuilder {
         let mut request = self
-            .with_credentials(self.client.post(&self.url), principal)
+            .credentials
+            .apply(self.client.post(&self.url), principal)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
             .body(body);
@@ -486,29 +469,61 @@ pub(crate) fn remote_client(what: &str) -> anyhow::Result<reqwest::Client> {
         .map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
-/// What Sluice sends a remote server (MCP server, A2A agent, named by `what`) on every
-/// request: the token in `token_file`, and the header to name the caller in.
-pub(crate) fn credentials(
-    what: &str,
-    token_file: Option<&std::path::Path>,
-    principal_header: Option<&str>,
-) -> anyhow::Result<(Option<String>, Option<HeaderName>)> {
-    let token = token_file
-        .map(|file| {
-            std::fs::read_to_string(file)
-                .map(|t| t.trim().to_string())
-                .map_err(|e| {
-                    anyhow::anyhow!("{what}: cannot read token_file `{}`: {e}", file.display())
-                })
+/// What Sluice sends a remote server or agent on every request: its own token for it,
+/// and the caller's identity in the configured header (never the caller's credentials).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Credentials {
+    /// The token in `token_file`, sent as `Authorization: Bearer`.
+    pub token: Option<String>,
+    /// The header the caller's identity goes in.
+    pub principal_header: Option<HeaderName>,
+}
+
+impl Credentials {
+    /// The credentials of a remote server or agent (named by `what` in errors): the token
+    /// read from `token_file`, the principal header's name checked.
+    pub(crate) fn new(
+        what: &str,
+        token_file: Option<&std::path::Path>,
+        principal_header: Option<&str>,
+    ) -> anyhow::Result<Credentials> {
+        let token = token_file
+            .map(|file| {
+                std::fs::read_to_string(file)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| {
+                        anyhow::anyhow!("{what}: cannot read token_file `{}`: {e}", file.display())
+                    })
+            })
+            .transpose()?;
+        let principal_header = principal_header
+            .map(|name| {
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("{what}: principal_header `{name}`: {e}"))
+            })
+            .transpose()?;
+        Ok(Credentials {
+            token,
+            principal_header,
         })
-        .transpose()?;
-    let header = principal_header
-        .map(|name| {
-            HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| anyhow::anyhow!("{what}: principal_header `{name}`: {e}"))
-        })
-        .transpose()?;
-    Ok((token, header))
+    }
+
+    /// `request` with the token and `principal`'s identity.
+    pub(crate) fn apply(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        principal: &Principal,
+    ) -> reqwest::RequestBuilder {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(header) = &self.principal_header
+            && let Ok(value) = HeaderValue::from_str(&principal_json(principal))
+        {
+            request = request.header(header, value);
+        }
+        request
+    }
 }
 
 /// The caller's identity for an upstream server: `{"key_id", "user", "team", "agent"}` as

@@ -1,0 +1,168 @@
+//! JSON-RPC as the MCP and A2A proxies answer it: error messages and the HTTP responses
+//! carrying them, the errors a decision or an upstream produces, and the decide-then-rewrite
+//! step every governed message goes through.
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sluice_engine::Decision;
+use sluice_engine::input::DecisionInput;
+
+use super::error::{GatewayError, Kind};
+use super::{Call, Gateway, denial_message, redactor};
+
+/// The JSON-RPC error code of a message that is not a valid request.
+pub const INVALID_REQUEST: i64 = -32600;
+/// The JSON-RPC error code of a policy denial.
+pub const DENIED: i64 = -32050;
+/// The JSON-RPC error code of an upstream server that failed (unreachable, no answer in
+/// time, broken off).
+pub const UPSTREAM_FAILED: i64 = -32000;
+
+/// Sets `field` of `value` when it is an object (anything else has no fields to set).
+pub(crate) fn set_field(value: &mut Value, field: &str, to: Value) {
+    if let Some(object) = value.as_object_mut() {
+        object.insert(field.to_string(), to);
+    }
+}
+
+/// A text rewrite: a decision's redactions.
+pub(crate) type Rewrite = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+/// A JSON-RPC error message answering request `id`.
+pub(crate) fn error_message(
+    id: &Value,
+    code: i64,
+    message: impl Into<String>,
+    data: Option<Value>,
+) -> Value {
+    let mut error = json!({"code": code, "message": message.into()});
+    if let Some(data) = data {
+        set_field(&mut error, "data", data);
+    }
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+/// An HTTP response carrying one JSON-RPC message (of MCP session `session`, if any).
+pub(crate) fn reply(status: StatusCode, message: &Value, session: Option<&str>) -> Response {
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(session) = session {
+        builder = builder.header("mcp-session-id", session);
+    }
+    builder
+        .body(Body::from(message.to_string()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// An HTTP response carrying an [`INVALID_REQUEST`] error answering request `id`.
+pub(crate) fn invalid_request(
+    status: StatusCode,
+    id: &Value,
+    message: impl Into<String>,
+    session: Option<&str>,
+) -> Response {
+    reply(
+        status,
+        &error_message(id, INVALID_REQUEST, message, None),
+        session,
+    )
+}
+
+/// A JSON-RPC error to answer with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RpcError {
+    /// The code.
+    pub code: i64,
+    /// The message.
+    pub message: String,
+    /// More about it.
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub(crate) fn new(code: i64, message: impl Into<String>) -> RpcError {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub(crate) fn invalid_params(message: impl Into<String>) -> RpcError {
+        RpcError::new(-32602, message)
+    }
+
+    /// A policy's refusal.
+    pub(crate) fn denied(what: &str, decision: &Decision) -> RpcError {
+        RpcError {
+            code: DENIED,
+            message: format!("{what}: {}", denial_message(decision)),
+            data: Some(json!({"decision_id": decision.id, "reasons": decision.reasons})),
+        }
+    }
+
+    pub(crate) fn from_gateway(error: GatewayError) -> RpcError {
+        RpcError::new(
+            if error.kind == Kind::PolicyDenied {
+                DENIED
+            } else {
+                UPSTREAM_FAILED
+            },
+            error.message,
+        )
+    }
+
+    /// The error as the JSON-RPC message answering request `id`.
+    pub(crate) fn message(self, id: &Value) -> Value {
+        error_message(id, self.code, self.message, self.data)
+    }
+}
+
+/// Decides and records; the decision, allowed or not.
+pub(crate) async fn decide(
+    gateway: &Gateway,
+    call: &Call,
+    mut input: DecisionInput,
+) -> Result<(DecisionInput, Decision), RpcError> {
+    call.meter(gateway, &mut input)
+        .await
+        .map_err(RpcError::from_gateway)?;
+    let decision = call
+        .record(&input, &Default::default())
+        .map_err(RpcError::from_gateway)?;
+    Ok((input, decision))
+}
+
+/// Decides on `input`: on an allow, the input and the decision's redactions as a rewrite;
+/// on a deny, the error saying that `what` was refused.
+pub(crate) async fn allowed(
+    gateway: &Gateway,
+    call: &Call,
+    input: DecisionInput,
+    what: &str,
+) -> Result<(DecisionInput, Rewrite), RpcError> {
+    let (input, decision) = decide(gateway, call, input).await?;
+    if !decision.allow {
+        return Err(RpcError::denied(what, &decision));
+    }
+    let rewrite = apply_fn(gateway, call, &decision, &input)?;
+    Ok((input, rewrite))
+}
+
+/// The decision's redactor as a text function (identity when it asks for none).
+pub(crate) fn apply_fn(
+    gateway: &Gateway,
+    call: &Call,
+    decision: &Decision,
+    input: &DecisionInput,
+) -> Result<Rewrite, RpcError> {
+    let redactor = redactor(decision, input, call, gateway.hash_key.as_ref())
+        .map_err(RpcError::from_gateway)?;
+    Ok(match redactor {
+        Some(r) => Box::new(move |text: &str| r.redact(text)),
+        None => Box::new(|text: &str| text.to_string()),
+    })
+}
