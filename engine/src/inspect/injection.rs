@@ -341,18 +341,20 @@ struct Plain {
 /// Lower-cases and collapses white space (ASCII text: the whole of `plain`'s work).
 fn collapse(text: &str) -> String {
     if text.is_ascii() {
-        let mut out = Vec::with_capacity(text.len());
-        let mut space = false;
-        for b in text.bytes() {
+        // Whole-slice passes the compiler vectorises: lower case, every whitespace byte a
+        // space, then runs of spaces squeezed and the ends trimmed.
+        let mut out = text.as_bytes().to_ascii_lowercase();
+        for b in &mut out {
             if b.is_ascii_whitespace() {
-                space = true;
-                continue;
+                *b = b' ';
             }
-            if space && !out.is_empty() {
-                out.push(b' ');
-            }
-            space = false;
-            out.push(b.to_ascii_lowercase());
+        }
+        out.dedup_by(|b, a| *a == b' ' && *b == b' ');
+        if out.last() == Some(&b' ') {
+            out.pop();
+        }
+        if out.first() == Some(&b' ') {
+            out.remove(0);
         }
         return String::from_utf8(out).unwrap_or_default();
     }
@@ -837,6 +839,22 @@ mod tests {
         ] {
             let a = assess(text, Origin::Untrusted);
             assert!(a.score < 0.5, "{text}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn collapsing_lower_cases_and_squeezes_white_space() {
+        for text in [
+            "",
+            " ",
+            "\t\n ",
+            "Ignore  ALL\tprevious\r\n\ninstructions ",
+            "  leading and trailing  ",
+            "one",
+            "a\x0cb",
+        ] {
+            let reference = text.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(collapse(text), reference.to_ascii_lowercase(), "{text:?}");
         }
     }
 
