@@ -110,7 +110,10 @@ impl Gateway {
                 })?,
             ),
             prices: meter::prices::Prices::new(&config.prices),
-            sessions: Arc::new(crate::sessions::Sessions::new(&config.sessions)),
+            sessions: Arc::new(
+                crate::sessions::Sessions::new(&config.sessions)
+                    .map_err(|e| anyhow::anyhow!("sessions.store.redis_url: {e}"))?,
+            ),
             mcp: mcp::Mcp::new(config)?,
             a2a: a2a::A2a::new(&config.a2a_agents)?,
             public_url: config.public_url.clone(),
@@ -218,7 +221,13 @@ struct Call {
     protocol_session: Option<String>,
     /// The gateway's sessions, for the flags this call's decisions set.
     sessions: Arc<crate::sessions::Sessions>,
+    /// Writes of this call's flags to the shared session store, still running.
+    sharing: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
+
+/// How long an answer waits for its session flags to reach the shared store; a write
+/// still running after that carries on (and retries) behind the answer.
+const FLAG_SHARE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn next_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -238,7 +247,7 @@ fn now_rfc3339() -> String {
 
 impl Call {
     /// Phase 1, authenticate: the key's principal and the snapshot this call will use.
-    fn start(
+    async fn start(
         gateway: &Gateway,
         headers: &HeaderMap,
         method: &str,
@@ -257,10 +266,14 @@ impl Call {
                 Some((name.to_string(), value.to_string()))
             })
             .collect();
-        let session = gateway.sessions.begin(
-            &principal.key_id,
-            headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
-        );
+        let session = gateway
+            .sessions
+            .open(
+                &principal.key_id,
+                headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
+            )
+            .await
+            .map_err(|e| shared_state_unavailable("sessions", &e))?;
         Ok(Call {
             id: next_id("req"),
             started: std::time::Instant::now(),
@@ -278,6 +291,7 @@ impl Call {
             vault: SharedVault::default(),
             protocol_session: None,
             sessions: Arc::clone(&gateway.sessions),
+            sharing: Arc::default(),
         })
     }
 
@@ -468,6 +482,28 @@ impl Call {
         self.decide_with(input, &audit::CallFacts::default())
     }
 
+    /// Phase 5 where the answer can wait: [`Call::decide`], then the session flags the
+    /// decision set reach the replicas' shared store before the answer leaves.
+    async fn decide_and_share(&self, input: &DecisionInput) -> Result<Decision, GatewayError> {
+        let decided = self.decide(input);
+        self.flags_shared().await;
+        decided
+    }
+
+    /// Waits (a bounded time) for this call's session flags to reach the shared store, so
+    /// that the agent's next call, on any replica, sees them.
+    async fn flags_shared(&self) {
+        let pending: Vec<_> = std::mem::take(
+            &mut *self
+                .sharing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for write in pending {
+            let _ = tokio::time::timeout(FLAG_SHARE_WAIT, write).await;
+        }
+    }
+
     /// Phase 5 (and 9): decide, then record the decision in the audit trail before its
     /// effect; a decision that cannot be recorded fails the call closed.
     fn decide_with(
@@ -495,11 +531,16 @@ impl Call {
         facts: &audit::CallFacts,
     ) -> Result<Decision, GatewayError> {
         let decision = self.policies.evaluate(input);
-        self.sessions.flag(
+        if let Some(write) = self.sessions.flag(
             &self.principal.key_id,
             self.session.id.as_deref(),
             &decision.obligations.flags,
-        );
+        ) {
+            self.sharing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(write);
+        }
         if let Some(audit) = &self.audit {
             let facts = audit::CallFacts {
                 request_id: self.id.clone(),
@@ -921,16 +962,19 @@ fn unmetered(gateway: &Gateway, error: &meter::resp::RedisError) -> Result<(), G
         }
         meter::shared::OnError::FailClosed => {
             tracing::error!(%error, "budgets unavailable; refusing the call (budget_store.on_error: fail_closed)");
-            Err(GatewayError {
-                retry_after: Some(1),
-                ..GatewayError::new(
-                    Kind::Unavailable,
-                    format!(
-                        "budgets and rate limits cannot be checked right now ({error}); try again shortly"
-                    ),
-                )
-            })
+            Err(shared_state_unavailable("budgets and rate limits", error))
         }
+    }
+}
+
+/// The 503 of a call refused because state shared by the replicas (`what`) cannot be read.
+fn shared_state_unavailable(what: &str, error: &meter::resp::RedisError) -> GatewayError {
+    GatewayError {
+        retry_after: Some(1),
+        ..GatewayError::new(
+            Kind::Unavailable,
+            format!("{what} cannot be checked right now ({error}); try again shortly"),
+        )
     }
 }
 
@@ -1168,7 +1212,8 @@ async fn embed(
         "POST",
         "/v1/embeddings",
         Some(client),
-    )?;
+    )
+    .await?;
     let mut embeddings =
         EmbeddingsRequest::parse(read_body(request, gateway.max_body_bytes).await?)?;
     let mut input = call.input(
@@ -1186,7 +1231,7 @@ async fn embed(
     );
     call.meter_prompt(gateway, &mut input, &embeddings.model, (tokens, exact))
         .await?;
-    let decision = call.decide(&input)?;
+    let decision = call.decide_and_share(&input).await?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         embeddings.rewrite_text(|text| redactor.redact(text));
     }
@@ -1255,7 +1300,7 @@ async fn models(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let call = match Call::start(&gateway, &headers, "GET", "/v1/models", Some(client)) {
+    let call = match Call::start(&gateway, &headers, "GET", "/v1/models", Some(client)).await {
         Ok(call) => call,
         Err(error) => return error.into_response(Format::OpenAi),
     };

@@ -8,14 +8,24 @@
 //! process; one idle for longer than the configured time is forgotten. At capacity the
 //! least recently used session without flags goes first, so flooding the table with new
 //! sessions cannot wash a flagged one out while unflagged ones remain.
+//!
+//! With `sessions.store.redis_url`, every replica shares each session's turn and flags
+//! through Redis (one hash per session, expiring when idle), so content flagged on one
+//! replica taints the session's calls on all of them. A flag is written as soon as its
+//! decision is made, and retried while Redis is away; this replica's own flags count at
+//! once whatever Redis says. While Redis cannot be read, `on_error: fail_closed` (the
+//! default) refuses calls that carry a session id.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_engine::input::Session;
+
+use crate::meter::resp::{Client, RedisError, Reply};
+use crate::meter::shared::{OnError, StoreConfig};
 
 /// How sessions are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -23,8 +33,12 @@ use sluice_engine::input::Session;
 pub struct SessionConfig {
     /// Minutes without a call after which a session is forgotten.
     pub idle_minutes: u64,
-    /// The most sessions kept at once.
+    /// The most sessions kept at once in this process (a Redis store keeps every session
+    /// until it is idle).
     pub max_sessions: usize,
+    /// A Redis shared by every replica (`{redis_url, on_error: fail_closed|fail_open}`);
+    /// sessions stay in this process when unset.
+    pub store: StoreConfig,
 }
 
 impl Default for SessionConfig {
@@ -32,8 +46,71 @@ impl Default for SessionConfig {
         SessionConfig {
             idle_minutes: 24 * 60,
             max_sessions: 100_000,
+            store: StoreConfig::default(),
         }
     }
+}
+
+/// A new turn: its number, the session's flags (each once, in the order first set), and
+/// the hash's expiry. KEYS: the session. ARGV: idle time in milliseconds.
+const OPEN: &str = r"
+local turn = redis.call('HINCRBY', KEYS[1], 'turn', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {turn, redis.call('HGETALL', KEYS[1])}
+";
+
+/// Adds flags to a session, each once, numbered in the order first set. KEYS: the
+/// session. ARGV: idle time in milliseconds, then the flags.
+const FLAG: &str = r"
+for i = 2, #ARGV do
+  local field = 'flag:' .. ARGV[i]
+  if redis.call('HEXISTS', KEYS[1], field) == 0 then
+    redis.call('HSET', KEYS[1], field, redis.call('HINCRBY', KEYS[1], 'flags', 1))
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+";
+
+/// How long a flag that Redis did not take is retried before it is given up (and logged).
+const FLAG_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Sessions in a Redis shared by the replicas.
+#[derive(Debug)]
+struct Shared {
+    client: Arc<Client>,
+    on_error: OnError,
+}
+
+/// The Redis key of session `id` of API key `key`; the key's length keeps the two apart
+/// whatever they contain.
+fn redis_key(key: &str, id: &str) -> String {
+    format!("sluice:session:{}:{key}:{id}", key.len())
+}
+
+/// Turn and flags from the reply of [`OPEN`].
+fn opened(reply: &Reply) -> Result<(u64, Vec<String>), RedisError> {
+    let unexpected = || RedisError::Protocol(format!("unexpected session reply {reply:?}"));
+    let [Reply::Integer(turn), Reply::Array(Some(fields))] = reply.items() else {
+        return Err(unexpected());
+    };
+    let mut flags: Vec<(i64, String)> = Vec::new();
+    for pair in fields.chunks(2) {
+        let [name, order] = pair else {
+            return Err(unexpected());
+        };
+        let (Some(name), Some(order)) = (name.text(), order.text()) else {
+            return Err(unexpected());
+        };
+        if let Some(flag) = name.strip_prefix("flag:") {
+            flags.push((order.parse().unwrap_or(i64::MAX), flag.to_string()));
+        }
+    }
+    flags.sort();
+    Ok((
+        u64::try_from(*turn).unwrap_or(0),
+        flags.into_iter().map(|(_, flag)| flag).collect(),
+    ))
 }
 
 #[derive(Debug)]
@@ -43,21 +120,69 @@ struct Entry {
     seen: Instant,
 }
 
-/// The sessions of this process, by API key and session id.
+/// The sessions of this process, by API key and session id, and the shared store.
 #[derive(Debug)]
 pub struct Sessions {
     entries: Mutex<HashMap<(String, String), Entry>>,
     idle: Duration,
     max: usize,
+    shared: Option<Shared>,
 }
 
 impl Sessions {
-    /// An empty table.
-    pub fn new(config: &SessionConfig) -> Sessions {
-        Sessions {
+    /// An empty table; an error names a `store.redis_url` that is not a Redis address.
+    pub fn new(config: &SessionConfig) -> Result<Sessions, String> {
+        let shared = match &config.store.redis_url {
+            Some(url) => Some(Shared {
+                client: Arc::new(Client::new(url)?),
+                on_error: config.store.on_error,
+            }),
+            None => None,
+        };
+        Ok(Sessions {
             entries: Mutex::new(HashMap::new()),
             idle: Duration::from_secs(config.idle_minutes.saturating_mul(60)),
             max: config.max_sessions.max(1),
+            shared,
+        })
+    }
+
+    /// A new turn of session `id` of `key`, as [`Sessions::begin`], with the turn and the
+    /// flags every replica gave it when the sessions are shared. An error means Redis could
+    /// not be read and the store fails closed.
+    pub async fn open(&self, key: &str, id: Option<&str>) -> Result<Session, RedisError> {
+        let local = self.begin(key, id);
+        let (Some(shared), Some(id)) = (&self.shared, local.id.as_deref()) else {
+            return Ok(local);
+        };
+        let idle = self.idle.as_millis().max(1).to_string();
+        let reply = shared
+            .client
+            .script(OPEN, &[redis_key(key, id)], &[idle])
+            .await
+            .and_then(|reply| opened(&reply));
+        match reply {
+            Ok((turn, mut flags)) => {
+                // This replica's own flags count even before Redis has them.
+                for flag in local.flags {
+                    if !flags.contains(&flag) {
+                        flags.push(flag);
+                    }
+                }
+                Ok(Session {
+                    id: local.id,
+                    turn,
+                    flags,
+                })
+            }
+            Err(error) if shared.on_error == OnError::FailOpen => {
+                tracing::warn!(%error, "shared sessions unavailable; this replica's session state is used (sessions.store.on_error: fail_open)");
+                Ok(local)
+            }
+            Err(error) => {
+                tracing::error!(%error, "shared sessions unavailable; refusing the call (sessions.store.on_error: fail_closed)");
+                Err(error)
+            }
         }
     }
 
@@ -91,13 +216,18 @@ impl Sessions {
         }
     }
 
-    /// Adds `flags` to session `id` of `key` (each once, in the order first set).
-    pub fn flag(&self, key: &str, id: Option<&str>, flags: &[String]) {
-        let Some(id) = id.filter(|id| !id.is_empty()) else {
-            return;
-        };
+    /// Adds `flags` to session `id` of `key` (each once, in the order first set). With a
+    /// shared store, also starts writing them there: the write, to wait for before the
+    /// answer leaves.
+    pub fn flag(
+        &self,
+        key: &str,
+        id: Option<&str>,
+        flags: &[String],
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let id = id.filter(|id| !id.is_empty())?;
         if flags.is_empty() {
-            return;
+            return None;
         }
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries.get_mut(&(key.to_string(), id.to_string())) {
@@ -107,6 +237,16 @@ impl Sessions {
                 }
             }
         }
+        drop(entries);
+        let shared = self.shared.as_ref()?;
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let mut args = vec![self.idle.as_millis().max(1).to_string()];
+        args.extend(flags.iter().cloned());
+        Some(runtime.spawn(write_flags(
+            Arc::clone(&shared.client),
+            redis_key(key, id),
+            args,
+        )))
     }
 
     /// How many sessions are kept.
@@ -146,6 +286,29 @@ impl Sessions {
             .collect();
         for victim in victims {
             entries.remove(&victim);
+        }
+    }
+}
+
+/// Writes flags to the shared store, retrying with backoff while Redis is away.
+async fn write_flags(client: Arc<Client>, session: String, args: Vec<String>) {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match client
+            .script(FLAG, std::slice::from_ref(&session), &args)
+            .await
+        {
+            Ok(_) => return,
+            Err(error) if started.elapsed() >= FLAG_RETRY_FOR => {
+                tracing::error!(%error, session = %session, flags = ?args.get(1..), "a session flag could not be shared; other replicas do not see it");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a session flag is not shared yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
         }
     }
 }

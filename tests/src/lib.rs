@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 pub mod agents_setup;
 pub mod gateway_setup;
 pub mod python;
+pub mod redis;
 pub mod server;
 pub mod upstream;
 

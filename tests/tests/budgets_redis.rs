@@ -10,8 +10,6 @@
     reason = "tests fail loudly"
 )]
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,58 +18,12 @@ use serde_json::{Value, json};
 use sluice_server::meter::shared::{OnError, Store, StoreConfig};
 use sluice_server::meter::{self, Kind, Ledger, LimitConfig, Scope, Subject, Usage, Window};
 use sluice_tests::gateway_setup::{BURST_KEY, Gateway, METERED_KEY, assert_served_and_refused};
+use sluice_tests::redis::Redis;
 use sluice_tests::server::client;
 
-/// A `redis-server` on a free loopback port, stopped when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server must be installed (.ci/run installs it): {e}")
-            });
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Redis::start_on(port)
-    }
-
-    fn config(&self) -> String {
-        format!(
-            "budget_store: {{redis_url: \"redis://127.0.0.1:{}\"}}\n",
-            self.port
-        )
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The config that keeps budgets in `redis`.
+fn budget_store(redis: &Redis) -> String {
+    format!("budget_store: {{redis_url: \"{}\"}}\n", redis.url())
 }
 
 fn chat(http: &Client, base: &str, key: &str) -> reqwest::blocking::Response {
@@ -85,8 +37,8 @@ fn chat(http: &Client, base: &str, key: &str) -> reqwest::blocking::Response {
 #[test]
 fn two_replicas_enforce_one_limit_together() {
     let redis = Redis::start();
-    let gateway = Gateway::start_with(&redis.config());
-    let replica = gateway.replica(&redis.config());
+    let gateway = Gateway::start_with(&budget_store(&redis));
+    let replica = gateway.replica(&budget_store(&redis));
     let bases = [gateway.server.url(""), replica.url("")];
     // 40 concurrent calls spread over both replicas against 10 a day for the key.
     let statuses: Vec<u16> = std::thread::scope(|s| {
@@ -126,7 +78,7 @@ fn two_replicas_enforce_one_limit_together() {
 fn redis_down_fails_calls_closed_and_they_recover_when_it_returns() {
     let redis = Redis::start();
     let port = redis.port;
-    let gateway = Gateway::start_with(&redis.config());
+    let gateway = Gateway::start_with(&budget_store(&redis));
     let base = gateway.server.url("");
     let http = client();
     assert_eq!(chat(&http, &base, METERED_KEY).status(), 200);
@@ -185,7 +137,7 @@ fn a_rolling_window_in_redis_is_shared_and_ages_out_bucket_by_bucket() {
     let redis = Redis::start();
     let store = || {
         Store::new(&StoreConfig {
-            redis_url: Some(format!("redis://127.0.0.1:{}", redis.port)),
+            redis_url: Some(redis.url()),
             on_error: OnError::FailClosed,
         })
         .unwrap()

@@ -256,7 +256,7 @@ pub(super) async fn card(
         );
     };
     let path = format!("/a2a/{name}/.well-known/agent-card.json");
-    let call = match Call::start(&gateway, &headers, "GET", &path, Some(client)) {
+    let call = match Call::start(&gateway, &headers, "GET", &path, Some(client)).await {
         Ok(call) => call,
         Err(e) => return error(e.kind.status(), e.message),
     };
@@ -386,7 +386,7 @@ pub(super) async fn rpc(
     };
     let headers = request.headers().clone();
     let path = format!("/a2a/{name}");
-    let mut call = match Call::start(&gateway, &headers, "POST", &path, Some(client)) {
+    let mut call = match Call::start(&gateway, &headers, "POST", &path, Some(client)).await {
         Ok(call) => call,
         Err(e) => {
             return closing(invalid_request(

@@ -279,7 +279,8 @@ pub(super) async fn count_tokens(
             "POST",
             "/v1/messages/count_tokens",
             Some(client),
-        )?;
+        )
+        .await?;
         let body = read_body(request, gateway.max_body_bytes).await?;
         let parsed = anthropic::MessagesRequest::parse_count_tokens(body)?;
         let tokens = anthropic::count_tokens_estimate(&parsed);
@@ -297,7 +298,7 @@ async fn converse(
     path: &str,
 ) -> Result<Response, GatewayError> {
     // 1. authenticate, 2. parse.
-    let mut call = Call::start(gateway, request.headers(), "POST", path, Some(client))?;
+    let mut call = Call::start(gateway, request.headers(), "POST", path, Some(client)).await?;
     let body = read_body(request, gateway.max_body_bytes).await?;
     let mut conversation = Conversation::parse(format, body)?;
     call.request.stream = conversation.stream;
@@ -315,7 +316,7 @@ async fn converse(
     );
     call.meter_prompt(gateway, &mut input, &conversation.model, (tokens, exact))
         .await?;
-    let decision = call.decide(&input)?;
+    let decision = call.decide_and_share(&input).await?;
     if let Some(redactor) = redactor(&decision, &input, &call, gateway.hash_key.as_ref())? {
         conversation.rewrite_text(|text| redactor.redact(text));
     }

@@ -141,7 +141,8 @@ async fn answer(
         "POST",
         "/v1/guard",
         Some(client),
-    )?;
+    )
+    .await?;
     let body = read_body(request, gateway.max_body_bytes).await?;
     let guard: GuardRequest = serde_json::from_value(Value::Object(body))
         .map_err(|e| invalid(format!("invalid guard request: {e}")))?;
@@ -153,7 +154,11 @@ async fn answer(
             )));
         }
         (None, Some(id)) => {
-            call.session = gateway.sessions.begin(&call.principal.key_id, Some(id));
+            call.session = gateway
+                .sessions
+                .open(&call.principal.key_id, Some(id))
+                .await
+                .map_err(|e| super::shared_state_unavailable("sessions", &e))?;
         }
         _ => {}
     }
@@ -174,6 +179,7 @@ async fn answer(
     input.resource.server = guard.tool.as_ref().and_then(|t| t.server.clone());
     call.meter(gateway, &mut input).await?;
     let decision = call.record(&input, &Default::default())?;
+    call.flags_shared().await;
     let redacted = if decision.allow {
         Some(redact(gateway, &call, &decision, &input)?)
     } else {

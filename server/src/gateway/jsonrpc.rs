@@ -133,6 +133,7 @@ pub(crate) async fn decide(
     let decision = call
         .record(&input, &Default::default())
         .map_err(RpcError::from_gateway)?;
+    call.flags_shared().await;
     Ok((input, decision))
 }
 

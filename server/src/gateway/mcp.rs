@@ -419,7 +419,7 @@ async fn handle(
     };
     let path = request.uri().path().to_string();
     let headers = request.headers().clone();
-    let mut call = match Call::start(gateway, &headers, "POST", &path, Some(client)) {
+    let mut call = match Call::start(gateway, &headers, "POST", &path, Some(client)).await {
         Ok(call) => call,
         Err(e) => {
             return closing(invalid_request(

@@ -4,12 +4,13 @@ fn config(idle_minutes: u64, max_sessions: usize) -> SessionConfig {
     SessionConfig {
         idle_minutes,
         max_sessions,
+        ..SessionConfig::default()
     }
 }
 
 #[test]
 fn turns_count_up_and_flags_carry_to_later_turns() {
-    let sessions = Sessions::new(&SessionConfig::default());
+    let sessions = Sessions::new(&SessionConfig::default()).unwrap();
     let first = sessions.begin("k", Some("s1"));
     assert_eq!((first.id.as_deref(), first.turn), (Some("s1"), 1));
     assert!(first.flags.is_empty());
@@ -30,7 +31,7 @@ fn turns_count_up_and_flags_carry_to_later_turns() {
 
 #[test]
 fn the_same_id_with_another_key_is_another_session() {
-    let sessions = Sessions::new(&SessionConfig::default());
+    let sessions = Sessions::new(&SessionConfig::default()).unwrap();
     sessions.begin("agent-a", Some("shared-id"));
     sessions.flag(
         "agent-a",
@@ -50,7 +51,7 @@ fn the_same_id_with_another_key_is_another_session() {
 
 #[test]
 fn an_idle_session_starts_over() {
-    let sessions = Sessions::new(&config(0, 10));
+    let sessions = Sessions::new(&config(0, 10)).unwrap();
     sessions.begin("k", Some("s"));
     sessions.flag("k", Some("s"), &["pii_seen".into()]);
     std::thread::sleep(Duration::from_millis(5));
@@ -61,7 +62,7 @@ fn an_idle_session_starts_over() {
 
 #[test]
 fn a_full_table_drops_unflagged_sessions_before_flagged_ones() {
-    let sessions = Sessions::new(&config(60, 64));
+    let sessions = Sessions::new(&config(60, 64)).unwrap();
     sessions.begin("k", Some("flagged"));
     sessions.flag("k", Some("flagged"), &["untrusted_content_read".into()]);
     // A flood of new sessions, far more than the table holds.
