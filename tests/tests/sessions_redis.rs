@@ -2,7 +2,11 @@
 //! process taints the session on another, only that session of that key, and a Redis that
 //! goes away makes calls that carry a session fail closed with 503.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests fail loudly"
+)]
 
 use std::time::{Duration, Instant};
 
