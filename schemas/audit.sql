@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     pii_count          INTEGER,
     secret_count       INTEGER,
     injection_score    DOUBLE,
-    input_tokens       BIGINT,
+    input_tokens       BIGINT,             -- prompt rows: the estimate; response rows: the upstream's count
     output_tokens      BIGINT,
     cached_tokens      BIGINT,
     reasoning_tokens   BIGINT,

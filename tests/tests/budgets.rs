@@ -297,15 +297,29 @@ fn a_cost_budget_is_spent_at_the_deployments_price_and_matches_the_audit_trail()
     assert!(gateway.server.terminate().success());
     let connection =
         duckdb::Connection::open(gateway.dir.path().join("sluice-audit.duckdb")).unwrap();
-    let (rows, audited, cached, reasoning): (i64, f64, i64, i64) = connection
-        .query_row(
-            "SELECT count(*), sum(cost_usd), sum(cached_tokens), sum(reasoning_tokens) \
-             FROM decisions WHERE key_id = 'k-spender' AND surface = 'response' AND allow",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .unwrap();
+    let (rows, audited, cached, reasoning, input, output): (i64, f64, i64, i64, i64, i64) =
+        connection
+            .query_row(
+                "SELECT count(*), sum(cost_usd), sum(cached_tokens), sum(reasoning_tokens), \
+                 sum(input_tokens), sum(output_tokens) \
+                 FROM decisions WHERE key_id = 'k-spender' AND surface = 'response' AND allow",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .unwrap();
     assert_eq!(rows, served as i64);
+    // The answer's row carries the whole call's tokens as the upstream counted them, so the
+    // cost query of examples/compliance sums them from response rows alone.
+    assert_eq!((input, output), (5 * served as i64, 3 * served as i64));
     // The upstream reports 2 of the 5 prompt tokens as cached and 1 of the 3 completion
     // tokens as reasoning; the answer's row says so.
     assert_eq!((cached, reasoning), (2 * served as i64, served as i64));

@@ -578,9 +578,9 @@ impl Respond {
     /// The call's usage so far: the upstream's counts where it reported them, else the
     /// prompt's estimate and the answer text seen.
     fn usage(&self) -> meter::Usage {
-        let [input, cached, output, reasoning] =
+        let [_, cached, output, reasoning] =
             self.reported.each_ref().map(|n| n.load(Ordering::Relaxed));
-        let input = if input > 0 { input } else { self.input_tokens };
+        let input = self.prompt_tokens();
         let output = if output > 0 {
             output
         } else {
@@ -596,6 +596,15 @@ impl Respond {
                     reasoning,
                 })
             }),
+        }
+    }
+
+    /// The prompt's tokens: the upstream's count once it reported one, else the estimate.
+    fn prompt_tokens(&self) -> u64 {
+        let [reported, ..] = &self.reported;
+        match reported.load(Ordering::Relaxed) {
+            0 => self.input_tokens,
+            reported => reported,
         }
     }
 
@@ -641,6 +650,8 @@ impl Respond {
             },
         );
         input.resource.provider = Some(self.provider.clone());
+        // The answer's row and policies see the whole call's tokens, prompt included.
+        input.usage.input_tokens = self.prompt_tokens();
         input.usage.output_tokens = output_tokens;
         let seen =
             meter::tokens::estimate(input.content.messages.iter().map(|m| m.content.as_str()));
