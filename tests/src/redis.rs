@@ -43,6 +43,20 @@ impl Redis {
         Redis::start_on(port)
     }
 
+    /// Runs one command (RESP over a fresh connection) and returns Redis's raw answer.
+    pub fn command(&self, args: &[&str]) -> String {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("Redis answers");
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).expect("command sent");
+        let mut answer = [0u8; 512];
+        let n = stream.read(&mut answer).expect("an answer");
+        String::from_utf8_lossy(answer.get(..n).unwrap_or_default()).into_owned()
+    }
+
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)

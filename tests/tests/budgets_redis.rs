@@ -51,7 +51,14 @@ fn two_replicas_enforce_one_limit_together() {
     });
     assert_served_and_refused(&statuses, 10, 30);
     assert_eq!(gateway.upstream.received_for("ok").len(), 10);
-    // Either replica refuses the next call, and reports the shared count.
+    // Either replica refuses the next call, and reports the shared count, found among
+    // many other keys (sessions share the keyspace): the report walks it page by page.
+    let filled = redis.command(&[
+        "EVAL",
+        "for i = 1, 5000 do redis.call('SET', 'sluice:session:filler:' .. i, 'x') end return 1",
+        "0",
+    ]);
+    assert_eq!(filled, ":1\r\n");
     let http = client();
     for base in &bases {
         assert_eq!(chat(&http, base, BURST_KEY).status(), 429);

@@ -15,19 +15,21 @@ use super::resp::{Client, RedisError, Reply};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
-    /// Refuse calls with 503 until Redis answers again (budgets cannot be overrun).
+    /// Refuse calls with 503 until Redis answers again (budgets cannot be overrun, a
+    /// session's flags cannot be missed).
     #[default]
     FailClosed,
-    /// Let calls through unmetered, logging each failure.
+    /// Let calls through without the shared state (unmetered; with this replica's own
+    /// session state), logging each failure.
     FailOpen,
 }
 
-/// Where budget counters live.
+/// A Redis shared by the replicas (for budget counters, or sessions).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `redis://host:port` of a Redis shared by every replica; counters stay in this
-    /// process (and `budget_state_file`) when unset.
+    /// `redis://host:port` of a Redis shared by every replica; the state stays in this
+    /// process (budgets also in `budget_state_file`) when unset.
     pub redis_url: Option<String>,
     /// What happens while Redis cannot be reached.
     pub on_error: OnError,
@@ -104,10 +106,10 @@ end
 return out
 ";
 
-/// Every counter: its key, then how many fields follow, then the fields and their values.
+/// The counters KEYS, each as its key, how many fields follow, then the fields and values.
 const LIST: &str = r"
 local out = {}
-for _, key in ipairs(redis.call('KEYS', 'sluice:meter:*')) do
+for _, key in ipairs(KEYS) do
   local h = redis.call('HGETALL', key)
   table.insert(out, key)
   table.insert(out, tostring(#h / 2))
@@ -254,10 +256,53 @@ impl Store {
         })
     }
 
-    /// Every counter as its key and fields, for the usage report (`KEYS`: an admin
-    /// request, not the request path).
+    /// Every counter as its key and fields, for the usage report. The keys are walked
+    /// with `SCAN`, a page at a time, so that a large keyspace (sessions share it) never
+    /// holds Redis up for the replicas' request-path commands as `KEYS` would.
     pub async fn list(&self) -> Result<Vec<(String, Vec<(String, f64)>)>, RedisError> {
-        let reply = self.client.script(LIST, &[], &[]).await?;
+        let mut cursor = "0".to_string();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut counters = Vec::new();
+        loop {
+            let reply = self
+                .client
+                .command(&[
+                    b"SCAN",
+                    cursor.as_bytes(),
+                    b"MATCH",
+                    b"sluice:meter:*",
+                    b"COUNT",
+                    b"1000",
+                ])
+                .await?;
+            let [next, keys] = reply.items() else {
+                return Err(RedisError::Protocol(format!("SCAN answered {reply:?}")));
+            };
+            // SCAN may return a key more than once.
+            let keys: Vec<String> = keys
+                .items()
+                .iter()
+                .filter_map(Reply::text)
+                .filter(|key| seen.insert(key.clone()))
+                .collect();
+            if !keys.is_empty() {
+                counters.extend(self.fields(&keys).await?);
+            }
+            cursor = next
+                .text()
+                .ok_or_else(|| RedisError::Protocol("SCAN cursor".into()))?;
+            if cursor == "0" {
+                return Ok(counters);
+            }
+        }
+    }
+
+    /// The fields of the counters `keys` (one page of a scan).
+    async fn fields(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Vec<(String, f64)>)>, RedisError> {
+        let reply = self.client.script(LIST, keys, &[]).await?;
         let text = |reply: Option<&Reply>, what: &str| {
             reply
                 .and_then(Reply::text)
