@@ -450,10 +450,11 @@ pub(super) async fn rpc(
             .get("contextId")
             .and_then(Value::as_str)
             .map(str::to_string);
-        if call.session.id.is_none() && context.is_some() {
-            call.session = gateway
-                .sessions
-                .begin(&call.principal.key_id, context.as_deref());
+        if call.session.id.is_none()
+            && let Some(context) = &context
+            && let Err(error) = super::jsonrpc::open_session(&gateway, &mut call, context).await
+        {
+            return ok(error.message(&id));
         }
         let text = part_texts(sent.get("parts")).join("\n");
         let input = agent_input(

@@ -121,6 +121,21 @@ impl RpcError {
     }
 }
 
+/// Makes protocol session `id` (an MCP session, an A2A context) the call's decision
+/// session; an error when the shared session store cannot be read and fails closed.
+pub(crate) async fn open_session(
+    gateway: &Gateway,
+    call: &mut Call,
+    id: &str,
+) -> Result<(), RpcError> {
+    call.session = gateway
+        .sessions
+        .open(&call.principal.key_id, Some(id))
+        .await
+        .map_err(|e| RpcError::from_gateway(super::shared_state_unavailable("sessions", &e)))?;
+    Ok(())
+}
+
 /// Decides and records; the decision, allowed or not.
 pub(crate) async fn decide(
     gateway: &Gateway,

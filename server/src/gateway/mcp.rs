@@ -550,10 +550,10 @@ async fn handle(
     };
     // The MCP session is the decision session unless the caller names one
     // (`x-sluice-session`) to tie its MCP calls to its other surfaces.
-    if call.session.id.is_none() {
-        call.session = gateway
-            .sessions
-            .begin(&call.principal.key_id, Some(session));
+    if call.session.id.is_none()
+        && let Err(error) = super::jsonrpc::open_session(gateway, &mut call, session).await
+    {
+        return reply(StatusCode::OK, &error.message(&id), Some(session));
     }
     let outcome = match method {
         "ping" => Ok(json!({})),
