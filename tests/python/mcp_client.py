@@ -13,6 +13,10 @@ Scenarios (each prints ONE JSON object on stdout):
                              (or the same as an array: ["call", T, {...}]).
 Every object also carries "protocol_version" and "server_name" once connected.
 
+--elicit accept|decline answers the server's elicitation requests (accept: {"confirm": true});
+without it the client offers no elicitation. A call's object carries "progress": the messages
+of the progress notifications it received, and "elicited": the messages it was asked.
+
 --mode is the SDK's connect mode: `auto` (its default) probes `server/discover` at 2026-07-28 and
 falls back to the `initialize` handshake; `legacy` always does the handshake (a stateful session
 with `mcp-session-id`); `2026-07-28` skips negotiation. Protocol errors (a JSON-RPC error, an HTTP
@@ -26,7 +30,7 @@ import json
 import sys
 import traceback
 
-from mcp import Client
+from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
@@ -50,9 +54,22 @@ async def op_list(client: Client) -> dict:
     return {"tools": tools}
 
 
+ELICITED = []
+
+
 async def op_call(client: Client, name: str, args: dict) -> dict:
-    result = await client.call_tool(name, args)
+    progress = []
+
+    async def on_progress(value, total, message):
+        progress.append(message)
+
+    result = await client.call_tool(name, args, progress_callback=on_progress)
     out = {"is_error": bool(result.is_error), "text": content_text(result.content)}
+    if progress:
+        out["progress"] = progress
+    if ELICITED:
+        out["elicited"] = list(ELICITED)
+        ELICITED.clear()
     if result.structured_content is not None:
         out["structured"] = result.structured_content
     return out
@@ -119,7 +136,17 @@ async def run(args: argparse.Namespace) -> dict:
     http_client = create_mcp_http_client(headers=headers)
     transport = streamable_http_client(args.url, http_client=http_client)
     # cache=None: every call reaches the server (the SDK otherwise honours 2026 ttlMs hints).
-    client = Client(transport, mode=args.mode, read_timeout_seconds=args.timeout, cache=None)
+    callbacks = {}
+    if args.elicit:
+
+        async def on_elicit(context, params):
+            ELICITED.append(params.message)
+            if args.elicit == "accept":
+                return types.ElicitResult(action="accept", content={"confirm": True})
+            return types.ElicitResult(action="decline")
+
+        callbacks["elicitation_callback"] = on_elicit
+    client = Client(transport, mode=args.mode, read_timeout_seconds=args.timeout, cache=None, **callbacks)
     async with http_client:
         try:
             await client.__aenter__()
@@ -152,6 +179,7 @@ def main() -> None:
     parser.add_argument("--header", action="append", default=[], metavar="K:V", help="extra HTTP header")
     parser.add_argument("--mode", default="auto", help="auto (SDK default), legacy, or 2026-07-28")
     parser.add_argument("--timeout", type=float, default=None, help="per-request read timeout, seconds")
+    parser.add_argument("--elicit", choices=["accept", "decline"], default=None, help="answer elicitations")
     sub = parser.add_subparsers(dest="scenario", required=True)
     sub.add_parser("list")
     call = sub.add_parser("call")

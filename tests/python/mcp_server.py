@@ -1,6 +1,6 @@
 """A real MCP server (the official `mcp` SDK, MCPServer) over Streamable HTTP, for Sluice's tests.
 
-    mcp_server.py --port N [--name NAME] [--variant normal|rugpull|clean|shadow]
+    mcp_server.py --port N [--name NAME] [--variant normal|rugpull|clean|shadow|interactive]
                   [--json-response] [--stateless] [--resumable]
 
 Listens on http://127.0.0.1:N/mcp and prints `READY` (flushed) once it accepts connections.
@@ -24,7 +24,10 @@ to act on them:
                            absent with --variant clean
 - whoami()                 the identity and credential headers the server was reached with
 With --variant shadow the server has one tool only, notes(text), whose description steers
-another server's send_email (cross-server shadowing).
+another server's send_email (cross-server shadowing). With --variant interactive it has two
+tools that talk to the client while they run:
+- long_task(steps)          reports progress after each step (message "step N of M")
+- archive_project(name)     asks the user to confirm (elicitation), answers with the outcome
 - slow(seconds)             sleeps, for timeout tests
 - resource docs://handbook  text with an email address
 - prompt summarize(topic)
@@ -36,6 +39,7 @@ import json
 import sys
 
 import uvicorn
+from pydantic import BaseModel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventMessage, EventStore
 
@@ -64,6 +68,10 @@ CUSTOMER_RECORD = (
 )
 
 HANDBOOK = "handbook text: ask hr@example.com about holidays."
+
+
+class Confirmation(BaseModel):
+    confirm: bool
 
 
 class MemoryEventStore(EventStore):
@@ -95,6 +103,23 @@ def build_server(name: str, variant: str) -> MCPServer:
         @mcp.tool(description=SHADOW_DESCRIPTION, structured_output=False)
         def notes(text: str) -> str:
             return "noted"
+
+        return mcp
+    if variant == "interactive":
+
+        @mcp.tool(description="Work through the steps, reporting progress after each.", structured_output=False)
+        async def long_task(steps: int, ctx: Context) -> str:
+            for step in range(1, steps + 1):
+                await asyncio.sleep(0.05)
+                await ctx.report_progress(step, steps, f"step {step} of {steps}")
+            return f"finished {steps} steps"
+
+        @mcp.tool(description="Ask the user to confirm, then archive the project.", structured_output=False)
+        async def archive_project(name: str, ctx: Context) -> str:
+            answer = await ctx.elicit(message=f"Archive project {name}?", schema=Confirmation)
+            if answer.action == "accept" and answer.data.confirm:
+                return f"archived {name}"
+            return f"not archived: {answer.action}"
 
         return mcp
     search_description = SEARCH_DESCRIPTION + (RUGPULL_SUFFIX if variant == "rugpull" else "")
@@ -171,7 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", default="test-mcp")
-    parser.add_argument("--variant", choices=["normal", "rugpull", "clean", "shadow"], default="normal")
+    parser.add_argument("--variant", choices=["normal", "rugpull", "clean", "shadow", "interactive"], default="normal")
     parser.add_argument("--json-response", action="store_true", help="answer requests with JSON, not SSE")
     parser.add_argument("--stateless", action="store_true", help="no mcp-session-id on the handshake era")
     parser.add_argument("--resumable", action="store_true", help="SSE event ids and Last-Event-ID replay")

@@ -28,13 +28,14 @@ when {
   resource in Sluice::McpServer::"evil" ||
   resource in Sluice::McpServer::"rug" ||
   resource in Sluice::McpServer::"sleepy" ||
-  resource in Sluice::McpServer::"shady"
+  resource in Sluice::McpServer::"shady" ||
+  resource in Sluice::McpServer::"live"
 };
 "#;
 
 fn entities() -> Vec<Value> {
     let mut out = Vec::new();
-    for server in ["docs", "evil", "rug", "sleepy", "shady"] {
+    for server in ["docs", "evil", "rug", "sleepy", "shady", "live"] {
         out.push(
             json!({"uid": {"type": "Sluice::McpServer", "id": server}, "attrs": {}, "parents": []}),
         );
@@ -46,7 +47,9 @@ fn entities() -> Vec<Value> {
             ("slow", "read"),
             ("weather", "read"),
             ("notes", "read"),
+            ("long_task", "read"),
             ("send_email", "write"),
+            ("archive_project", "write"),
         ] {
             out.push(json!({
                 "uid": {"type": "Sluice::Tool", "id": format!("{server}.{tool}")},
@@ -243,6 +246,87 @@ fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_poli
         )
         .unwrap();
     assert_eq!(sessions, 1, "one MCP session, one decision session");
+}
+
+#[test]
+fn progress_and_elicitation_reach_the_client_while_a_tool_runs() {
+    let live = Fixture::start(
+        "mcp_server.py",
+        &["--name", "live", "--variant", "interactive"],
+    );
+    let gateway = gateway(&format!(
+        "  - {{name: live, url: \"{}\"}}\n",
+        live.url("/mcp")
+    ));
+
+    // Progress notifications come through as the tool runs, on either endpoint: Sluice
+    // passes the client's progress token on and answers with an event stream.
+    let single = mcp(
+        &gateway,
+        "/mcp/live",
+        TRIAGE_KEY,
+        &["call", "long_task", r#"{"steps": 3}"#],
+    );
+    assert_eq!(single["text"], json!(["finished 3 steps"]), "{single}");
+    assert_eq!(
+        single["progress"],
+        json!(["step 1 of 3", "step 2 of 3", "step 3 of 3"]),
+        "{single}"
+    );
+    let federated = mcp(
+        &gateway,
+        "/mcp",
+        TRIAGE_KEY,
+        &["call", "live__long_task", r#"{"steps": 2}"#],
+    );
+    assert_eq!(
+        federated["progress"],
+        json!(["step 1 of 2", "step 2 of 2"]),
+        "{federated}"
+    );
+
+    // On the server's own endpoint the server's question reaches the user, and the
+    // user's answer reaches the server.
+    let args = r#"{"name": "apollo"}"#;
+    let asked = mcp(
+        &gateway,
+        "/mcp/live",
+        TRIAGE_KEY,
+        &["--elicit", "accept", "call", "archive_project", args],
+    );
+    assert_eq!(asked["text"], json!(["archived apollo"]), "{asked}");
+    assert_eq!(
+        asked["elicited"],
+        json!(["Archive project apollo?"]),
+        "{asked}"
+    );
+    let declined = mcp(
+        &gateway,
+        "/mcp/live",
+        TRIAGE_KEY,
+        &["--elicit", "decline", "call", "archive_project", args],
+    );
+    assert_eq!(
+        declined["text"],
+        json!(["not archived: decline"]),
+        "{declined}"
+    );
+
+    // The federated endpoint cannot route the user's answer back to one server: the
+    // server is told at once, so the call ends rather than waiting for an answer.
+    let started = Instant::now();
+    let refused = mcp(
+        &gateway,
+        "/mcp",
+        TRIAGE_KEY,
+        &["--elicit", "accept", "call", "live__archive_project", args],
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "{refused}");
+    assert!(refused.get("elicited").is_none(), "{refused}");
+    assert!(
+        refused.to_string().contains("elicitation/create"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -47,7 +47,7 @@ use super::jsonrpc::{
     set_field,
 };
 use super::{Call, Gateway, read_bytes};
-use upstream::{Failure, McpUpstream};
+use upstream::{Failure, McpUpstream, Relay};
 
 /// Protocol versions Sluice speaks with MCP clients, newest first.
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -286,7 +286,7 @@ pub(super) async fn federated(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    handle(&gateway, client, None, request).await
+    handle(gateway, client, None, request).await
 }
 
 /// `POST /mcp/<server>`: one server.
@@ -296,7 +296,7 @@ pub(super) async fn single(
     Path(server): Path<String>,
     request: Request,
 ) -> Response {
-    handle(&gateway, client, Some(server), request).await
+    handle(gateway, client, Some(server), request).await
 }
 
 /// `GET /mcp`: the federated endpoint offers no server-to-client stream.
@@ -397,11 +397,12 @@ enum Scope<'a> {
 }
 
 async fn handle(
-    gateway: &Gateway,
+    shared: Arc<Gateway>,
     client: SocketAddr,
     server: Option<String>,
     request: Request,
 ) -> Response {
+    let gateway: &Gateway = &shared;
     let mcp = &gateway.mcp;
     let scope = match &server {
         None => Scope::All,
@@ -555,10 +556,14 @@ async fn handle(
     {
         return reply(StatusCode::OK, &error.message(&id), Some(session));
     }
+    if method == "tools/call" && accepts_stream(&headers) {
+        let session = session.to_string();
+        return relayed_call(Arc::clone(&shared), call, server, params, id, session).await;
+    }
     let outcome = match method {
         "ping" => Ok(json!({})),
         "tools/list" => list_tools(gateway, &call, scope).await,
-        "tools/call" => call_tool(gateway, &call, scope, &params).await,
+        "tools/call" => call_tool(gateway, &call, scope, &params, None).await,
         "resources/list" => {
             list_resources(gateway, &call, scope, "resources/list", "resources").await
         }
@@ -589,6 +594,90 @@ async fn handle(
         Err(error) => error_message(&id, error.code, error.message, error.data),
     };
     reply(StatusCode::OK, &answer, Some(session))
+}
+
+/// Whether the client takes an event stream as the answer to its POST.
+fn accepts_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+/// `tools/call` for a client that takes an event stream: what the server sends while the
+/// tool runs (progress, log messages, and on a server's own endpoint its requests, such as
+/// elicitation, whose answers the client POSTs back) reaches the client as it comes, then
+/// the decided result. A call nothing is sent for is answered with plain JSON, like every
+/// other request. The call runs to its end (decided and audited) even if the client leaves.
+async fn relayed_call(
+    gateway: Arc<Gateway>,
+    call: Call,
+    server: Option<String>,
+    params: Value,
+    id: Value,
+    session: String,
+) -> Response {
+    let (to_client, mut from_server) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let relay = Relay {
+        to_client: to_client.clone(),
+        requests: server.is_some(),
+    };
+    let answer_id = id.clone();
+    tokio::spawn(async move {
+        let scope = match &server {
+            None => Some(Scope::All),
+            Some(name) => gateway.mcp.server(name).map(Scope::One),
+        };
+        let outcome = match scope {
+            Some(scope) => call_tool(&gateway, &call, scope, &params, Some(&relay)).await,
+            None => Err(RpcError::new(-32602, "no such MCP server")),
+        };
+        let answer = match outcome {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": answer_id, "result": result}),
+            Err(error) => error_message(&answer_id, error.code, error.message, error.data),
+        };
+        let _ = to_client.send(answer);
+    });
+    // Relayed messages all have a method; the call's own answer has none.
+    let is_answer = |message: &Value| message.get("method").is_none();
+    let Some(first) = from_server.recv().await else {
+        let error = error_message(
+            &id,
+            UPSTREAM_FAILED,
+            "the tool call ended without an answer",
+            None,
+        );
+        return reply(StatusCode::INTERNAL_SERVER_ERROR, &error, Some(&session));
+    };
+    if is_answer(&first) {
+        return reply(StatusCode::OK, &first, Some(&session));
+    }
+    let frames = futures_util::stream::unfold(
+        (Some(first), from_server, false),
+        move |(pending, mut from_server, done)| async move {
+            if done {
+                return None;
+            }
+            let message = match pending {
+                Some(message) => message,
+                None => from_server.recv().await?,
+            };
+            let done = is_answer(&message);
+            let frame = format!("event: message\ndata: {message}\n\n");
+            Some((
+                Ok::<_, std::convert::Infallible>(bytes::Bytes::from(frame)),
+                (None, from_server, done),
+            ))
+        },
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("mcp-session-id", session)
+        .body(Body::from_stream(frames))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// An upstream failure as the error the client gets: the server's own JSON-RPC error as
@@ -926,6 +1015,7 @@ async fn call_tool(
     call: &Call,
     scope: Scope<'_>,
     params: &Value,
+    relay: Option<&Relay>,
 ) -> Result<Value, RpcError> {
     let name = params
         .get("name")
@@ -985,12 +1075,19 @@ async fn call_tool(
     )
     .await?;
     let forwarded = super::guard::map_strings(&arguments, &apply);
+    let mut upstream_params = json!({"name": tool, "arguments": forwarded});
+    // The client's `_meta` (its progress token) goes along, so the server's progress
+    // notifications name it.
+    if let Some(meta) = params.get("_meta") {
+        set_field(&mut upstream_params, "_meta", meta.clone());
+    }
     let mut result = match server
-        .request(
+        .request_relayed(
             &call.principal,
             client_of(call),
             "tools/call",
-            json!({"name": tool, "arguments": forwarded}),
+            upstream_params,
+            relay,
         )
         .await
     {

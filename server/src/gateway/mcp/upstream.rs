@@ -86,7 +86,8 @@ impl McpUpstream {
     }
 
     /// Sends `method` with `params` on behalf of `principal`, in the server session of
-    /// client session `client`; the server's result.
+    /// client session `client`; the server's result. Requests the server sends while it
+    /// answers are refused (nobody could answer them).
     pub async fn request(
         &self,
         principal: &Principal,
@@ -94,10 +95,24 @@ impl McpUpstream {
         method: &str,
         params: Value,
     ) -> Result<Value, Failure> {
+        self.request_relayed(principal, client, method, params, None)
+            .await
+    }
+
+    /// [`request`](Self::request), passing what the server sends while it answers
+    /// (progress, log messages and, if `relay` allows, its own requests) to `relay`.
+    pub async fn request_relayed(
+        &self,
+        principal: &Principal,
+        client: &str,
+        method: &str,
+        params: Value,
+        relay: Option<&Relay>,
+    ) -> Result<Value, Failure> {
         for _ in 0..2 {
             let (slot, session) = self.session(principal, client).await?;
             match self
-                .exchange(principal, Some(&session), method, params.clone())
+                .exchange(principal, Some(&session), method, params.clone(), relay)
                 .await
             {
                 Exchange::Answer(answer) => return answer,
@@ -314,9 +329,10 @@ impl McpUpstream {
         session: Option<&Session>,
         method: &str,
         params: Value,
+        relay: Option<&Relay>,
     ) -> Exchange {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.post(principal, session, Some(id), method, params)
+        self.post_relayed(principal, session, Some(id), method, params, relay)
             .await
             .0
     }
@@ -330,6 +346,20 @@ impl McpUpstream {
         id: Option<u64>,
         method: &str,
         params: Value,
+    ) -> (Exchange, Option<String>) {
+        self.post_relayed(principal, session, id, method, params, None)
+            .await
+    }
+
+    /// [`post`](Self::post), relaying what comes before the answer.
+    async fn post_relayed(
+        &self,
+        principal: &Principal,
+        session: Option<&Session>,
+        id: Option<u64>,
+        method: &str,
+        params: Value,
+        relay: Option<&Relay>,
     ) -> (Exchange, Option<String>) {
         let mut message = json!({"jsonrpc": "2.0", "method": method});
         if let Some(id) = id {
@@ -353,7 +383,7 @@ impl McpUpstream {
             let Some(id) = id else {
                 return Ok((Exchange::Answer(Ok(Value::Null)), session_id));
             };
-            let answer = self.answer(response, id).await;
+            let answer = self.answer(response, id, principal, session, relay).await;
             Ok((Exchange::Answer(answer), session_id))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
@@ -364,8 +394,17 @@ impl McpUpstream {
     }
 
     /// The answer to request `id` in a response: a JSON body, or the message with that id
-    /// in an SSE stream (messages before it — progress, logs — are skipped).
-    async fn answer(&self, response: reqwest::Response, id: u64) -> Result<Value, Failure> {
+    /// in an SSE stream. Messages before it (progress, logs, the server's own requests) go
+    /// to `relay`; a request of the server that is not relayed is refused, so that the
+    /// server does not wait for an answer that cannot come.
+    async fn answer(
+        &self,
+        response: reqwest::Response,
+        id: u64,
+        principal: &Principal,
+        session: Option<&Session>,
+        relay: Option<&Relay>,
+    ) -> Result<Value, Failure> {
         let status = response.status();
         let is_stream = response
             .headers()
@@ -403,9 +442,45 @@ impl McpUpstream {
                 if message.get("id") == Some(&json!(id)) {
                     return outcome(&self.name, message, status);
                 }
+                let Some(method) = message.get("method").and_then(Value::as_str) else {
+                    continue;
+                };
+                match (message.get("id"), relay) {
+                    (None, Some(relay)) => relay.send(message),
+                    (Some(_), Some(relay)) if relay.requests => relay.send(message),
+                    (Some(request), _) => {
+                        let refusal = json!({"jsonrpc": "2.0", "id": request, "error": {
+                            "code": -32601,
+                            "message": format!("Sluice does not pass `{method}` on to the client here"),
+                        }});
+                        let _ = self
+                            .post_request(principal, session, refusal.to_string())
+                            .send()
+                            .await;
+                    }
+                    (None, None) => {}
+                }
             }
         }
         Err(broke("its event stream ended before the response".into()))
+    }
+}
+
+/// Where a server's messages sent while it answers a request go: to the client, on the
+/// stream Sluice answers it with.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// The client's stream.
+    pub to_client: tokio::sync::mpsc::UnboundedSender<Value>,
+    /// Whether the server's own requests (elicitation, sampling) go too: only where the
+    /// client's answers can find their way back to this server.
+    pub requests: bool,
+}
+
+impl Relay {
+    fn send(&self, message: Value) {
+        // A client gone away stops reading; the answer still completes the call.
+        let _ = self.to_client.send(message);
     }
 }
 
