@@ -119,3 +119,13 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A guard request for the side-effecting `github.create_issue` tool in `session`.
+pub fn create_issue(session: &str) -> serde_json::Value {
+    serde_json::json!({
+        "surface": "tool",
+        "session_id": session,
+        "tool": {"name": "create_issue", "server": "github",
+                 "arguments": {"owner": "acme", "repo": "api", "title": "Flaky test"}},
+    })
+}

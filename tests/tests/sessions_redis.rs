@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
-use sluice_tests::agents_setup::{AgentGateway, INVOICE_KEY, TRIAGE_KEY};
+use sluice_tests::agents_setup::{AgentGateway, INVOICE_KEY, TRIAGE_KEY, create_issue};
 use sluice_tests::redis::Redis;
 use sluice_tests::server::client;
 
@@ -33,15 +33,6 @@ fn guard(http: &Client, gateway: &AgentGateway, key: &str, body: &Value) -> (u16
         answer["retry-after"] = json!(value.to_str().unwrap());
     }
     (status, answer)
-}
-
-fn create_issue(session: &str) -> Value {
-    json!({
-        "surface": "tool",
-        "session_id": session,
-        "tool": {"name": "create_issue", "server": "github",
-                 "arguments": {"owner": "acme", "repo": "api", "title": "Flaky test"}},
-    })
 }
 
 fn shared_sessions(redis: &Redis) -> String {

@@ -292,6 +292,7 @@ impl McpUpstream {
                 Some(self.next_id.fetch_add(1, Ordering::Relaxed)),
                 "initialize",
                 params,
+                None,
             )
             .await;
         let result = match answer {
@@ -318,6 +319,7 @@ impl McpUpstream {
                 None,
                 "notifications/initialized",
                 Value::Null,
+                None,
             )
             .await;
         Ok(session)
@@ -332,27 +334,14 @@ impl McpUpstream {
         relay: Option<&Relay>,
     ) -> Exchange {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.post_relayed(principal, session, Some(id), method, params, relay)
+        self.post(principal, session, Some(id), method, params, relay)
             .await
             .0
     }
 
-    /// POSTs one message; for a request (`id` set), its answer, and the session id the
-    /// server named.
+    /// POSTs one message; for a request (`id` set), its answer (what comes before it goes
+    /// to `relay`), and the session id the server named.
     async fn post(
-        &self,
-        principal: &Principal,
-        session: Option<&Session>,
-        id: Option<u64>,
-        method: &str,
-        params: Value,
-    ) -> (Exchange, Option<String>) {
-        self.post_relayed(principal, session, id, method, params, None)
-            .await
-    }
-
-    /// [`post`](Self::post), relaying what comes before the answer.
-    async fn post_relayed(
         &self,
         principal: &Principal,
         session: Option<&Session>,
