@@ -172,6 +172,16 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 1.0 } else { a as f64 / b as f64 }
 }
 
+/// A rate over rows of one label; `None` when the dataset has no such rows (a TPR without
+/// malicious rows means nothing).
+fn rate(a: usize, of: usize) -> Option<f64> {
+    (of > 0).then(|| a as f64 / of as f64)
+}
+
+fn shown(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "n/a".to_string(), |r| format!("{r:.3}"))
+}
+
 /// Injection counts, per origin.
 #[derive(Debug, Default)]
 struct Binary {
@@ -243,7 +253,7 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         "rows": rows,
         "threshold": args.threshold,
         "injection": injection_by_origin.iter().map(|(origin, b)| (origin.to_string(), json!({
-            "tpr": ratio(b.tp, b.tp + b.fn_), "fpr": 1.0 - ratio(b.tn, b.tn + b.fp),
+            "tpr": rate(b.tp, b.tp + b.fn_), "fpr": rate(b.fp, b.tn + b.fp),
             "precision": ratio(b.tp, b.tp + b.fp),
             "tp": b.tp, "fp": b.fp, "tn": b.tn, "fn": b.fn_,
             "false_positives": b.false_positives.iter().take(args.show).collect::<Vec<_>>(),
@@ -263,10 +273,10 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     println!("{rows} rows from {}", args.dataset.display());
     for (origin, b) in &injection_by_origin {
         println!(
-            "injection ({origin}, threshold {}): TPR {:.3}  FPR {:.3}  precision {:.3}  (tp {} fp {} tn {} fn {})",
+            "injection ({origin}, threshold {}): TPR {}  FPR {}  precision {:.3}  (tp {} fp {} tn {} fn {})",
             args.threshold,
-            ratio(b.tp, b.tp + b.fn_),
-            1.0 - ratio(b.tn, b.tn + b.fp),
+            shown(rate(b.tp, b.tp + b.fn_)),
+            shown(rate(b.fp, b.tn + b.fp)),
             ratio(b.tp, b.tp + b.fp),
             b.tp,
             b.fp,
