@@ -273,7 +273,7 @@ impl Call {
                 headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
             )
             .await
-            .map_err(|e| shared_state_unavailable("sessions", &e))?;
+            .map_err(session_error)?;
         Ok(Call {
             id: next_id("req"),
             started: std::time::Instant::now(),
@@ -964,6 +964,15 @@ fn unmetered(gateway: &Gateway, error: &meter::resp::RedisError) -> Result<(), G
             tracing::error!(%error, "budgets unavailable; refusing the call (budget_store.on_error: fail_closed)");
             Err(shared_state_unavailable("budgets and rate limits", error))
         }
+    }
+}
+
+/// A session that cannot be opened: a 400 for an id that is too long, a 503 while the
+/// shared store cannot be read.
+fn session_error(error: crate::sessions::OpenError) -> GatewayError {
+    match error {
+        crate::sessions::OpenError::Unavailable(e) => shared_state_unavailable("sessions", &e),
+        too_long => GatewayError::new(Kind::InvalidRequest, too_long.to_string()),
     }
 }
 

@@ -72,6 +72,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
+/// The longest session id accepted, in bytes: ids are names, not data, and each is kept
+/// (and in Redis, part of a key) for as long as the session lives.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The id is longer than [`MAX_ID_BYTES`].
+    #[error("a session id is at most {MAX_ID_BYTES} bytes; this one has {0}")]
+    TooLong(usize),
+    /// The shared store cannot be read, and fails closed.
+    #[error(transparent)]
+    Unavailable(#[from] RedisError),
+}
+
 /// How long a flag that Redis did not take is retried before it is given up (and logged).
 const FLAG_RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -150,7 +165,12 @@ impl Sessions {
     /// A new turn of session `id` of `key`, as [`Sessions::begin`], with the turn and the
     /// flags every replica gave it when the sessions are shared. An error means Redis could
     /// not be read and the store fails closed.
-    pub async fn open(&self, key: &str, id: Option<&str>) -> Result<Session, RedisError> {
+    pub async fn open(&self, key: &str, id: Option<&str>) -> Result<Session, OpenError> {
+        if let Some(id) = id
+            && id.len() > MAX_ID_BYTES
+        {
+            return Err(OpenError::TooLong(id.len()));
+        }
         let local = self.begin(key, id);
         let (Some(shared), Some(id)) = (&self.shared, local.id.as_deref()) else {
             return Ok(local);
@@ -181,7 +201,7 @@ impl Sessions {
             }
             Err(error) => {
                 tracing::error!(%error, "shared sessions unavailable; refusing the call (sessions.store.on_error: fail_closed)");
-                Err(error)
+                Err(OpenError::Unavailable(error))
             }
         }
     }

@@ -207,7 +207,12 @@ fn memory_writes_are_redacted_and_injected_memory_reads_taint_the_session() {
 fn bad_guard_requests_get_clear_openai_style_errors() {
     let gateway = AgentGateway::start("");
     let http = client();
-    let cases: [(Value, u16, &str); 7] = [
+    let cases: [(Value, u16, &str); 8] = [
+        (
+            json!({"surface": "memory", "session_id": "s".repeat(300), "text": "x"}),
+            400,
+            "a session id is at most 256 bytes; this one has 300",
+        ),
         (
             json!({"surface": "elsewhere", "text": "x"}),
             400,
@@ -250,6 +255,14 @@ fn bad_guard_requests_get_clear_openai_style_errors() {
         .send()
         .unwrap();
     assert_eq!(mismatch.status(), 400);
+    let long_header = http
+        .post(gateway.server.url("/v1/guard"))
+        .bearer_auth(TRIAGE_KEY)
+        .header("x-sluice-session", "h".repeat(257))
+        .json(&json!({"surface": "memory", "text": "x"}))
+        .send()
+        .unwrap();
+    assert_eq!(long_header.status(), 400);
     let unauthenticated = http
         .post(gateway.server.url("/v1/guard"))
         .json(&json!({"surface": "memory", "text": "x"}))

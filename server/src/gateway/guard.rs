@@ -158,7 +158,7 @@ async fn answer(
                 .sessions
                 .open(&call.principal.key_id, Some(id))
                 .await
-                .map_err(|e| super::shared_state_unavailable("sessions", &e))?;
+                .map_err(super::session_error)?;
         }
         _ => {}
     }

@@ -132,7 +132,10 @@ pub(crate) async fn open_session(
         .sessions
         .open(&call.principal.key_id, Some(id))
         .await
-        .map_err(|e| RpcError::from_gateway(super::shared_state_unavailable("sessions", &e)))?;
+        .map_err(|e| match e {
+            crate::sessions::OpenError::TooLong(_) => RpcError::invalid_params(e.to_string()),
+            unavailable => RpcError::from_gateway(super::session_error(unavailable)),
+        })?;
     Ok(())
 }
 
