@@ -596,6 +596,10 @@ async fn handle(
     reply(StatusCode::OK, &answer, Some(session))
 }
 
+/// Messages a server sent while its tool runs that wait for a slow client at most; more
+/// progress and log messages are dropped.
+const RELAYED_MESSAGES: usize = 64;
+
 /// Whether the client takes an event stream as the answer to its POST.
 fn accepts_stream(headers: &HeaderMap) -> bool {
     headers
@@ -618,7 +622,7 @@ async fn relayed_call(
     id: Value,
     session: String,
 ) -> Response {
-    let (to_client, mut from_server) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let (to_client, mut from_server) = tokio::sync::mpsc::channel::<Value>(RELAYED_MESSAGES);
     let relay = Relay {
         to_client: to_client.clone(),
         requests: server.is_some(),
@@ -637,7 +641,7 @@ async fn relayed_call(
             Ok(result) => json!({"jsonrpc": "2.0", "id": answer_id, "result": result}),
             Err(error) => error_message(&answer_id, error.code, error.message, error.data),
         };
-        let _ = to_client.send(answer);
+        let _ = to_client.send(answer).await;
     });
     // Relayed messages all have a method; the call's own answer has none.
     let is_answer = |message: &Value| message.get("method").is_none();

@@ -435,8 +435,15 @@ impl McpUpstream {
                     continue;
                 };
                 match (message.get("id"), relay) {
-                    (None, Some(relay)) => relay.send(message),
-                    (Some(_), Some(relay)) if relay.requests => relay.send(message),
+                    // Progress and logs are lossy by nature: a client that does not keep
+                    // up misses some rather than Sluice holding them without bound.
+                    (None, Some(relay)) => {
+                        let _ = relay.to_client.try_send(message);
+                    }
+                    (Some(_), Some(relay)) if relay.requests => {
+                        // A client gone away stops reading; the answer still ends the call.
+                        let _ = relay.to_client.send(message).await;
+                    }
                     (Some(request), _) => {
                         let refusal = json!({"jsonrpc": "2.0", "id": request, "error": {
                             "code": -32601,
@@ -459,18 +466,11 @@ impl McpUpstream {
 /// stream Sluice answers it with.
 #[derive(Debug, Clone)]
 pub struct Relay {
-    /// The client's stream.
-    pub to_client: tokio::sync::mpsc::UnboundedSender<Value>,
+    /// The client's stream (bounded: a server cannot make Sluice buffer without limit).
+    pub to_client: tokio::sync::mpsc::Sender<Value>,
     /// Whether the server's own requests (elicitation, sampling) go too: only where the
     /// client's answers can find their way back to this server.
     pub requests: bool,
-}
-
-impl Relay {
-    fn send(&self, message: Value) {
-        // A client gone away stops reading; the answer still completes the call.
-        let _ = self.to_client.send(message);
-    }
 }
 
 /// Empties `slot` if it still holds `session` (another request may have opened a new one
