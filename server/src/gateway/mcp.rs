@@ -613,7 +613,8 @@ fn accepts_stream(headers: &HeaderMap) -> bool {
 /// tool runs (progress, log messages, and on a server's own endpoint its requests, such as
 /// elicitation, whose answers the client POSTs back) reaches the client as it comes, then
 /// the decided result. A call nothing is sent for is answered with plain JSON, like every
-/// other request. The call runs to its end (decided and audited) even if the client leaves.
+/// other request. Once streaming, the call runs to its end (decided and audited) even if
+/// the client leaves.
 async fn relayed_call(
     gateway: Arc<Gateway>,
     call: Call,
@@ -627,8 +628,10 @@ async fn relayed_call(
         to_client: to_client.clone(),
         requests: server.is_some(),
     };
-    let answer_id = id.clone();
-    tokio::spawn(async move {
+    let answer_id = id;
+    // The call owns what it uses, so that it can move to a task of its own if it has to
+    // outlive this handler.
+    let mut work = Box::pin(async move {
         let scope = match &server {
             None => Some(Scope::All),
             Some(name) => gateway.mcp.server(name).map(Scope::One),
@@ -637,26 +640,26 @@ async fn relayed_call(
             Some(scope) => call_tool(&gateway, &call, scope, &params, Some(&relay)).await,
             None => Err(RpcError::new(-32602, "no such MCP server")),
         };
-        let answer = match outcome {
+        match outcome {
             Ok(result) => json!({"jsonrpc": "2.0", "id": answer_id, "result": result}),
             Err(error) => error_message(&answer_id, error.code, error.message, error.data),
-        };
+        }
+    });
+    // Most calls send nothing before their answer: they are answered in JSON, here. The
+    // first message sent before the answer turns the answer into an event stream, fed by
+    // the call carrying on in a task of its own.
+    let first = tokio::select! {
+        // A message sent before the answer goes first, as the server sent it.
+        biased;
+        Some(first) = from_server.recv() => first,
+        answer = &mut work => return reply(StatusCode::OK, &answer, Some(&session)),
+    };
+    tokio::spawn(async move {
+        let answer = work.await;
         let _ = to_client.send(answer).await;
     });
     // Relayed messages all have a method; the call's own answer has none.
     let is_answer = |message: &Value| message.get("method").is_none();
-    let Some(first) = from_server.recv().await else {
-        let error = error_message(
-            &id,
-            UPSTREAM_FAILED,
-            "the tool call ended without an answer",
-            None,
-        );
-        return reply(StatusCode::INTERNAL_SERVER_ERROR, &error, Some(&session));
-    };
-    if is_answer(&first) {
-        return reply(StatusCode::OK, &first, Some(&session));
-    }
     let frames = futures_util::stream::unfold(
         (Some(first), from_server, false),
         move |(pending, mut from_server, done)| async move {
