@@ -29,13 +29,13 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use sluice_engine::input::{Content, DecisionInput, Message, ResourceKind, Surface};
 
-use super::error::closing;
 use super::jsonrpc::{
-    RpcError, UPSTREAM_FAILED, allowed, decide, error_message, invalid_request, reply, set_field,
+    RpcError, UPSTREAM_FAILED, allowed, decide, error_message, invalid_request, refused_early,
+    reply, set_field, start_call,
 };
 use super::mcp::upstream::Credentials;
 use super::sse::Splitter;
-use super::{Call, Gateway, denial_message, read_bytes};
+use super::{Call, Gateway, denial_message};
 use crate::config::A2aAgentConfig;
 
 /// Headers of the caller passed on to the agent (A2A's own).
@@ -210,23 +210,17 @@ fn public_url(gateway: &Gateway, headers: &HeaderMap, name: &str) -> String {
 /// The card with every interface pointing at `url`; interfaces other than JSON-RPC are
 /// removed (Sluice governs JSON-RPC only).
 pub fn rewrite_card(mut card: Value, url: &str) -> Value {
-    let jsonrpc = |i: &Value, field: &str| i.get(field).and_then(Value::as_str) == Some("JSONRPC");
-    if let Some(interfaces) = card
-        .get_mut("supportedInterfaces")
-        .and_then(Value::as_array_mut)
-    {
-        interfaces.retain(|i| jsonrpc(i, "protocolBinding"));
-        for interface in interfaces {
-            set_field(interface, "url", json!(url));
-        }
-    }
-    if let Some(interfaces) = card
-        .get_mut("additionalInterfaces")
-        .and_then(Value::as_array_mut)
-    {
-        interfaces.retain(|i| jsonrpc(i, "transport"));
-        for interface in interfaces {
-            set_field(interface, "url", json!(url));
+    // A2A 1.0 lists `supportedInterfaces` by `protocolBinding`, 0.3 lists
+    // `additionalInterfaces` by `transport`.
+    for (list, binding) in [
+        ("supportedInterfaces", "protocolBinding"),
+        ("additionalInterfaces", "transport"),
+    ] {
+        if let Some(interfaces) = card.get_mut(list).and_then(Value::as_array_mut) {
+            interfaces.retain(|i| i.get(binding).and_then(Value::as_str) == Some("JSONRPC"));
+            for interface in interfaces {
+                set_field(interface, "url", json!(url));
+            }
         }
     }
     if card.get("url").is_some() {
@@ -377,36 +371,12 @@ pub(super) async fn rpc(
 ) -> Response {
     let Some(agent) = gateway.a2a.agent(&name).cloned() else {
         let message = format!("no A2A agent `{name}` is configured");
-        return closing(invalid_request(
-            StatusCode::NOT_FOUND,
-            &Value::Null,
-            message,
-            None,
-        ));
+        return refused_early(StatusCode::NOT_FOUND, message);
     };
-    let headers = request.headers().clone();
     let path = format!("/a2a/{name}");
-    let mut call = match Call::start(&gateway, &headers, "POST", &path, Some(client)).await {
-        Ok(call) => call,
-        Err(e) => {
-            return closing(invalid_request(
-                e.kind.status(),
-                &Value::Null,
-                e.message,
-                None,
-            ));
-        }
-    };
-    let bytes = match read_bytes(request, gateway.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return closing(invalid_request(
-                e.kind.status(),
-                &Value::Null,
-                e.message,
-                None,
-            ));
-        }
+    let (mut call, headers, bytes) = match start_call(&gateway, request, &path, client).await {
+        Ok(started) => started,
+        Err(refused) => return refused,
     };
     let ok = |body: Value| reply(StatusCode::OK, &body, None);
     let mut message: Value = match serde_json::from_slice(&bytes) {

@@ -2,15 +2,18 @@
 //! carrying them, the errors a decision or an upstream produces, and the decide-then-rewrite
 //! step every governed message goes through.
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
-use axum::http::{StatusCode, header};
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sluice_engine::Decision;
 use sluice_engine::input::DecisionInput;
 
-use super::error::{GatewayError, Kind};
-use super::{Call, Gateway, denial_message, redactor};
+use super::error::{GatewayError, Kind, closing};
+use super::{Call, Gateway, denial_message, read_bytes, redactor};
 
 /// The JSON-RPC error code of a message that is not a valid request.
 pub const INVALID_REQUEST: i64 = -32600;
@@ -42,6 +45,32 @@ pub(crate) fn error_message(
         set_field(&mut error, "data", data);
     }
     json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+/// An answer sent before the request's body is read (an endpoint not configured, a
+/// refused key, an oversized body): a JSON-RPC error, closing the connection.
+pub(crate) fn refused_early(status: StatusCode, message: impl Into<String>) -> Response {
+    closing(invalid_request(status, &Value::Null, message, None))
+}
+
+/// The first steps of a JSON-RPC POST to `path`: the caller authenticated (phase 1), then
+/// the body read; a failure of either is the answer, sent by [`refused_early`]. Also the
+/// request's headers, for what the endpoint reads from them.
+pub(crate) async fn start_call(
+    gateway: &Gateway,
+    request: Request,
+    path: &str,
+    client: SocketAddr,
+) -> Result<(Call, HeaderMap, Vec<u8>), Response> {
+    let refused = |e: GatewayError| refused_early(e.kind.status(), e.message);
+    let headers = request.headers().clone();
+    let call = Call::start(gateway, &headers, "POST", path, Some(client))
+        .await
+        .map_err(refused)?;
+    let bytes = read_bytes(request, gateway.max_body_bytes)
+        .await
+        .map_err(refused)?;
+    Ok((call, headers, bytes))
 }
 
 /// An HTTP response carrying one JSON-RPC message (of MCP session `session`, if any).

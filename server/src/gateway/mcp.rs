@@ -41,12 +41,12 @@ use sluice_engine::input::{
 };
 use sluice_engine::inspect::poisoning;
 
-use super::error::{GatewayError, Kind, closing};
+use super::error::{GatewayError, Kind};
 use super::jsonrpc::{
-    Rewrite, RpcError, UPSTREAM_FAILED, allowed, decide, error_message, invalid_request, reply,
-    set_field,
+    Rewrite, RpcError, UPSTREAM_FAILED, allowed, decide, error_message, invalid_request,
+    refused_early, reply, set_field, start_call,
 };
-use super::{Call, Gateway, read_bytes};
+use super::{Call, Gateway};
 use upstream::{Failure, McpUpstream, Relay};
 
 /// Protocol versions Sluice speaks with MCP clients, newest first.
@@ -409,38 +409,15 @@ async fn handle(
         Some(name) => match mcp.server(name) {
             Some(server) => Scope::One(server),
             None => {
-                return closing(invalid_request(
-                    StatusCode::NOT_FOUND,
-                    &Value::Null,
-                    format!("no MCP server `{name}` is configured"),
-                    None,
-                ));
+                let message = format!("no MCP server `{name}` is configured");
+                return refused_early(StatusCode::NOT_FOUND, message);
             }
         },
     };
     let path = request.uri().path().to_string();
-    let headers = request.headers().clone();
-    let mut call = match Call::start(gateway, &headers, "POST", &path, Some(client)).await {
-        Ok(call) => call,
-        Err(e) => {
-            return closing(invalid_request(
-                e.kind.status(),
-                &Value::Null,
-                e.message,
-                None,
-            ));
-        }
-    };
-    let bytes = match read_bytes(request, gateway.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return closing(invalid_request(
-                e.kind.status(),
-                &Value::Null,
-                e.message,
-                None,
-            ));
-        }
+    let (mut call, headers, bytes) = match start_call(gateway, request, &path, client).await {
+        Ok(started) => started,
+        Err(refused) => return refused,
     };
     // Checked once the body is read, so the connection stays usable for the client's
     // fallback to a version Sluice speaks.
