@@ -329,10 +329,9 @@ fn progress_and_elicitation_reach_the_client_while_a_tool_runs() {
     );
 }
 
-#[test]
-fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
+/// A `rug` server with its first description, behind a gateway that has listed it once.
+fn rug_first_seen() -> (Fixture, AgentGateway) {
     let rug = Fixture::start("mcp_server.py", &["--name", "rug", "--variant", "clean"]);
-    let port = rug.port;
     let gateway = gateway(&format!(
         "  - {{name: rug, url: \"{}\"}}\n",
         rug.url("/mcp")
@@ -342,14 +341,26 @@ fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
         names(&before).contains(&"search_docs".to_string()),
         "{before}"
     );
-    // The same server, restarted with a changed description (and without Sluice's
-    // session: the proxy opens a new one).
-    drop(rug);
-    let _pulled = Fixture::start_on(
+    (rug, gateway)
+}
+
+/// The `rug` server back on `port` with a changed description of `search_docs`.
+fn rug_pulled(port: u16) -> Fixture {
+    Fixture::start_on(
         "mcp_server.py",
         port,
         &["--name", "rug", "--variant", "rugpull"],
-    );
+    )
+}
+
+#[test]
+fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
+    let (rug, gateway) = rug_first_seen();
+    let port = rug.port;
+    // The same server, restarted with a changed description (and without Sluice's
+    // session: the proxy opens a new one).
+    drop(rug);
+    let _pulled = rug_pulled(port);
     let after = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
     assert_refused(&after, "search_docs (changed_description)");
     let call = mcp(
@@ -363,17 +374,8 @@ fn a_tool_description_that_changes_after_it_was_first_seen_is_flagged() {
 
 #[test]
 fn a_description_changed_while_the_gateway_was_down_is_still_caught() {
-    let rug = Fixture::start("mcp_server.py", &["--name", "rug", "--variant", "clean"]);
+    let (rug, mut gateway) = rug_first_seen();
     let port = rug.port;
-    let mut gateway = gateway(&format!(
-        "  - {{name: rug, url: \"{}\"}}\n",
-        rug.url("/mcp")
-    ));
-    let before = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
-    assert!(
-        names(&before).contains(&"search_docs".to_string()),
-        "{before}"
-    );
     let state = gateway.dir.path().join("sluice-mcp-tools.json");
     let seen: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert!(
@@ -386,11 +388,7 @@ fn a_description_changed_while_the_gateway_was_down_is_still_caught() {
     // Down: the gateway, then the server comes back with a changed description.
     gateway.restart();
     drop(rug);
-    let _pulled = Fixture::start_on(
-        "mcp_server.py",
-        port,
-        &["--name", "rug", "--variant", "rugpull"],
-    );
+    let _pulled = rug_pulled(port);
     let after = mcp(&gateway, "/mcp/rug", TRIAGE_KEY, &["list"]);
     assert_refused(&after, "search_docs (changed_description)");
 }
