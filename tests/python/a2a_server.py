@@ -22,9 +22,8 @@ Tasks live in the SDK's in-memory task store.
 import argparse
 import asyncio
 import json
-import sys
 
-import uvicorn
+import serving
 from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
@@ -104,15 +103,7 @@ async def serve(args: argparse.Namespace) -> None:
         handler, rpc_url=args.rpc_path, enable_v0_3_compat=not args.v1_only
     )
     app = Starlette(routes=routes)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():  # failed to start (port taken...): surface its error
-            await task
-            sys.exit(1)
-        await asyncio.sleep(0.02)
-    print("READY", flush=True)
-    await task
+    await serving.serve(app, args.port)
 
 
 def main() -> None:

@@ -36,9 +36,8 @@ tools that talk to the client while they run:
 import argparse
 import asyncio
 import json
-import sys
 
-import uvicorn
+import serving
 from pydantic import BaseModel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventMessage, EventStore
@@ -181,15 +180,7 @@ async def serve(args: argparse.Namespace) -> None:
         retry_interval=1000 if args.resumable else None,  # ms, sent as the SSE `retry:` field
         host="127.0.0.1",
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():  # failed to start (port taken...): surface its error
-            await task
-            sys.exit(1)
-        await asyncio.sleep(0.02)
-    print("READY", flush=True)
-    await task
+    await serving.serve(app, args.port)
 
 
 def main() -> None:
