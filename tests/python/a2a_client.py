@@ -21,11 +21,9 @@ Only a crash that is not a protocol error (e.g. connection refused) exits non-ze
 """
 
 import argparse
-import asyncio
-import json
 import re
-import sys
-import traceback
+
+import fixtures
 
 import httpx
 from a2a.client import A2ACardResolver, A2AClientError, ClientConfig, ClientFactory
@@ -162,12 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     args.no_wait = getattr(args, "no_wait", False)
 
-    try:
-        out = asyncio.run(run(args))
-    except Exception:
-        traceback.print_exc()
-        sys.exit(2)
-    print(json.dumps(out))
+    fixtures.print_result(run(args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import argparse
 import asyncio
 import json
 
-import serving
+import fixtures
 from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
@@ -103,7 +103,7 @@ async def serve(args: argparse.Namespace) -> None:
         handler, rpc_url=args.rpc_path, enable_v0_3_compat=not args.v1_only
     )
     app = Starlette(routes=routes)
-    await serving.serve(app, args.port)
+    await fixtures.serve(app, args.port)
 
 
 def main() -> None:

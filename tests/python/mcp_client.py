@@ -25,10 +25,11 @@ crash that is not a protocol error (e.g. connection refused) exits non-zero, tra
 """
 
 import argparse
-import asyncio
 import json
 import sys
 import traceback
+
+import fixtures
 
 from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
@@ -194,12 +195,7 @@ def main() -> None:
     sequence.add_argument("steps")
     args = parser.parse_args()
 
-    try:
-        out = asyncio.run(run(args))
-    except Exception:
-        traceback.print_exc()
-        sys.exit(2)
-    print(json.dumps(out))
+    fixtures.print_result(run(args))
 
 
 if __name__ == "__main__":

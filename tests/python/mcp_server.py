@@ -37,7 +37,7 @@ import argparse
 import asyncio
 import json
 
-import serving
+import fixtures
 from pydantic import BaseModel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventMessage, EventStore
@@ -180,7 +180,7 @@ async def serve(args: argparse.Namespace) -> None:
         retry_interval=1000 if args.resumable else None,  # ms, sent as the SSE `retry:` field
         host="127.0.0.1",
     )
-    await serving.serve(app, args.port)
+    await fixtures.serve(app, args.port)
 
 
 def main() -> None:

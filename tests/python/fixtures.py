@@ -1,7 +1,10 @@
-"""What the fixture servers share: serving an ASGI app on a loopback port and saying so."""
+"""What the Python fixtures share: a server serving on a loopback port and saying so; a client
+printing its one JSON result."""
 
 import asyncio
+import json
 import sys
+import traceback
 
 import uvicorn
 
@@ -18,3 +21,14 @@ async def serve(app, port: int) -> None:
         await asyncio.sleep(0.02)
     print("READY", flush=True)
     await task
+
+
+def print_result(coroutine) -> None:
+    """Runs a client's `coroutine` and prints its result as one JSON object; a crash that is
+    not a protocol error exits 2 with its traceback on stderr."""
+    try:
+        out = asyncio.run(coroutine)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(2)
+    print(json.dumps(out))
