@@ -72,12 +72,7 @@ def error_json(exc: Exception) -> dict:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    headers = {}
-    for header in args.header:
-        key, sep, value = header.partition(":")
-        if not sep:
-            raise SystemExit(f"--header wants K:V, got {header!r}")
-        headers[key.strip()] = value.strip()
+    headers = fixtures.headers(args.header)
 
     raw_cards = []
 

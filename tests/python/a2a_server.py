@@ -113,10 +113,7 @@ def main() -> None:
     parser.add_argument("--public-url", help="base URL the card advertises (default: this server's own)")
     parser.add_argument("--v1-only", action="store_true", help="A2A 1.0 only: no 0.3 method names or card fields")
     args = parser.parse_args()
-    try:
-        asyncio.run(serve(args))
-    except KeyboardInterrupt:
-        pass
+    fixtures.run_server(serve(args))
 
 
 if __name__ == "__main__":

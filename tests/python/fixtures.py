@@ -32,3 +32,22 @@ def print_result(coroutine) -> None:
         traceback.print_exc()
         sys.exit(2)
     print(json.dumps(out))
+
+
+def run_server(coroutine) -> None:
+    """Runs a server's `coroutine` until it ends or the test stops it."""
+    try:
+        asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        pass
+
+
+def headers(pairs) -> dict:
+    """`K:V` command-line pairs as a header dict."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition(":")
+        if not sep:
+            raise SystemExit(f"--header wants K:V, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out

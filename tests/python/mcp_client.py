@@ -115,12 +115,7 @@ async def run_step(client: Client, step) -> dict:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    headers = {}
-    for header in args.header:
-        key, sep, value = header.partition(":")
-        if not sep:
-            raise SystemExit(f"--header wants K:V, got {header!r}")
-        headers[key.strip()] = value.strip()
+    headers = fixtures.headers(args.header)
 
     if args.scenario == "list":
         steps = [{"op": "list"}]

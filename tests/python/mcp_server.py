@@ -192,10 +192,7 @@ def main() -> None:
     parser.add_argument("--stateless", action="store_true", help="no mcp-session-id on the handshake era")
     parser.add_argument("--resumable", action="store_true", help="SSE event ids and Last-Event-ID replay")
     args = parser.parse_args()
-    try:
-        asyncio.run(serve(args))
-    except KeyboardInterrupt:
-        pass
+    fixtures.run_server(serve(args))
 
 
 if __name__ == "__main__":
