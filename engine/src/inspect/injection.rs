@@ -239,13 +239,14 @@ const UNTRUSTED_RULES: &[Rule] = &[
     ),
 ];
 
-/// Untrusted-content rules on the raw text, where line starts are still visible: a
-/// conversation turn faked inside data ("User: ...", "[system](#context)").
-const UNTRUSTED_RAW_RULES: &[Rule] = &[rule(
+/// An untrusted-content rule on the raw text, where line starts are still visible: a
+/// conversation turn faked inside data ("User: ...", group 1 the speaker), or a chat
+/// client's role link ("[system](#context)", group 2).
+const FAKE_TURN: Rule = rule(
     "fake_turn",
     0.45,
     r"(?im)^[ \t>*_#-]*(user|human|assistant|ai|system|chatgpt|gpt-?\d\w*|claude|bot)[ \t]*:|\[(system|assistant|user)\]\(#",
-)];
+);
 
 /// Weight of a whole fabricated exchange: fake turns of two different speakers.
 const FAKE_DIALOGUE: f64 = 0.6;
@@ -267,7 +268,7 @@ struct Compiled {
     rules: Vec<Regex>,
     raw: Vec<Regex>,
     untrusted: Vec<Regex>,
-    untrusted_raw: Vec<Regex>,
+    fake_turn: Regex,
     squashed: Regex,
 }
 
@@ -285,7 +286,7 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
         rules: compile(RULES)?,
         raw: compile(RAW_RULES)?,
         untrusted: compile(UNTRUSTED_RULES)?,
-        untrusted_raw: compile(UNTRUSTED_RAW_RULES)?,
+        fake_turn: Regex::new(FAKE_TURN.pattern).ok()?,
         squashed: Regex::new(SQUASHED).ok()?,
     })
 });
@@ -685,20 +686,21 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
         for (rule, _) in plain_rules.filter(|(_, regex)| regex.is_match(&plain_text.text)) {
             add(&mut signals, rule.name, rule.weight);
         }
-        for (rule, regex) in UNTRUSTED_RAW_RULES.iter().zip(&compiled.untrusted_raw) {
-            let mut speakers = regex
-                .captures_iter(raw)
-                .filter_map(|c| c.get(1).or_else(|| c.get(0)))
-                .map(|speaker| speaker.as_str().to_ascii_lowercase());
-            let Some(first) = speakers.next() else {
-                continue;
-            };
-            // Two different speakers, or a chat client's role link ("[system](#context)").
-            let dialogue = first.starts_with('[') || speakers.any(|speaker| speaker != first);
+        let mut turns = compiled.fake_turn.captures_iter(raw);
+        if let Some(first) = turns.next() {
+            // A role link is a whole faked exchange; so are turns of two different speakers.
+            let speaker =
+                |turn: &regex::Captures<'_>| turn.get(1).map(|s| s.as_str().to_ascii_lowercase());
+            let opener = speaker(&first);
+            let dialogue = opener.is_none() || turns.any(|turn| speaker(&turn) != opener);
             add(
                 &mut signals,
-                rule.name,
-                if dialogue { FAKE_DIALOGUE } else { rule.weight },
+                FAKE_TURN.name,
+                if dialogue {
+                    FAKE_DIALOGUE
+                } else {
+                    FAKE_TURN.weight
+                },
             );
         }
     }
