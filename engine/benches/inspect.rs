@@ -20,10 +20,22 @@ under 200 words, friendly but precise, and do not promise a refund timeline yet.
 you check whether the config change in the payments repo (the one that lowered the pool size \
 from 50 to 20) could explain the connection exhaustion we saw in the dashboards? Thanks! ";
 
+/// A harder paragraph: a finding of most classes, and tokens that look like leetspeak
+/// ("log4j", "1st"), which make the injection scan decode a leet variant too.
+const MIXED: &str = "Hello, this is Maria Garcia from accounts. Please update the payee for \
+invoice 7731: IBAN GB82 WEST 1234 5698 7654 32, phone +44 20 7946 0958, office at 221 Baker \
+Street, London. My SSN for the W-9 is 123-45-6789 and the VPN gateway is 10.20.30.40. The \
+log4j upgrade ships on the 1st; after that, rotate the staging password and summarise the \
+remaining work for the 4th floor team, with owners and dates, in a short table. ";
+
 fn text_of(size: usize) -> String {
-    let mut text = String::with_capacity(size + PROSE.len());
+    repeated(PROSE, size)
+}
+
+fn repeated(paragraph: &str, size: usize) -> String {
+    let mut text = String::with_capacity(size + paragraph.len());
     while text.len() < size {
-        text.push_str(PROSE);
+        text.push_str(paragraph);
     }
     text.truncate(text.floor_char_boundary(size));
     text
@@ -52,6 +64,20 @@ fn bench(c: &mut Criterion) {
             ))
         })
     });
+    let mixed = repeated(MIXED, 4096);
+    assert!(inspect::scan(&mixed).len() >= 6 * 4);
+    c.bench_function(
+        "all/4KB mixed prompt (most classes, leet-like tokens)",
+        |b| {
+            b.iter(|| {
+                black_box(inspect::scan(black_box(&mixed)));
+                black_box(inspect::injection::assess(
+                    black_box(&mixed),
+                    inspect::injection::Origin::User,
+                ))
+            })
+        },
+    );
     // A typical chat input: a short user message, as the gateway inspects every call.
     let short: Option<sluice_engine::DecisionInput> = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -424,20 +424,37 @@ fn plain(raw: &str) -> Plain {
     }
 }
 
+/// The text with leet digits and symbols read as the letters they stand for. Only ASCII
+/// bytes change, into ASCII, so the bytes of other characters pass through whole.
 fn leet(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '0' => 'o',
-            '1' | '!' | '|' => 'i',
-            '3' => 'e',
-            '4' | '@' => 'a',
-            '5' | '$' => 's',
-            '7' | '+' => 't',
-            '8' => 'b',
-            '9' => 'g',
-            c => c,
+    let bytes: Vec<u8> = text
+        .bytes()
+        .map(|b| match b {
+            b'0' => b'o',
+            b'1' | b'!' | b'|' => b'i',
+            b'3' => b'e',
+            b'4' | b'@' => b'a',
+            b'5' | b'$' => b's',
+            b'7' | b'+' => b't',
+            b'8' => b'b',
+            b'9' => b'g',
+            b => b,
         })
-        .collect()
+        .collect();
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// Whether ASCII text with single spaces could hold six one-letter words in a row: four of
+/// them then have a space on both sides, five spaces two bytes apart. Counted over the
+/// whole slice without early exit, which the compiler vectorises.
+fn may_be_spelled(bytes: &[u8]) -> bool {
+    let n = bytes.len().saturating_sub(8);
+    let at = |k: usize| bytes.get(k..k + n).unwrap_or_default();
+    let space = |b: &u8| u8::from(*b == b' ');
+    let stride = at(0).iter().zip(at(2)).zip(at(4)).zip(at(6)).zip(at(8));
+    stride.fold(0u8, |any, ((((a, b), c), d), e)| {
+        any | (space(a) & space(b) & space(c) & space(d) & space(e))
+    }) != 0
 }
 
 /// "i g n o r e  a l l" → "ignore all": runs of single letters, spaced or dotted apart.
@@ -446,6 +463,9 @@ fn despaced(text: &str) -> Option<String> {
     // Only runs of single letters change, and prose has a few lone ones ("a", "I"); a run
     // of six is a word spelled out. Counted in a byte loop: characters are the bytes that
     // do not continue a UTF-8 sequence.
+    if text.is_ascii() && !may_be_spelled(text.as_bytes()) {
+        return None;
+    }
     let (mut run, mut chars, mut spelled) = (0, 0, false);
     for &b in text.as_bytes().iter().chain([b' '].iter()) {
         if b == b' ' {
@@ -489,25 +509,54 @@ fn rot13(text: &str) -> String {
 }
 
 /// Whether the (lower-case) text has a letter next to a leet digit or symbol inside a word:
-/// `[a-z][013457@$!|+][a-z0-9]` or `[013457@$][a-z]`. A byte loop: a regex without a literal
-/// to look for walks its automaton over every byte, several times slower.
+/// `[a-z][013457@$!|+][a-z0-9]` or `[013457@$][a-z]`, where an e-mail address's `@` does
+/// not count. A pass over the whole slice without early exit, which the compiler vectorises,
+/// counts the candidates; only an `@` needs a second look.
 fn leet_trace(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let inner = |b: u8| {
-        matches!(
-            b,
-            b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$' | b'!' | b'|' | b'+'
-        )
+    let lower = |b: u8| u8::from(b.wrapping_sub(b'a') < 26);
+    let alnum = |b: u8| lower(b) | u8::from(b.wrapping_sub(b'0') < 10);
+    let is = |b: u8, of: u8| u8::from(b == of);
+    // Bytes that stand for letters at a word's start, and those only inside a word.
+    let leading = |b: u8| {
+        is(b, b'0') | is(b, b'1') | u8::from(b.wrapping_sub(b'3') < 3) | is(b, b'7') | is(b, b'$')
     };
-    let leading = |b: u8| matches!(b, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$');
-    bytes.windows(3).any(|w| match *w {
-        [a, b, c] => {
-            (a.is_ascii_lowercase() && inner(b) && (c.is_ascii_lowercase() || c.is_ascii_digit()))
-                || (leading(a) && b.is_ascii_lowercase())
-        }
-        _ => false,
-    }) || matches!(bytes, [.., a, b] if leading(*a) && b.is_ascii_lowercase())
+    let inner = |b: u8| leading(b) | is(b, b'!') | is(b, b'|') | is(b, b'+');
+    let candidate =
+        |p: u8, c: u8, x: u8| (lower(p) & inner(c) & alnum(x)) | (leading(c) & lower(x));
+    let at_sign = |p: u8, c: u8, x: u8| is(c, b'@') & ((lower(p) & alnum(x)) | lower(x));
+    let n = bytes.len().saturating_sub(2);
+    let at = |k: usize| bytes.get(k..k + n).unwrap_or_default();
+    let (mut hits, mut at_signs) = (0u8, 0u8);
+    for ((p, c), x) in at(0).iter().zip(at(1)).zip(at(2)) {
+        hits |= candidate(*p, *c, *x);
+        at_signs |= at_sign(*p, *c, *x);
+    }
+    // The first byte has no letter before it.
+    let first = |c: u8, x: u8| (leading(c) | is(c, b'@')) & lower(x);
+    let address_at_start = text.starts_with('@') && address(bytes, 0);
+    if hits != 0 || matches!(bytes, [c, x, ..] if first(*c, *x) != 0 && !address_at_start) {
+        return true;
+    }
+    at_signs != 0
+        && text.match_indices('@').any(|(at, _)| {
+            let near = |k: Option<usize>| k.and_then(|k| bytes.get(k)).copied().unwrap_or(b' ');
+            let (p, x) = (near(at.checked_sub(1)), near(Some(at + 1)));
+            at_sign(p, b'@', x) != 0 && !address(bytes, at)
+        })
 }
+
+/// Whether the `@` at `at` is an e-mail address's ("jane.doe@example.com"): a domain name,
+/// a label and a dot, follows it.
+fn address(bytes: &[u8], at: usize) -> bool {
+    let domain = bytes.get(at + 1..).unwrap_or_default();
+    let label = domain
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .count();
+    label > 0 && domain.get(label) == Some(&b'.')
+}
+
 /// ROT13 of frequent words ("the", "and", "you", "is") and of injection keywords.
 const ROT13_TRACES: &[&str] = &[
     "gur ",
@@ -526,47 +575,41 @@ static HEX_RUN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?i)\b(?:[0-9a-f]{2}[ :]?){12,}\b").ok());
 
 /// Runs of at least 20 base64 (or base64url) characters with their `=` padding: what
-/// `[A-Za-z0-9+/_-]{20,}={0,2}` finds, in one pass over the bytes.
+/// `[A-Za-z0-9+/_-]{20,}={0,2}` finds.
 fn base64_runs(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
-    let class = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-');
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        while at < bytes.len() {
-            let start = at;
-            while bytes.get(at).is_some_and(|b| class(*b)) {
-                at += 1;
-            }
-            if at - start >= 20 {
-                let mut end = at;
-                while end - at < 2 && bytes.get(end) == Some(&b'=') {
-                    end += 1;
-                }
-                at = end;
-                return text.get(start..end);
-            }
-            at += 1;
-        }
-        None
-    })
+    let class = |b: u8| {
+        let alnum = (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 26);
+        alnum | (b == b'+') | (b == b'/') | (b == b'_') | (b == b'-')
+    };
+    super::runs(bytes, 20, class)
+        .into_iter()
+        .filter_map(move |run| {
+            let padding = bytes
+                .get(run.end..)
+                .unwrap_or_default()
+                .iter()
+                .take(2)
+                .take_while(|b| **b == b'=')
+                .count();
+            text.get(run.start..run.end + padding)
+        })
 }
 
 /// Whether the text could hold a hex run (12 byte pairs, maybe separated): a stretch of hex
-/// digits, spaces and colons with at least 24 digits. Prose almost never has one, and the
-/// check is a byte loop where the regex walks its automaton over every byte.
+/// digits, spaces and colons with at least 24 digits. Prose almost never has one, and
+/// finding the stretches is far cheaper than the regex walking its automaton over every
+/// byte.
 fn may_hold_hex(text: &str) -> bool {
-    let mut digits = 0;
-    for b in text.bytes() {
-        if b.is_ascii_hexdigit() {
-            digits += 1;
-            if digits >= 24 {
-                return true;
-            }
-        } else if b != b' ' && b != b':' {
-            digits = 0;
-        }
-    }
-    false
+    let bytes = text.as_bytes();
+    let class = |b: u8| {
+        let hex = (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 6);
+        hex | (b == b' ') | (b == b':')
+    };
+    super::runs(bytes, 24, class).into_iter().any(|run| {
+        let stretch = bytes.get(run).unwrap_or_default();
+        stretch.iter().filter(|b| b.is_ascii_hexdigit()).count() >= 24
+    })
 }
 
 /// Text hidden in base64 or hex runs of the raw text, when it decodes to readable text.
@@ -643,7 +686,8 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     }
     // Variants are decoded only when the text shows their trace: letters mixed with
     // leet digits or symbols, common words in ROT13.
-    if leet_trace(&plain_text.text) {
+    // A rule the plain text already matched leaves nothing for leetspeak to reveal.
+    if !found_plain && leet_trace(&plain_text.text) {
         variants.push(("leetspeak", leet(&plain_text.text)));
     }
     if let Some(text) = despaced(&plain_text.text) {
@@ -662,7 +706,7 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     for (obfuscation, text) in variants {
         // Decoded variants run the rules that matter most, which keeps them cheap.
         let hits = matches(&text, true);
-        if hits.is_empty() || (found_plain && obfuscation == "leetspeak") {
+        if hits.is_empty() {
             continue;
         }
         let mut revealed = false;
@@ -878,6 +922,55 @@ mod tests {
         ] {
             let a = assess(text, Origin::Untrusted);
             assert!(a.score < 0.5, "{text}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn leet_traces_are_letters_next_to_digits_or_symbols_but_not_addresses() {
+        for text in ["1gn0r3 all", "ign0re", "@ll of it", "p@ss", "sh0w", "4ll"] {
+            assert!(leet_trace(text), "{text}");
+        }
+        for text in [
+            "write to jane.doe@example.com today",
+            "@example.org",
+            "version 2.3.1 at 14:05",
+            "",
+            "a",
+        ] {
+            assert!(!leet_trace(text), "{text}");
+        }
+        assert_eq!(leet("1gn0r3 @ll, ça"), "ignore all, ça");
+    }
+
+    proptest::proptest! {
+        /// The vectorised passes find what their plain definitions do.
+        #[test]
+        fn fast_passes_agree_with_their_definitions(
+            text in "[a-fA-Z0-9$!|+=/_:. -]{0,90}",
+            spelled in "([a-c] ){0,9}[a-c]?( [a-c]{1,3}){0,3}",
+        ) {
+            let base64 = Regex::new(r"[A-Za-z0-9+/_-]{20,}={0,2}").unwrap();
+            let expected: Vec<&str> = base64.find_iter(&text).map(|m| m.as_str()).collect();
+            proptest::prop_assert_eq!(base64_runs(&text).collect::<Vec<_>>(), expected);
+            let leet = Regex::new(r"[a-z][013457$!|+][a-z0-9]|[013457$][a-z]").unwrap();
+            proptest::prop_assert_eq!(leet_trace(&text), leet.is_match(&text));
+            // At least 24 hex digits in a stretch of hex digits, spaces and colons.
+            let mut digits = 0;
+            let mut hex = false;
+            for b in text.bytes() {
+                if b.is_ascii_hexdigit() {
+                    digits += 1;
+                    hex |= digits >= 24;
+                } else if b != b' ' && b != b':' {
+                    digits = 0;
+                }
+            }
+            proptest::prop_assert_eq!(may_hold_hex(&text), hex);
+            // Six one-letter words in a row pass the pre-check.
+            let words: Vec<&str> = spelled.split(' ').collect();
+            let six = words.windows(6).any(|w| w.iter().all(|t| t.len() == 1));
+            proptest::prop_assert!(!six || may_be_spelled(spelled.as_bytes()), "{spelled:?}");
+            proptest::prop_assert_eq!(despaced(&spelled).is_some(), six);
         }
     }
 

@@ -47,6 +47,17 @@ fn personal_data_is_found_and_validated() {
             "ipv6",
             "2001:db8::8a2e:370:7334",
         ),
+        (
+            "full 2001:0db8:85a3:0000:0000:8a2e:0370:7334.",
+            "ipv6",
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        ),
+        (
+            "link fe80::1ff:fe23:4567:890a%eth0",
+            "ipv6",
+            "fe80::1ff:fe23:4567:890a",
+        ),
+        ("mapped ::ffff:c000:280 here", "ipv6", "::ffff:c000:280"),
         ("call +44 20 7946 0958 now", "phone", "+44 20 7946 0958"),
         ("call (415) 555-2671", "phone", "(415) 555-2671"),
         ("call 415-555-2671", "phone", "415-555-2671"),
@@ -71,6 +82,7 @@ fn look_alikes_are_not_findings() {
     nothing("ssn 666-45-6789");
     nothing("version 1.2.300.4");
     nothing("meeting at 12:30:45");
+    nothing("use std::collections::HashMap; see 1:2:3");
     nothing("the meeting is on 12/31/1990"); // a date without birth context
     nothing("passport control was slow");
     nothing("user@localhost"); // no domain
@@ -284,4 +296,20 @@ fn a_cue_before_a_title_still_finds_the_name() {
     );
     found("Mrs. O'Brien called twice", "person_name", "O'Brien");
     nothing("The Park Avenue Journal ran 8 stories");
+}
+
+proptest::proptest! {
+    /// `runs` finds the maximal runs of a class at least `min` long, as a plain split does.
+    #[test]
+    fn runs_are_the_long_maximal_runs_of_a_class(text in "[ab ]{0,70}", min in 1usize..30) {
+        let mut expected = Vec::new();
+        let mut at = 0;
+        for run in text.split(' ') {
+            if run.len() >= min {
+                expected.push(at..at + run.len());
+            }
+            at += run.len() + 1;
+        }
+        proptest::prop_assert_eq!(runs(text.as_bytes(), min, |b| b != b' '), expected);
+    }
 }
