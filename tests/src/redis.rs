@@ -45,8 +45,13 @@ impl Redis {
 
     /// Runs one command (RESP over a fresh connection) and returns Redis's raw answer.
     pub fn command(&self, args: &[&str]) -> String {
+        Redis::command_on(self.port, args)
+    }
+
+    /// [`command`](Self::command) on the Redis at a loopback `port` (from another thread).
+    pub fn command_on(port: u16, args: &[&str]) -> String {
         use std::io::{Read, Write};
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("Redis answers");
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("Redis answers");
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -55,6 +60,11 @@ impl Redis {
         let mut answer = [0u8; 512];
         let n = stream.read(&mut answer).expect("an answer");
         String::from_utf8_lossy(answer.get(..n).unwrap_or_default()).into_owned()
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:<port>`.

@@ -13,6 +13,8 @@
 //! - `embed`: an embeddings answer;
 //! - `flaky3`: 500 for its first three requests, then like `ok`;
 //! - `trickle`: streams 40 words 50 ms apart (a stream long enough to walk away from);
+//! - `latepii`: streams a first sentence, pauses 400 ms, then names a contact by e-mail
+//!   (personal data the prompt did not carry); unstreamed, the answer after 400 ms;
 //! - `toolstream`: streams a `call_support` tool call whose arguments carry a phone number,
 //!   split across chunks.
 //!
@@ -367,6 +369,43 @@ fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<(
                 chunk(&mut stream, &event.to_string())?;
                 std::thread::sleep(Duration::from_millis(50));
             }
+            chunk(&mut stream, "[DONE]")?;
+            write!(stream, "0\r\n\r\n")?;
+            stream.flush()
+        }
+        "latepii" if body["stream"] != true => {
+            std::thread::sleep(Duration::from_millis(400));
+            let text = "The contact for that account is jane.doe@example.com.";
+            write_json(
+                stream,
+                "200 OK",
+                "",
+                &json!({"id": "c1", "object": "chat.completion", "model": model,
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": text}}],
+                        "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}}),
+            )
+        }
+        "latepii" => {
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            )?;
+            let pieces = [
+                "Let me look that up in the account records. ",
+                "The contact for that account is jane.doe@example.com.",
+            ];
+            for (i, piece) in pieces.into_iter().enumerate() {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(400));
+                }
+                let event = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+                chunk(&mut stream, &event.to_string())?;
+            }
+            let end = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+            chunk(&mut stream, &end.to_string())?;
             chunk(&mut stream, "[DONE]")?;
             write!(stream, "0\r\n\r\n")?;
             stream.flush()

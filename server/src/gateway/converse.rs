@@ -454,7 +454,15 @@ async fn converse(
                         }
                         respond_call.reported_input(usage.input, usage.cached, usage.reasoning);
                         let input = respond_call.input(messages, usage.output);
-                        respond_call.decide(&input).map(drop)
+                        let decided = respond_call.decide(&input).map(drop);
+                        // The terminal event waits for the flags this answer's decisions
+                        // set, so that the agent's next call, on any replica, sees them.
+                        let settled: futures_util::future::BoxFuture<'static, _> =
+                            Box::pin(async move {
+                                respond_call.call.flags_shared().await;
+                                decided
+                            });
+                        settled
                     }
                 },
                 ended: move |error: &GatewayError| {
@@ -504,7 +512,10 @@ async fn converse(
             }
             _ => body,
         };
-        finish(&respond_call, format, body)?
+        let finished = finish(&respond_call, format, body);
+        // The answer waits for the flags its decision set, as a streamed one does.
+        respond_call.call.flags_shared().await;
+        finished?
     };
     let mut response = with_decision_header(response, &decision);
     insert_rate_limits(response.headers_mut(), format, &headroom, meter::now());

@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
 use sluice_engine::input::ToolCall;
@@ -325,7 +326,8 @@ fn is_terminal(event: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Outcome<D, E> {
     /// Decides on the whole answer (text, reported usage, tool calls) before the terminal
-    /// event.
+    /// event; the event waits for the future it returns (the session flags the decisions
+    /// set reaching the replicas' shared store).
     pub decide: D,
     /// Told once if the stream ends before the answer could be decided: the caller went
     /// away or the upstream broke off (a deny is recorded when it is decided).
@@ -360,7 +362,9 @@ pub fn relay(
     provider: String,
     mut window: Option<Window>,
     outcome: Outcome<
-        impl FnOnce(&str, StreamUsage, Vec<ToolCall>) -> Result<(), GatewayError> + Send + 'static,
+        impl FnOnce(&str, StreamUsage, Vec<ToolCall>) -> BoxFuture<'static, Result<(), GatewayError>>
+        + Send
+        + 'static,
         impl FnOnce(&GatewayError) + Send + 'static,
     >,
     hold: impl Send + 'static,
@@ -446,7 +450,8 @@ pub fn relay(
                 Ok(tail) => tail.unwrap_or_default(),
                 Err(error) => break 'relay Some(Halt::Failed(error)),
             };
-            if let Err(error) = decide(adapter.text(), adapter.usage(), adapter.tool_calls()) {
+            let decided = decide(adapter.text(), adapter.usage(), adapter.tool_calls());
+            if let Err(error) = decided.await {
                 break 'relay Some(Halt::Decided(error));
             }
             // From here the answer is decided (and recorded): a caller who goes away
