@@ -81,6 +81,9 @@ enum Within {
     Dotted(usize),
     /// Digits with the signs and spaces a phone number is written with.
     Dialled(usize),
+    /// A match starts with one of these words (any ASCII case) and ends within the next
+    /// few words: spaces after the word.
+    Cue(&'static LazyLock<Option<Regex>>, usize),
 }
 
 impl Within {
@@ -97,9 +100,66 @@ impl Within {
                 let sign = (b == b'+') | (b == b'(') | (b == b')') | (b == b'.') | (b == b'-');
                 b.is_ascii_digit() | b.is_ascii_whitespace() | sign
             }),
+            Within::Cue(words, spaces) => {
+                let Some(words) = words.as_ref() else {
+                    return std::iter::once(0..bytes.len()).collect();
+                };
+                let lower = bytes.to_ascii_lowercase();
+                let mut found: Vec<Range<usize>> = Vec::new();
+                for word in words.find_iter(&lower) {
+                    let rest = bytes.get(word.end()..).unwrap_or_default();
+                    let end = rest
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| **b == b' ')
+                        .nth(spaces - 1)
+                        .map_or(bytes.len(), |(i, _)| word.end() + i);
+                    match found.last_mut() {
+                        Some(last) if last.end >= word.start() => last.end = last.end.max(end),
+                        _ => found.push(word.start()..end),
+                    }
+                }
+                found
+            }
         }
     }
 }
+
+/// What a name follows: words that introduce a person, and titles. Found lower case;
+/// the `person_name` pattern then decides, in its own case rules.
+const NAME_CUES: &[&str] = &[
+    "my name is",
+    "name is",
+    "name:",
+    "i am",
+    "i'm",
+    "this is",
+    "signed",
+    "regards",
+    "sincerely",
+    "cheers",
+    "thanks",
+    "best",
+    "patient",
+    "customer",
+    "employee",
+    "contact",
+    "applicant",
+    "tenant",
+    "recipient",
+    "attn:",
+    "attn",
+];
+
+/// Titles before a name.
+const TITLES: &[&str] = &["Mr", "Mrs", "Ms", "Miss", "Dr", "Prof", "Mx"];
+
+static NAME_CUE_WORDS: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    let words = NAME_CUES.iter().map(|w| w.to_string());
+    let titles = TITLES.iter().map(|t| t.to_ascii_lowercase());
+    let escaped: Vec<String> = words.chain(titles).map(|w| regex::escape(&w)).collect();
+    Regex::new(&escaped.join("|")).ok()
+});
 
 /// A token whose issuer prefix and length identify it.
 fn prefixed(_: &str) -> Verdict {
@@ -451,6 +511,12 @@ fn detectors() -> Vec<Detector> {
     let dob = format!(
         r"(?i)\b(?:born(?:\s+on)?|date\s+of\s+birth|d\.?o\.?b\.?|birth\s*date|birthday)\s*(?:is|was|:|-)?\s*(\b\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})|\d{{4}}-\d{{2}}-\d{{2}}|{MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH},?\s+\d{{4}})\b"
     );
+    let cues: Vec<String> = NAME_CUES.iter().map(|w| regex::escape(w)).collect();
+    let titles = TITLES.join("|");
+    let person_after_cue = format!(
+        r"(?:\b(?i:{})[,:]? |\b(?:{titles})\.? )(?:(?:{titles})\.? )?([A-Z][a-z]*(?:'[A-Z][a-z]+)?(?:[ -][A-Z][a-z]+(?:'[A-Z][a-z]+)?){{0,2}})\b",
+        cues.join("|")
+    );
     let given_names = format!(
         r"\b(?:{}) [A-Z][a-z]+(?:-[A-Z][a-z]+)?\b",
         GIVEN_NAMES.join("|")
@@ -658,7 +724,9 @@ fn detectors() -> Vec<Detector> {
             Pii,
             1,
             person_name,
-            r"(?:\b(?i:my name is|name is|name:|i am|i'm|this is|signed|regards|sincerely|cheers|thanks|best|patient|customer|employee|contact|applicant|tenant|recipient|attn:?)[,:]? |\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Mx)\.? )(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof|Mx)\.? )?([A-Z][a-z]*(?:'[A-Z][a-z]+)?(?:[ -][A-Z][a-z]+(?:'[A-Z][a-z]+)?){0,2})\b"
+            person_after_cue.as_str(),
+            // After the cue: `[,:]? `, a title and its space, two more between name parts.
+            Within::Cue(&NAME_CUE_WORDS, 5)
         ),
         detector!("person_name", Pii, 0, gazetteer_name, given_names.as_str()),
     ]
@@ -694,6 +762,12 @@ static SCANNER: LazyLock<Option<Scanner>> = LazyLock::new(|| {
 
 /// Every personal-data and secret finding in `text`, in text order, none overlapping.
 pub fn scan(text: &str) -> Vec<Finding> {
+    scan_narrowed(text, true)
+}
+
+/// [`scan`], where `narrow` lets detectors run only on the parts of the text their matches
+/// can lie in (the same findings, sooner; tests compare with the whole-text search).
+fn scan_narrowed(text: &str, narrow: bool) -> Vec<Finding> {
     let Some(scanner) = SCANNER.as_ref() else {
         return Vec::new();
     };
@@ -707,7 +781,7 @@ pub fn scan(text: &str) -> Vec<Finding> {
         };
         // The whole text, or the runs a match can lie in with a byte of context each side:
         // a match cannot take that byte, which is outside the run's class.
-        let windows: Vec<(usize, usize)> = match detector.within {
+        let windows: Vec<(usize, usize)> = match detector.within.filter(|_| narrow) {
             None => vec![(0, bytes.len())],
             Some(within) => within
                 .runs(bytes)

@@ -313,3 +313,56 @@ proptest::proptest! {
         proptest::prop_assert_eq!(runs(text.as_bytes(), min, |b| b != b' '), expected);
     }
 }
+
+/// Pieces of the texts the narrowed detectors look for, and of what surrounds them.
+const PIECES: &[&str] = &[
+    "my name is",
+    "Regards,",
+    "THIS IS",
+    "thanks",
+    "best",
+    "Attn:",
+    "Mr.",
+    "Dr",
+    "Mrs",
+    "Olivia",
+    "Hartmann",
+    "O'Brien",
+    "Smith-Jones",
+    "Lee",
+    "x",
+    "at",
+    "4111",
+    "1111",
+    "GB82",
+    "WEST",
+    "1234",
+    "5698",
+    "7654",
+    "32",
+    "+44",
+    "20",
+    "7946",
+    "0958",
+    "(415)",
+    "555-2671",
+    "10.20.30.40",
+    "192.168.1.1",
+    "00",
+    "-",
+    ".",
+    "(",
+    ")",
+];
+
+proptest::proptest! {
+    /// Narrowing changes where detectors look, never what they find.
+    #[test]
+    fn narrowed_detectors_find_what_a_whole_text_search_finds(
+        pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..40),
+        gaps in proptest::collection::vec(proptest::sample::select(&[" ", " ", ", ", "", "\n", ": "][..]), 40),
+    ) {
+        let text: String = pieces.iter().zip(&gaps).map(|(p, g)| format!("{p}{g}")).collect();
+        proptest::prop_assert_eq!(scan_narrowed(&text, true), scan_narrowed(&text, false), "{:?}", text);
+    }
+}
