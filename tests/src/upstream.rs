@@ -304,6 +304,35 @@ fn chunk(stream: &mut TcpStream, data: &str) -> std::io::Result<()> {
     stream.flush()
 }
 
+/// A chat completion streamed as OpenAI streams it: each delta after its pause, then a
+/// last chunk with `finish_reason` (when given) and `[DONE]`.
+fn stream_chunks(
+    mut stream: TcpStream,
+    model: &str,
+    deltas: impl IntoIterator<Item = (Duration, Value)>,
+    finish_reason: Option<&str>,
+) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    )?;
+    let event = |delta: Value, finish: Option<&str>| {
+        json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    for (pause, delta) in deltas {
+        std::thread::sleep(pause);
+        chunk(&mut stream, &event(delta, None))?;
+    }
+    if let Some(reason) = finish_reason {
+        chunk(&mut stream, &event(json!({}), Some(reason)))?;
+    }
+    chunk(&mut stream, "[DONE]")?;
+    write!(stream, "0\r\n\r\n")?;
+    stream.flush()
+}
+
 /// Answers the `nth` request (from 1) for its model.
 fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<()> {
     let model = body["model"].as_str().unwrap_or_default().to_string();
@@ -337,41 +366,20 @@ fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<(
             Ok(())
         }
         "toolstream" => {
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-            )?;
             let deltas = [
                 json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_9", "type": "function", "function": {"name": "call_support", "arguments": ""}}]}),
                 json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"phone\": \"+44 20 79"}}]}),
                 json!({"tool_calls": [{"index": 0, "function": {"arguments": "46 0958\"}"}}]}),
             ];
-            for delta in deltas {
-                let event = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
-                chunk(&mut stream, &event.to_string())?;
-            }
-            let end = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]});
-            chunk(&mut stream, &end.to_string())?;
-            chunk(&mut stream, "[DONE]")?;
-            write!(stream, "0\r\n\r\n")?;
-            stream.flush()
+            let paced = deltas.into_iter().map(|d| (Duration::ZERO, d));
+            stream_chunks(stream, &model, paced, Some("tool_calls"))
         }
         "trickle" => {
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-            )?;
-            for i in 0..40 {
-                let event = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                    "choices": [{"index": 0, "delta": {"content": format!("word{i} ")}, "finish_reason": null}]});
-                chunk(&mut stream, &event.to_string())?;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            chunk(&mut stream, "[DONE]")?;
-            write!(stream, "0\r\n\r\n")?;
-            stream.flush()
+            let words = (0..40).map(|i| {
+                let pause = Duration::from_millis(if i == 0 { 0 } else { 50 });
+                (pause, json!({"content": format!("word{i} ")}))
+            });
+            stream_chunks(stream, &model, words, None)
         }
         "latepii" if body["stream"] != true => {
             std::thread::sleep(Duration::from_millis(400));
@@ -387,28 +395,17 @@ fn respond(mut stream: TcpStream, body: &Value, nth: usize) -> std::io::Result<(
             )
         }
         "latepii" => {
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-            )?;
             let pieces = [
-                "Let me look that up in the account records. ",
-                "The contact for that account is jane.doe@example.com.",
+                (
+                    Duration::ZERO,
+                    json!({"content": "Let me look that up in the account records. "}),
+                ),
+                (
+                    Duration::from_millis(400),
+                    json!({"content": "The contact for that account is jane.doe@example.com."}),
+                ),
             ];
-            for (i, piece) in pieces.into_iter().enumerate() {
-                if i > 0 {
-                    std::thread::sleep(Duration::from_millis(400));
-                }
-                let event = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
-                chunk(&mut stream, &event.to_string())?;
-            }
-            let end = json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
-            chunk(&mut stream, &end.to_string())?;
-            chunk(&mut stream, "[DONE]")?;
-            write!(stream, "0\r\n\r\n")?;
-            stream.flush()
+            stream_chunks(stream, &model, pieces, Some("stop"))
         }
         "embed" => write_json(
             stream,
