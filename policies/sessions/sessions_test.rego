@@ -30,6 +30,12 @@ test_a_clean_tool_result_flags_nothing if {
 	count(flags) == 0
 }
 
+test_an_injected_sampling_request_flags_the_session if {
+	# The shipped list: a server's sampling request is content the agent did not write.
+	flags := sessions.flag with input as input_of("mcp.sampling", 0.9, [])
+	flags == {"untrusted_content_read"}
+}
+
 test_injection_in_what_the_agent_sends_is_not_untrusted_content if {
 	flags := sessions.flag with input as input_of("mcp.tools.call", 0.9, [])
 		with data.sessions as mock_sessions

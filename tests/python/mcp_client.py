@@ -16,6 +16,8 @@ Every object also carries "protocol_version" and "server_name" once connected.
 --elicit accept|decline answers the server's elicitation requests (accept: {"confirm": true});
 without it the client offers no elicitation. A call's object carries "progress": the messages
 of the progress notifications it received, and "elicited": the messages it was asked.
+--sample REPLY answers the server's sampling requests with REPLY; a call's object then carries
+"sampled": the texts of the messages it was asked to answer.
 
 --mode is the SDK's connect mode: `auto` (its default) probes `server/discover` at 2026-07-28 and
 falls back to the `initialize` handshake; `legacy` always does the handshake (a stateful session
@@ -56,6 +58,7 @@ async def op_list(client: Client) -> dict:
 
 
 ELICITED = []
+SAMPLED = []
 
 
 async def op_call(client: Client, name: str, args: dict) -> dict:
@@ -71,6 +74,9 @@ async def op_call(client: Client, name: str, args: dict) -> dict:
     if ELICITED:
         out["elicited"] = list(ELICITED)
         ELICITED.clear()
+    if SAMPLED:
+        out["sampled"] = list(SAMPLED)
+        SAMPLED.clear()
     if result.structured_content is not None:
         out["structured"] = result.structured_content
     return out
@@ -142,6 +148,15 @@ async def run(args: argparse.Namespace) -> dict:
             return types.ElicitResult(action="decline")
 
         callbacks["elicitation_callback"] = on_elicit
+    if args.sample is not None:
+
+        async def on_sample(context, params):
+            SAMPLED.extend(content_text([m.content for m in params.messages]))
+            return types.CreateMessageResult(
+                role="assistant", content=types.TextContent(type="text", text=args.sample), model="test-model"
+            )
+
+        callbacks["sampling_callback"] = on_sample
     client = Client(transport, mode=args.mode, read_timeout_seconds=args.timeout, cache=None, **callbacks)
     async with http_client:
         try:
@@ -176,6 +191,7 @@ def main() -> None:
     parser.add_argument("--mode", default="auto", help="auto (SDK default), legacy, or 2026-07-28")
     parser.add_argument("--timeout", type=float, default=None, help="per-request read timeout, seconds")
     parser.add_argument("--elicit", choices=["accept", "decline"], default=None, help="answer elicitations")
+    parser.add_argument("--sample", default=None, metavar="REPLY", help="answer sampling requests with REPLY")
     sub = parser.add_subparsers(dest="scenario", required=True)
     sub.add_parser("list")
     call = sub.add_parser("call")

@@ -16,6 +16,8 @@
 //! - `tools/call`: decided with the arguments in the input (`mcp.tools.call`; Cedar's
 //!   per-tool actions see them typed), redactions rewrite the arguments; the result is
 //!   decided again (`mcp.tools.result`), as untrusted content, before the agent sees it.
+//!   A server's sampling requests while its tool runs are prompts it wrote for the client's
+//!   model: decided (`mcp.sampling`, surface `prompt`) before the client gets them.
 //! - `resources/read` results are surface `retrieval` (`mcp.resources.read`), `prompts/get`
 //!   results surface `tool` (`mcp.prompts.get`).
 //!
@@ -34,6 +36,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use sluice_engine::input::{
     Content, DecisionInput, Document, Message, ResourceKind, Surface, ToolCall, ToolDescriptor,
@@ -604,6 +607,7 @@ async fn relayed_call(
     let relay = Relay {
         to_client: to_client.clone(),
         requests: server.is_some(),
+        gate: None,
     };
     let answer_id = id;
     // The call owns what it uses, so that it can move to a task of its own if it has to
@@ -999,7 +1003,7 @@ async fn call_tool(
     call: &Call,
     scope: Scope<'_>,
     params: &Value,
-    relay: Option<&Relay>,
+    relay: Option<&Relay<'_>>,
 ) -> Result<Value, RpcError> {
     let name = params
         .get("name")
@@ -1065,13 +1069,22 @@ async fn call_tool(
     if let Some(meta) = params.get("_meta") {
         set_field(&mut upstream_params, "_meta", meta.clone());
     }
+    // The server's requests of the client while the tool runs are decided first (sampling
+    // is a prompt for the client's model, written by the server).
+    let sampling = |message: Value| -> BoxFuture<'_, Result<Value, Value>> {
+        Box::pin(gate_sampling(gateway, call, server, message))
+    };
+    let relay = relay.map(|relay| Relay {
+        gate: Some(&sampling),
+        ..relay.clone()
+    });
     let mut result = match server
         .request_relayed(
             &call.principal,
             client_of(call),
             "tools/call",
             upstream_params,
-            relay,
+            relay.as_ref(),
         )
         .await
     {
@@ -1131,6 +1144,77 @@ async fn call_tool(
         *structured = super::guard::map_strings(structured, &apply);
     }
     Ok(result)
+}
+
+/// A server's request of the client, decided before it is relayed. `sampling/createMessage`
+/// asks the client's model to generate from messages the server wrote: its system prompt
+/// and message texts are untrusted documents of a prompt-surface decision (`mcp.sampling`
+/// on `McpServer::"<server>"`); a deny is the server's JSON-RPC error, and redactions
+/// rewrite what the client gets. Other requests (elicitation) pass as they are.
+async fn gate_sampling(
+    gateway: &Gateway,
+    call: &Call,
+    server: &McpUpstream,
+    mut message: Value,
+) -> Result<Value, Value> {
+    if message.get("method").and_then(Value::as_str) != Some("sampling/createMessage") {
+        return Ok(message);
+    }
+    let Some(params) = message.get_mut("params") else {
+        return Ok(message);
+    };
+    // A message's content is one block or (since 2025-11-25) a list of them.
+    let blocks = |content: Option<&Value>| match content {
+        Some(block @ Value::Object(_)) => texts_of(Some(&Value::Array(vec![block.clone()]))),
+        items => texts_of(items),
+    };
+    let system = params.get("systemPrompt").and_then(Value::as_str);
+    let mut texts: Vec<String> = system.map(str::to_string).into_iter().collect();
+    for each in params
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        texts.extend(blocks(each.get("content")));
+    }
+    let documents = texts
+        .into_iter()
+        .map(|text| Document {
+            source: Some(server.name.clone()),
+            text,
+            ..Document::default()
+        })
+        .collect();
+    let content = Content {
+        documents,
+        ..Content::default()
+    };
+    let what = format!("sampling request of MCP server `{}` refused", server.name);
+    let action = (Surface::Prompt, "mcp.sampling");
+    let apply = match from_server(gateway, call, action, server, content, &what).await {
+        Ok(apply) => apply,
+        Err(error) => {
+            return Err(json!({"code": error.code, "message": error.message, "data": error.data}));
+        }
+    };
+    if let Some(Value::String(system)) = params.get_mut("systemPrompt") {
+        *system = apply(system);
+    }
+    if let Some(Value::Array(messages)) = params.get_mut("messages") {
+        for each in messages {
+            match each.get_mut("content") {
+                Some(items @ Value::Array(_)) => rewrite_texts(items, &apply),
+                Some(Value::Object(block)) => {
+                    if let Some(Value::String(text)) = block.get_mut("text") {
+                        *text = apply(text);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(message)
 }
 
 async fn list_resources(

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use sluice_engine::input::Principal;
 
@@ -107,7 +108,7 @@ impl McpUpstream {
         client: &str,
         method: &str,
         params: Value,
-        relay: Option<&Relay>,
+        relay: Option<&Relay<'_>>,
     ) -> Result<Value, Failure> {
         for _ in 0..2 {
             let (slot, session) = self.session(principal, client).await?;
@@ -331,7 +332,7 @@ impl McpUpstream {
         session: Option<&Session>,
         method: &str,
         params: Value,
-        relay: Option<&Relay>,
+        relay: Option<&Relay<'_>>,
     ) -> Exchange {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.post(principal, session, Some(id), method, params, relay)
@@ -348,7 +349,7 @@ impl McpUpstream {
         id: Option<u64>,
         method: &str,
         params: Value,
-        relay: Option<&Relay>,
+        relay: Option<&Relay<'_>>,
     ) -> (Exchange, Option<String>) {
         let mut message = json!({"jsonrpc": "2.0", "method": method});
         if let Some(id) = id {
@@ -392,7 +393,7 @@ impl McpUpstream {
         id: u64,
         principal: &Principal,
         session: Option<&Session>,
-        relay: Option<&Relay>,
+        relay: Option<&Relay<'_>>,
     ) -> Result<Value, Failure> {
         let status = response.status();
         let is_stream = response
@@ -434,25 +435,37 @@ impl McpUpstream {
                 let Some(method) = message.get("method").and_then(Value::as_str) else {
                     continue;
                 };
-                match (message.get("id"), relay) {
+                let refuse = |request: Value, error: Value| async move {
+                    let refusal = json!({"jsonrpc": "2.0", "id": request, "error": error});
+                    let _ = self
+                        .post_request(principal, session, refusal.to_string())
+                        .send()
+                        .await;
+                };
+                match (message.get("id").cloned(), relay) {
                     // Progress and logs are lossy by nature: a client that does not keep
                     // up misses some rather than Sluice holding them without bound.
                     (None, Some(relay)) => {
                         let _ = relay.to_client.try_send(message);
                     }
-                    (Some(_), Some(relay)) if relay.requests => {
-                        // A client gone away stops reading; the answer still ends the call.
-                        let _ = relay.to_client.send(message).await;
+                    (Some(request), Some(relay)) if relay.requests => {
+                        let decided = match relay.gate {
+                            Some(gate) => gate(message).await,
+                            None => Ok(message),
+                        };
+                        match decided {
+                            // A client gone away stops reading; the answer still ends the
+                            // call.
+                            Ok(message) => {
+                                let _ = relay.to_client.send(message).await;
+                            }
+                            Err(error) => refuse(request, error).await,
+                        }
                     }
                     (Some(request), _) => {
-                        let refusal = json!({"jsonrpc": "2.0", "id": request, "error": {
-                            "code": -32601,
-                            "message": format!("Sluice does not pass `{method}` on to the client here"),
-                        }});
-                        let _ = self
-                            .post_request(principal, session, refusal.to_string())
-                            .send()
-                            .await;
+                        let message =
+                            format!("Sluice does not pass `{method}` on to the client here");
+                        refuse(request, json!({"code": -32601, "message": message})).await;
                     }
                     (None, None) => {}
                 }
@@ -464,13 +477,28 @@ impl McpUpstream {
 
 /// Where a server's messages sent while it answers a request go: to the client, on the
 /// stream Sluice answers it with.
-#[derive(Debug, Clone)]
-pub struct Relay {
+#[derive(Clone)]
+pub struct Relay<'a> {
     /// The client's stream (bounded: a server cannot make Sluice buffer without limit).
     pub to_client: tokio::sync::mpsc::Sender<Value>,
     /// Whether the server's own requests (elicitation, sampling) go too: only where the
     /// client's answers can find their way back to this server.
     pub requests: bool,
+    /// Decides on each of the server's requests before it reaches the client.
+    pub gate: Option<&'a Gate<'a>>,
+}
+
+/// A decision on a request a server sends its client: the message to relay (perhaps
+/// rewritten), or the JSON-RPC error the server gets instead.
+pub type Gate<'a> = dyn Fn(Value) -> BoxFuture<'a, Result<Value, Value>> + Send + Sync + 'a;
+
+impl std::fmt::Debug for Relay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("requests", &self.requests)
+            .field("gated", &self.gate.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Empties `slot` if it still holds `session` (another request may have opened a new one
