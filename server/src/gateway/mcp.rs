@@ -948,6 +948,24 @@ fn rewrite_texts(items: &mut Value, apply: &dyn Fn(&str) -> String) {
     }
 }
 
+/// Texts a server sent (from `source`, perhaps naming `id`), as the untrusted documents of
+/// a decision's content.
+fn documents_from(source: &str, id: Option<&str>, texts: Vec<String>) -> Content {
+    let documents = texts
+        .into_iter()
+        .map(|text| Document {
+            id: id.map(str::to_string),
+            source: Some(source.to_string()),
+            text,
+            ..Document::default()
+        })
+        .collect();
+    Content {
+        documents,
+        ..Content::default()
+    }
+}
+
 /// Decides on `content` a server sent (`surface` and `action` on `McpServer::"<server>"`);
 /// on an allow, its redactions as a rewrite.
 async fn from_server(
@@ -1105,14 +1123,6 @@ async fn call_tool(
         Err(failure) => return Err(failure_error(server, failure)),
     };
     // The result reaches the agent only if the policies allow it: it is untrusted content.
-    let documents = texts_of(result.get("content"))
-        .into_iter()
-        .map(|text| Document {
-            source: Some(resource.clone()),
-            text,
-            ..Document::default()
-        })
-        .collect();
     let answer = input_for(
         call,
         Surface::Tool,
@@ -1126,8 +1136,7 @@ async fn call_tool(
                 server: Some(server.name.clone()),
                 arguments: forwarded,
             }),
-            documents,
-            ..Content::default()
+            ..documents_from(&resource, None, texts_of(result.get("content")))
         },
     );
     let (_, apply) = allowed(
@@ -1178,18 +1187,7 @@ async fn gate_sampling(
     {
         texts.extend(blocks(each.get("content")));
     }
-    let documents = texts
-        .into_iter()
-        .map(|text| Document {
-            source: Some(server.name.clone()),
-            text,
-            ..Document::default()
-        })
-        .collect();
-    let content = Content {
-        documents,
-        ..Content::default()
-    };
+    let content = documents_from(&server.name, None, texts);
     let what = format!("sampling request of MCP server `{}` refused", server.name);
     let action = (Surface::Prompt, "mcp.sampling");
     let apply = match from_server(gateway, call, action, server, content, &what).await {
@@ -1307,19 +1305,7 @@ async fn read_resource(
         )
         .await
         .map_err(|f| failure_error(server, f))?;
-    let documents = texts_of(result.get("contents"))
-        .into_iter()
-        .map(|text| Document {
-            id: Some(uri.to_string()),
-            source: Some(server.name.clone()),
-            text,
-            ..Document::default()
-        })
-        .collect();
-    let content = Content {
-        documents,
-        ..Content::default()
-    };
+    let content = documents_from(&server.name, Some(uri), texts_of(result.get("contents")));
     let apply = from_server(
         gateway,
         call,
