@@ -527,15 +527,16 @@ fn leet_trace(text: &str) -> bool {
     let at_sign = |p: u8, c: u8, x: u8| is(c, b'@') & ((lower(p) & alnum(x)) | lower(x));
     let n = bytes.len().saturating_sub(2);
     let at = |k: usize| bytes.get(k..k + n).unwrap_or_default();
-    let (mut hits, mut at_signs) = (0u8, 0u8);
+    // The first byte is read as if a space stood before it, as an `@` at the start is below.
+    let (mut hits, mut at_signs) = match bytes {
+        [c, x, ..] => (candidate(b' ', *c, *x), at_sign(b' ', *c, *x)),
+        _ => (0, 0),
+    };
     for ((p, c), x) in at(0).iter().zip(at(1)).zip(at(2)) {
         hits |= candidate(*p, *c, *x);
         at_signs |= at_sign(*p, *c, *x);
     }
-    // The first byte has no letter before it.
-    let first = |c: u8, x: u8| (leading(c) | is(c, b'@')) & lower(x);
-    let address_at_start = text.starts_with('@') && address(bytes, 0);
-    if hits != 0 || matches!(bytes, [c, x, ..] if first(*c, *x) != 0 && !address_at_start) {
+    if hits != 0 {
         return true;
     }
     at_signs != 0
