@@ -914,28 +914,36 @@ async fn list_tools(gateway: &Gateway, call: &Call, scope: Scope<'_>) -> Result<
     Ok(json!({"tools": out}))
 }
 
-/// The text of a result's content items (text items, embedded text resources).
-fn texts_of(items: Option<&Value>) -> Vec<String> {
-    items
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| {
-                    item.get("text")
-                        .or_else(|| item.get("resource").and_then(|r| r.get("text")))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// The content blocks of a `content` field: a list of them (a tool result, a resource, a
+/// sampling message since 2025-11-25), or one block on its own (a prompt's message, a
+/// sampling message before).
+fn blocks(content: Option<&Value>) -> &[Value] {
+    match content {
+        Some(Value::Array(items)) => items,
+        Some(block @ Value::Object(_)) => std::slice::from_ref(block),
+        _ => &[],
+    }
 }
 
-/// `items` with every text (as [`texts_of`] finds them) passed through `apply`.
-fn rewrite_texts(items: &mut Value, apply: &dyn Fn(&str) -> String) {
-    let Some(items) = items.as_array_mut() else {
-        return;
+/// The text of a `content` field's blocks (text blocks, embedded text resources).
+fn texts_of(content: Option<&Value>) -> Vec<String> {
+    blocks(content)
+        .iter()
+        .filter_map(|item| {
+            item.get("text")
+                .or_else(|| item.get("resource").and_then(|r| r.get("text")))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// `content` with every text (as [`texts_of`] finds them) passed through `apply`.
+fn rewrite_texts(content: &mut Value, apply: &dyn Fn(&str) -> String) {
+    let items = match content {
+        Value::Array(items) => items.as_mut_slice(),
+        block @ Value::Object(_) => std::slice::from_mut(block),
+        _ => return,
     };
     for item in items {
         if let Some(Value::String(text)) = item.get_mut("text") {
@@ -944,6 +952,16 @@ fn rewrite_texts(items: &mut Value, apply: &dyn Fn(&str) -> String) {
             item.get_mut("resource").and_then(|r| r.get_mut("text"))
         {
             *text = apply(text);
+        }
+    }
+}
+
+/// The `messages` of a prompt or a sampling request with every text passed through
+/// `apply`.
+fn rewrite_message_texts(holder: &mut Value, apply: &dyn Fn(&str) -> String) {
+    if let Some(Value::Array(messages)) = holder.get_mut("messages") {
+        for content in messages.iter_mut().filter_map(|m| m.get_mut("content")) {
+            rewrite_texts(content, apply);
         }
     }
 }
@@ -1172,11 +1190,6 @@ async fn gate_sampling(
     let Some(params) = message.get_mut("params") else {
         return Ok(message);
     };
-    // A message's content is one block or (since 2025-11-25) a list of them.
-    let blocks = |content: Option<&Value>| match content {
-        Some(block @ Value::Object(_)) => texts_of(Some(&Value::Array(vec![block.clone()]))),
-        items => texts_of(items),
-    };
     let system = params.get("systemPrompt").and_then(Value::as_str);
     let mut texts: Vec<String> = system.map(str::to_string).into_iter().collect();
     for each in params
@@ -1185,7 +1198,7 @@ async fn gate_sampling(
         .into_iter()
         .flatten()
     {
-        texts.extend(blocks(each.get("content")));
+        texts.extend(texts_of(each.get("content")));
     }
     let content = documents_from(&server.name, None, texts);
     let what = format!("sampling request of MCP server `{}` refused", server.name);
@@ -1199,19 +1212,7 @@ async fn gate_sampling(
     if let Some(Value::String(system)) = params.get_mut("systemPrompt") {
         *system = apply(system);
     }
-    if let Some(Value::Array(messages)) = params.get_mut("messages") {
-        for each in messages {
-            match each.get_mut("content") {
-                Some(items @ Value::Array(_)) => rewrite_texts(items, &apply),
-                Some(Value::Object(block)) => {
-                    if let Some(Value::String(text)) = block.get_mut("text") {
-                        *text = apply(text);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    rewrite_message_texts(params, &apply);
     Ok(message)
 }
 
@@ -1370,11 +1371,7 @@ async fn get_prompt(
                         .and_then(Value::as_str)
                         .unwrap_or("user")
                         .to_string(),
-                    content: texts_of(Some(&json!([m
-                        .get("content")
-                        .cloned()
-                        .unwrap_or(Value::Null)])))
-                    .join("\n"),
+                    content: texts_of(m.get("content")).join("\n"),
                     tool_calls: Vec::new(),
                 })
                 .collect()
@@ -1393,19 +1390,7 @@ async fn get_prompt(
         &format!("prompt `{name}` was withheld"),
     )
     .await?;
-    if let Some(messages) = result.get_mut("messages").and_then(Value::as_array_mut) {
-        for message in messages {
-            if let Some(content) = message.get_mut("content") {
-                let mut items = Value::Array(vec![content.take()]);
-                rewrite_texts(&mut items, &apply);
-                if let Value::Array(mut items) = items
-                    && let Some(item) = items.pop()
-                {
-                    *content = item;
-                }
-            }
-        }
-    }
+    rewrite_message_texts(&mut result, &apply);
     Ok(result)
 }
 

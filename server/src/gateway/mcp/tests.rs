@@ -43,6 +43,11 @@ fn result_texts_are_read_and_rewritten_in_place() {
     assert_eq!(items[1]["data"], "AAAA", "non-text items are untouched");
     assert_eq!(items[2]["resource"]["text"], "INNER");
     assert!(texts_of(None).is_empty());
+    // A prompt's message holds one block, not a list.
+    let mut block = json!({"type": "text", "text": "hello"});
+    assert_eq!(texts_of(Some(&block)), ["hello"]);
+    rewrite_texts(&mut block, &|t: &str| t.to_uppercase());
+    assert_eq!(block["text"], "HELLO");
 }
 
 #[test]
