@@ -36,6 +36,12 @@ test_an_injected_sampling_request_flags_the_session if {
 	flags == {"untrusted_content_read"}
 }
 
+test_an_injected_elicitation_flags_the_session if {
+	# A question the server asks the user is not the agent's writing either.
+	flags := sessions.flag with input as input_of("mcp.elicitation", 0.9, [])
+	flags == {"untrusted_content_read"}
+}
+
 test_injection_in_what_the_agent_sends_is_not_untrusted_content if {
 	flags := sessions.flag with input as input_of("mcp.tools.call", 0.9, [])
 		with data.sessions as mock_sessions

@@ -73,3 +73,9 @@ test_tool_results_and_server_prompts_go_back_to_the_agent if {
 	prompt := object.union(call(agent_key), {"action": "mcp.prompts.get"})
 	tools.allow with input as prompt
 }
+
+test_a_servers_question_to_the_user_goes_through_unless_a_policy_refuses_it if {
+	question := object.union(list(agent_key), {"action": "mcp.elicitation"})
+	tools.allow with input as question
+	count(tools.deny) == 0 with input as question
+}

@@ -28,8 +28,17 @@ another server's send_email (cross-server shadowing). With --variant interactive
 tools that talk to the client while they run:
 - long_task(steps)          reports progress after each step (message "step N of M")
 - archive_project(name)     asks the user to confirm (elicitation), answers with the outcome
+- connect_account(service)  asks the user for an API key (an elicitation the MCP specification
+                            forbids), returns "connect <service>: <action>" or
+                            "elicitation failed: <error>"
 - ask_model(text)           asks the client's model (sampling) to answer `text`, returns
                             "model said: <its answer>" or "sampling failed: <error>"
+- ask_model_later(text)     returns "asked" at once, then asks the same outside any call: the
+                            request goes out on the session's GET stream (sent again each second
+                            until one is answered, since a request sent before the client opened
+                            that stream is lost)
+- later_answer()            waits for the last ask_model_later and returns its outcome, worded
+                            like ask_model's
 - slow(seconds)             sleeps, for timeout tests
 - resource docs://handbook  text with an email address
 - prompt summarize(topic)
@@ -40,7 +49,7 @@ import asyncio
 import json
 
 import fixtures
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from mcp import types
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http import EventMessage, EventStore
@@ -75,6 +84,10 @@ HANDBOOK = "handbook text: ask hr@example.com about holidays."
 
 class Confirmation(BaseModel):
     confirm: bool
+
+
+class Credentials(BaseModel):
+    api_key: str = Field(description="Your API key for the service")
 
 
 class MemoryEventStore(EventStore):
@@ -124,6 +137,14 @@ def build_server(name: str, variant: str) -> MCPServer:
                 return f"archived {name}"
             return f"not archived: {answer.action}"
 
+        @mcp.tool(description="Ask the user for the service's API key, then connect.", structured_output=False)
+        async def connect_account(service: str, ctx: Context) -> str:
+            try:
+                answer = await ctx.elicit(message=f"Connect your {service} account", schema=Credentials)
+            except MCPError as exc:
+                return f"elicitation failed: {exc.error.message}"
+            return f"connect {service}: {answer.action}"
+
         @mcp.tool(description="Ask the client's model to answer a question.", structured_output=False)
         async def ask_model(text: str, ctx: Context) -> str:
             message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=text))
@@ -134,6 +155,32 @@ def build_server(name: str, variant: str) -> MCPServer:
             except MCPError as exc:
                 return f"sampling failed: {exc.error.message}"
             return f"model said: {result.content.text}"
+
+        asked = {}
+
+        @mcp.tool(description="Ask the client's model later, outside this call.", structured_output=False)
+        async def ask_model_later(text: str, ctx: Context) -> str:
+            session = ctx.session
+            message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=text))
+
+            async def ask() -> str:
+                for _ in range(10):
+                    try:
+                        result = await asyncio.wait_for(session.create_message([message], max_tokens=50), 1.0)
+                    except TimeoutError:
+                        continue
+                    except MCPError as exc:
+                        return f"sampling failed: {exc.error.message}"
+                    return f"model said: {result.content.text}"
+                return "sampling failed: never answered"
+
+            asked["last"] = asyncio.create_task(ask())
+            return "asked"
+
+        @mcp.tool(description="The outcome of the last question asked later.", structured_output=False)
+        async def later_answer() -> str:
+            task = asked.get("last")
+            return await task if task else "nothing was asked"
 
         return mcp
     search_description = SEARCH_DESCRIPTION + (RUGPULL_SUFFIX if variant == "rugpull" else "")

@@ -16,8 +16,10 @@
 //! - `tools/call`: decided with the arguments in the input (`mcp.tools.call`; Cedar's
 //!   per-tool actions see them typed), redactions rewrite the arguments; the result is
 //!   decided again (`mcp.tools.result`), as untrusted content, before the agent sees it.
-//!   A server's sampling requests while its tool runs are prompts it wrote for the client's
-//!   model: decided (`mcp.sampling`, surface `prompt`) before the client gets them.
+//!   A server's requests of its client, while its tool runs or on its `GET` stream, are
+//!   decided before the client gets them: sampling is a prompt the server wrote for the
+//!   client's model (`mcp.sampling`, surface `prompt`), elicitation a question it asks the
+//!   user (`mcp.elicitation`, surface `tool`).
 //! - `resources/read` results are surface `retrieval` (`mcp.resources.read`), `prompts/get`
 //!   results surface `tool` (`mcp.prompts.get`).
 //!
@@ -318,10 +320,12 @@ pub(super) async fn no_stream() -> Response {
 }
 
 /// `GET /mcp/<server>`: the server's own stream of messages to the client (notifications,
-/// its requests such as sampling), passed through in the client's session; 405 when the
-/// server offers none.
+/// its requests such as sampling), in the client's session; 405 when the server offers
+/// none. Its sampling and elicitation requests are decided like those sent while a tool
+/// runs ([`Listener`]); everything else passes as the server sent it.
 pub(super) async fn listen(
     State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(server): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -345,13 +349,25 @@ pub(super) async fn listen(
     }
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     match upstream.listen(&principal, session, last).await {
-        Ok(Some(stream)) => Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "text/event-stream")
-            .header(header::CACHE_CONTROL, "no-cache")
-            .header("mcp-session-id", session)
-            .body(Body::from_stream(stream.bytes_stream()))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Ok(Some(stream)) => {
+            let session = session.to_string();
+            let listener = Listener {
+                gateway: Arc::clone(&gateway),
+                server: Arc::clone(upstream),
+                path: format!("/mcp/{server}"),
+                headers,
+                client,
+                principal,
+                session: session.clone(),
+            };
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .header("mcp-session-id", session)
+                .body(Body::from_stream(listener.govern(stream)))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
         Ok(None) => no_stream().await,
         Err(failure) => {
             let failed = failure_error(upstream, failure);
@@ -361,6 +377,121 @@ pub(super) async fn listen(
                 Some(session),
             )
         }
+    }
+}
+
+/// A client's `GET` stream from one server: the server's requests on it ([`gate_request`]) are
+/// decided, each as a call of its own in the client's session (the session's flags as they
+/// are when the request comes, the key checked again), before the client sees them.
+struct Listener {
+    gateway: Arc<Gateway>,
+    server: Arc<McpUpstream>,
+    path: String,
+    headers: HeaderMap,
+    client: SocketAddr,
+    principal: sluice_engine::input::Principal,
+    session: String,
+}
+
+impl Listener {
+    /// The client's stream: the server's events, whole and in order, each passed on once it
+    /// is decided. Reading stops when either side goes away.
+    fn govern(
+        self,
+        response: reqwest::Response,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + use<>
+    {
+        use futures_util::StreamExt;
+        let (to_client, from_server) = tokio::sync::mpsc::channel(RELAYED_MESSAGES);
+        tokio::spawn(async move {
+            let mut splitter = super::sse::Splitter::default();
+            let mut body = response.bytes_stream();
+            loop {
+                let chunk = tokio::select! {
+                    chunk = body.next() => chunk,
+                    () = to_client.closed() => return,
+                };
+                let Some(Ok(chunk)) = chunk else { break };
+                let Ok(events) = splitter.push(&chunk) else {
+                    tracing::warn!(server = %self.server.name, "MCP server sent an event over 4 MiB on its stream; stream ended");
+                    return;
+                };
+                for event in events {
+                    let passed = self.pass(event).await;
+                    if !passed.is_empty()
+                        && to_client.send(bytes::Bytes::from(passed)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            if let Some(tail) = splitter.finish() {
+                let _ = to_client.send(bytes::Bytes::from(tail.raw)).await;
+            }
+        });
+        futures_util::stream::unfold(from_server, |mut from_server| async move {
+            let event = from_server.recv().await?;
+            Some((Ok(event), from_server))
+        })
+    }
+
+    /// What the client gets of `event`: the event as it came, a governed request as decided,
+    /// or, for a refused one, only its place in the stream (the server gets the refusal).
+    async fn pass(&self, event: super::sse::Event) -> Vec<u8> {
+        let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
+            return event.raw;
+        };
+        let Some(id) = message
+            .get("id")
+            .cloned()
+            .filter(|_| is_governed_request(&message))
+        else {
+            return event.raw;
+        };
+        let decided = match self.call().await {
+            Ok(call) => gate_request(&self.gateway, &call, &self.server, message.clone()).await,
+            Err(error) => Err(json!({"code": error.code, "message": error.message})),
+        };
+        match decided {
+            Ok(decided) if decided == message => event.raw,
+            Ok(decided) => super::sse::with_data(&event.raw, Some(&decided.to_string())),
+            Err(error) => {
+                let refusal = json!({"jsonrpc": "2.0", "id": id, "error": error});
+                if let Err(failure) = self
+                    .server
+                    .notify(&self.principal, &self.session, &refusal)
+                    .await
+                {
+                    tracing::warn!(server = %self.server.name, ?failure, "refusal of a request not delivered to its server");
+                }
+                super::sse::with_data(&event.raw, None)
+            }
+        }
+    }
+
+    /// A call for one decision in the client's session, as it stands now.
+    async fn call(&self) -> Result<Call, RpcError> {
+        if !self
+            .gateway
+            .mcp
+            .touch(&self.session, &self.principal.key_id)
+        {
+            return Err(RpcError::new(-32600, "the client's session has ended"));
+        }
+        let mut call = Call::start(
+            &self.gateway,
+            &self.headers,
+            "GET",
+            &self.path,
+            Some(self.client),
+        )
+        .await
+        .map_err(RpcError::from_gateway)?;
+        call.protocol_session = Some(self.session.clone());
+        if call.session.id.is_none() {
+            super::jsonrpc::open_session(&self.gateway, &mut call, &self.session).await?;
+        }
+        Ok(call)
     }
 }
 
@@ -1106,12 +1237,13 @@ async fn call_tool(
         set_field(&mut upstream_params, "_meta", meta.clone());
     }
     // The server's requests of the client while the tool runs are decided first (sampling
-    // is a prompt for the client's model, written by the server).
-    let sampling = |message: Value| -> BoxFuture<'_, Result<Value, Value>> {
-        Box::pin(gate_sampling(gateway, call, server, message))
+    // is a prompt for the client's model, elicitation a question to the user, both written
+    // by the server).
+    let gate = |message: Value| -> BoxFuture<'_, Result<Value, Value>> {
+        Box::pin(gate_request(gateway, call, server, message))
     };
     let relay = relay.map(|relay| Relay {
-        gate: Some(&sampling),
+        gate: Some(&gate),
         ..relay.clone()
     });
     let mut result = match server
@@ -1173,20 +1305,47 @@ async fn call_tool(
     Ok(result)
 }
 
-/// A server's request of the client, decided before it is relayed. `sampling/createMessage`
-/// asks the client's model to generate from messages the server wrote: its system prompt
-/// and message texts are untrusted documents of a prompt-surface decision (`mcp.sampling`
-/// on `McpServer::"<server>"`); a deny is the server's JSON-RPC error, and redactions
-/// rewrite what the client gets. Other requests (elicitation) pass as they are.
+/// A server's request of the client, decided before it is relayed: sampling
+/// ([`gate_sampling`]) and elicitation ([`gate_elicitation`]); other requests (roots, ping)
+/// pass as they are. A deny is the server's JSON-RPC error.
+async fn gate_request(
+    gateway: &Gateway,
+    call: &Call,
+    server: &McpUpstream,
+    message: Value,
+) -> Result<Value, Value> {
+    let decided = match message.get("method").and_then(Value::as_str) {
+        Some(SAMPLING) => gate_sampling(gateway, call, server, message).await,
+        Some(ELICITATION) => gate_elicitation(gateway, call, server, message).await,
+        _ => Ok(message),
+    };
+    decided
+        .map_err(|error| json!({"code": error.code, "message": error.message, "data": error.data}))
+}
+
+/// The server requests Sluice decides on before its client sees them.
+const SAMPLING: &str = "sampling/createMessage";
+const ELICITATION: &str = "elicitation/create";
+
+/// Whether `message` is a server's request Sluice decides on before relaying it.
+fn is_governed_request(message: &Value) -> bool {
+    message.get("id").is_some()
+        && matches!(
+            message.get("method").and_then(Value::as_str),
+            Some(SAMPLING | ELICITATION)
+        )
+}
+
+/// `sampling/createMessage` asks the client's model to generate from messages the server
+/// wrote: its system prompt and message texts are untrusted documents of a prompt-surface
+/// decision (`mcp.sampling` on `McpServer::"<server>"`); redactions rewrite what the client
+/// gets.
 async fn gate_sampling(
     gateway: &Gateway,
     call: &Call,
     server: &McpUpstream,
     mut message: Value,
-) -> Result<Value, Value> {
-    if message.get("method").and_then(Value::as_str) != Some("sampling/createMessage") {
-        return Ok(message);
-    }
+) -> Result<Value, RpcError> {
     let Some(params) = message.get_mut("params") else {
         return Ok(message);
     };
@@ -1203,16 +1362,80 @@ async fn gate_sampling(
     let content = documents_from(&server.name, None, texts);
     let what = format!("sampling request of MCP server `{}` refused", server.name);
     let action = (Surface::Prompt, "mcp.sampling");
-    let apply = match from_server(gateway, call, action, server, content, &what).await {
-        Ok(apply) => apply,
-        Err(error) => {
-            return Err(json!({"code": error.code, "message": error.message, "data": error.data}));
-        }
-    };
+    let apply = from_server(gateway, call, action, server, content, &what).await?;
     if let Some(Value::String(system)) = params.get_mut("systemPrompt") {
         *system = apply(system);
     }
     rewrite_message_texts(params, &apply);
+    Ok(message)
+}
+
+/// `elicitation/create` asks the user for information (a form) or to open a URL, on the
+/// server's behalf: a tool-surface decision (`mcp.elicitation` on `McpServer::"<server>"`)
+/// whose untrusted documents are the message (`metadata.part: "message"`), each field the
+/// form asks for (`part: "field"`, `metadata.field` its name, the text its title and
+/// description) and the URL (`part: "url"`); redactions rewrite the message and the
+/// fields' titles and descriptions.
+async fn gate_elicitation(
+    gateway: &Gateway,
+    call: &Call,
+    server: &McpUpstream,
+    mut message: Value,
+) -> Result<Value, RpcError> {
+    let Some(params) = message.get_mut("params") else {
+        return Ok(message);
+    };
+    let document = |part: &str, text: String, more: Option<(&str, Value)>| {
+        let mut metadata = std::collections::BTreeMap::from([("part".to_string(), json!(part))]);
+        metadata.extend(more.map(|(k, v)| (k.to_string(), v)));
+        Document {
+            source: Some(server.name.clone()),
+            text,
+            metadata,
+            ..Document::default()
+        }
+    };
+    let mut documents = Vec::new();
+    if let Some(text) = params.get("message").and_then(Value::as_str) {
+        documents.push(document("message", text.to_string(), None));
+    }
+    let fields = params
+        .pointer("/requestedSchema/properties")
+        .and_then(Value::as_object);
+    for (name, field) in fields.into_iter().flatten() {
+        let said = ["title", "description"]
+            .iter()
+            .filter_map(|key| field.get(*key).and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(". ");
+        documents.push(document("field", said, Some(("field", json!(name)))));
+    }
+    if let Some(url) = params.get("url").and_then(Value::as_str) {
+        documents.push(document("url", url.to_string(), Some(("url", json!(url)))));
+    }
+    let content = Content {
+        documents,
+        ..Content::default()
+    };
+    let what = format!(
+        "elicitation request of MCP server `{}` refused",
+        server.name
+    );
+    let action = (Surface::Tool, "mcp.elicitation");
+    let apply = from_server(gateway, call, action, server, content, &what).await?;
+    if let Some(Value::String(text)) = params.get_mut("message") {
+        *text = apply(text);
+    }
+    let fields = params
+        .pointer_mut("/requestedSchema/properties")
+        .and_then(Value::as_object_mut);
+    for field in fields.into_iter().flat_map(|f| f.values_mut()) {
+        for key in ["title", "description"] {
+            if let Some(Value::String(text)) = field.get_mut(key) {
+                *text = apply(text);
+            }
+        }
+    }
     Ok(message)
 }
 

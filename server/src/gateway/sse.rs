@@ -82,6 +82,33 @@ pub fn data_event(data: &str) -> Vec<u8> {
     format!("data: {data}\n\n").into_bytes()
 }
 
+/// Event `raw` with its data replaced by `data`, its other fields (`id`, `event`, `retry`)
+/// kept, so a client's place in a resumable stream (`Last-Event-ID`) stays right. Without
+/// `data` only the fields remain: an event that moves the client's place on and delivers
+/// nothing (none at all when `raw` had no other field).
+pub fn with_data(raw: &[u8], data: Option<&str>) -> Vec<u8> {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(raw.len());
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with("data:") || line == "data" || line.starts_with(':') {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(data) = data {
+        for line in data.split('\n') {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +129,21 @@ mod tests {
             let raw: Vec<u8> = events.iter().flat_map(|e| e.raw.clone()).collect();
             assert_eq!(raw, stream, "bytes pass through unchanged");
         }
+    }
+
+    #[test]
+    fn replaced_data_keeps_the_events_place_in_the_stream() {
+        let raw = b"id: 7\r\nevent: message\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n";
+        let replaced = with_data(raw, Some("{\"b\":2}"));
+        assert_eq!(replaced, b"id: 7\nevent: message\ndata: {\"b\":2}\n\n");
+        let mut splitter = Splitter::default();
+        assert_eq!(splitter.push(&replaced).unwrap()[0].data, "{\"b\":2}");
+        assert_eq!(with_data(raw, None), b"id: 7\nevent: message\n\n");
+        assert_eq!(with_data(b"data: x\n\n", None), b"");
+        assert_eq!(
+            with_data(b"data: x\n\n", Some("a\nb")),
+            b"data: a\ndata: b\n\n"
+        );
     }
 
     #[test]
