@@ -28,13 +28,13 @@ allow if {
 }
 
 # A tool's result, and a prompt an MCP server hands out, go back to the agent that asked
-# (the call itself was authorised), and so does a question the server asks the user
-# (elicitation) in the session; the injection, PII and secret policies still deny or
-# redact them, ../elicitation refuses questions the specification forbids, and
-# ../sessions flags the session when they carry an injection.
+# (the call itself was authorised), and so do a question the server asks the user
+# (elicitation) in the session and the user's answer; the injection, PII and secret
+# policies still deny or redact them, ../elicitation refuses questions the specification
+# forbids, and ../sessions flags the session when they carry an injection.
 allow if {
 	input.surface == "tool"
-	input.action in {"mcp.tools.result", "mcp.prompts.get", "mcp.elicitation"}
+	input.action in {"mcp.tools.result", "mcp.prompts.get", "mcp.elicitation", "mcp.elicitation.answer"}
 }
 
 # Whether a tool is read-only is decided by ../entities.json (Cedar tag `access`). For a tool

@@ -78,4 +78,6 @@ test_a_servers_question_to_the_user_goes_through_unless_a_policy_refuses_it if {
 	question := object.union(list(agent_key), {"action": "mcp.elicitation"})
 	tools.allow with input as question
 	count(tools.deny) == 0 with input as question
+	answer := object.union(list(agent_key), {"action": "mcp.elicitation.answer"})
+	tools.allow with input as answer
 }

@@ -13,7 +13,8 @@ Scenarios (each prints ONE JSON object on stdout):
                              (or the same as an array: ["call", T, {...}]).
 Every object also carries "protocol_version" and "server_name" once connected.
 
---elicit accept|decline answers the server's elicitation requests (accept: {"confirm": true});
+--elicit accept|decline answers the server's elicitation requests (accept: {"confirm": true}, or
+the object --elicit-content JSON gives);
 without it the client offers no elicitation. A call's object carries "progress": the messages
 of the progress notifications it received, and "elicited": the messages it was asked.
 --sample REPLY answers the server's sampling requests with REPLY; a call's object then carries
@@ -144,7 +145,8 @@ async def run(args: argparse.Namespace) -> dict:
         async def on_elicit(context, params):
             ELICITED.append(params.message)
             if args.elicit == "accept":
-                return types.ElicitResult(action="accept", content={"confirm": True})
+                content = json.loads(args.elicit_content) if args.elicit_content else {"confirm": True}
+                return types.ElicitResult(action="accept", content=content)
             return types.ElicitResult(action="decline")
 
         callbacks["elicitation_callback"] = on_elicit
@@ -191,6 +193,7 @@ def main() -> None:
     parser.add_argument("--mode", default="auto", help="auto (SDK default), legacy, or 2026-07-28")
     parser.add_argument("--timeout", type=float, default=None, help="per-request read timeout, seconds")
     parser.add_argument("--elicit", choices=["accept", "decline"], default=None, help="answer elicitations")
+    parser.add_argument("--elicit-content", default=None, metavar="JSON", help="what --elicit accept answers")
     parser.add_argument("--sample", default=None, metavar="REPLY", help="answer sampling requests with REPLY")
     sub = parser.add_subparsers(dest="scenario", required=True)
     sub.add_parser("list")

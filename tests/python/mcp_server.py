@@ -28,6 +28,8 @@ another server's send_email (cross-server shadowing). With --variant interactive
 tools that talk to the client while they run:
 - long_task(steps)          reports progress after each step (message "step N of M")
 - archive_project(name)     asks the user to confirm (elicitation), answers with the outcome
+- file_note()               asks the user for a note (elicitation), returns "filed: <the note as
+                            received>", "not filed: <action>" or "elicitation failed: <error>"
 - connect_account(service)  asks the user for an API key (an elicitation the MCP specification
                             forbids), returns "connect <service>: <action>" or
                             "elicitation failed: <error>"
@@ -86,6 +88,10 @@ class Confirmation(BaseModel):
     confirm: bool
 
 
+class Note(BaseModel):
+    note: str = Field(description="Anything the archivist should know")
+
+
 class Credentials(BaseModel):
     api_key: str = Field(description="Your API key for the service")
 
@@ -136,6 +142,16 @@ def build_server(name: str, variant: str) -> MCPServer:
             if answer.action == "accept" and answer.data.confirm:
                 return f"archived {name}"
             return f"not archived: {answer.action}"
+
+        @mcp.tool(description="Ask the user for a note, then file it.", structured_output=False)
+        async def file_note(ctx: Context) -> str:
+            try:
+                answer = await ctx.elicit(message="Add a note for the archivist", schema=Note)
+            except MCPError as exc:
+                return f"elicitation failed: {exc.error.message}"
+            if answer.action == "accept":
+                return f"filed: {answer.data.note}"
+            return f"not filed: {answer.action}"
 
         @mcp.tool(description="Ask the user for the service's API key, then connect.", structured_output=False)
         async def connect_account(service: str, ctx: Context) -> str:

@@ -54,6 +54,7 @@ fn entities() -> Vec<Value> {
             ("send_email", "write"),
             ("archive_project", "write"),
             ("connect_account", "write"),
+            ("file_note", "write"),
         ] {
             out.push(json!({
                 "uid": {"type": "Sluice::Tool", "id": format!("{server}.{tool}")},
@@ -335,9 +336,10 @@ fn progress_and_elicitation_reach_the_client_while_a_tool_runs() {
 
 /// A server's question to the user is decided before the client shows it: a confirmation
 /// goes through, a form asking for an API key (which the MCP specification forbids) never
-/// reaches the user, and the server is told why.
+/// reaches the user, and the server is told why. The user's answer is decided before the
+/// server gets it.
 #[test]
-fn elicitation_asking_for_secrets_never_reaches_the_user() {
+fn elicitation_is_decided_both_ways() {
     let live = Fixture::start(
         "mcp_server.py",
         &["--name", "live", "--variant", "interactive"],
@@ -372,7 +374,54 @@ fn elicitation_asking_for_secrets_never_reaches_the_user() {
         "{phished}"
     );
 
+    // The user's answer is decided on its way to the server: a card number is redacted, a
+    // secret refused (the server learns why, and so does the user through the result).
+    let note = |text: &str| {
+        let content = json!({"note": text}).to_string();
+        mcp(
+            &gateway,
+            "/mcp/live",
+            TRIAGE_KEY,
+            &[
+                "--elicit",
+                "accept",
+                "--elicit-content",
+                &content,
+                "call",
+                "file_note",
+            ],
+        )
+    };
+    let carded = note("pay with card 4111 1111 1111 1111 please");
+    let text = carded["text"].to_string();
+    assert!(
+        text.contains("filed: pay with card") && !text.contains("4111 1111"),
+        "{carded}"
+    );
+    let keyed = note("our key is AKIAIOSFODNN7EXAMPLE");
+    let text = keyed["text"].to_string();
+    assert!(
+        text.contains("elicitation failed")
+            && text.contains("the user's answer to MCP server `live` refused")
+            && !text.contains("AKIA"),
+        "{keyed}"
+    );
+    let plain = note("handle with care");
+    assert_eq!(plain["text"], json!(["filed: handle with care"]), "{plain}");
+
     let audit = gateway.stop();
+    let answers: Vec<bool> = audit
+        .prepare(
+            "SELECT allow FROM decisions WHERE action = 'mcp.elicitation.answer' \
+             AND surface = 'tool' AND key_id = 'k-triage' ORDER BY time",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // The confirmation of the first sequence, then the three notes.
+    assert_eq!(answers, vec![true, true, false, true]);
     let rows: Vec<(bool, String)> = audit
         .prepare(
             "SELECT allow, resource_id FROM decisions WHERE action = 'mcp.elicitation' \
@@ -383,9 +432,10 @@ fn elicitation_asking_for_secrets_never_reaches_the_user() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
+    let live = |allow: bool| (allow, "live".to_string());
     assert_eq!(
         rows,
-        vec![(true, "live".to_string()), (false, "live".to_string())]
+        vec![live(true), live(false), live(true), live(true), live(true)]
     );
 }
 

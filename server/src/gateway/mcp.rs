@@ -103,7 +103,17 @@ pub struct Mcp {
     resources: Mutex<HashMap<String, String>>,
     /// Where the tools first seen are kept across restarts.
     state_file: std::path::PathBuf,
+    /// Elicitations relayed to clients and not yet answered, by (client session, server,
+    /// request id), with when each was relayed: the user's answer is decided too.
+    elicited: Mutex<HashMap<(String, String, String), Instant>>,
 }
+
+/// How long a relayed elicitation waits for the user's answer to be decided; an answer
+/// later than that passes as an answer to a request Sluice did not see.
+const ELICITATION_KEPT: Duration = Duration::from_secs(3600);
+
+/// Elicitations awaiting an answer, at most (the oldest are forgotten first).
+const ELICITATIONS_KEPT: usize = 10_000;
 
 impl Mcp {
     /// The proxy for the configured servers.
@@ -135,6 +145,7 @@ impl Mcp {
             tools: Mutex::new(tools),
             resources: Mutex::new(HashMap::new()),
             state_file: config.mcp_state_file.clone(),
+            elicited: Mutex::new(HashMap::new()),
         })
     }
 
@@ -201,6 +212,35 @@ impl Mcp {
         } else {
             false
         }
+    }
+
+    /// Records that `server`'s elicitation `id` reached the user of client session `session`.
+    fn elicit(&self, session: &str, server: &str, id: &Value) {
+        let now = Instant::now();
+        let mut elicited = self.elicited.lock().unwrap_or_else(PoisonError::into_inner);
+        if elicited.len() >= ELICITATIONS_KEPT {
+            elicited.retain(|_, asked| now.duration_since(*asked) < ELICITATION_KEPT);
+            if elicited.len() >= ELICITATIONS_KEPT
+                && let Some(oldest) = elicited
+                    .iter()
+                    .min_by_key(|(_, a)| **a)
+                    .map(|(k, _)| k.clone())
+            {
+                elicited.remove(&oldest);
+            }
+        }
+        let key = (session.to_string(), server.to_string(), id.to_string());
+        elicited.insert(key, now);
+    }
+
+    /// Whether `id` answers an elicitation of `server` relayed in client session `session`
+    /// (forgotten once answered).
+    fn answers_elicitation(&self, session: &str, server: &str, id: &Value) -> bool {
+        let key = (session.to_string(), server.to_string(), id.to_string());
+        let mut elicited = self.elicited.lock().unwrap_or_else(PoisonError::into_inner);
+        elicited
+            .remove(&key)
+            .is_some_and(|asked| asked.elapsed() < ELICITATION_KEPT)
     }
 
     /// Records a listing of `server`: each tool's latest description, and its first
@@ -642,11 +682,22 @@ async fn handle(
     call.protocol_session = Some(session.to_string());
     if answer_to_server {
         // The client's answer to a request a server sent on its stream (sampling,
-        // elicitation): back to that server. On the federated endpoint no server stream
-        // reaches the client, so there is nothing to answer.
-        if let Scope::One(server) = scope
-            && let Err(failure) = server.notify(&call.principal, session, &message).await
+        // elicitation): back to that server, the user's answer to an elicitation decided
+        // first. On the federated endpoint no server stream reaches the client, so there is
+        // nothing to answer.
+        let Scope::One(server) = scope else {
+            return StatusCode::ACCEPTED.into_response();
+        };
+        let mut message = message;
+        if let Some(id) = id.as_ref()
+            && mcp.answers_elicitation(session, &server.name, id)
         {
+            message = match gate_answer(gateway, &mut call, server, session, message).await {
+                Ok(message) => message,
+                Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            };
+        }
+        if let Err(failure) = server.notify(&call.principal, session, &message).await {
             let error = failure_error(server, failure);
             return reply(
                 StatusCode::BAD_GATEWAY,
@@ -1316,7 +1367,13 @@ async fn gate_request(
 ) -> Result<Value, Value> {
     let decided = match message.get("method").and_then(Value::as_str) {
         Some(SAMPLING) => gate_sampling(gateway, call, server, message).await,
-        Some(ELICITATION) => gate_elicitation(gateway, call, server, message).await,
+        Some(ELICITATION) => {
+            let relayed = gate_elicitation(gateway, call, server, message).await;
+            if let Ok(Some(id)) = relayed.as_ref().map(|m| m.get("id")) {
+                gateway.mcp.elicit(client_of(call), &server.name, id);
+            }
+            relayed
+        }
         _ => Ok(message),
     };
     decided
@@ -1334,6 +1391,56 @@ fn is_governed_request(message: &Value) -> bool {
             message.get("method").and_then(Value::as_str),
             Some(SAMPLING | ELICITATION)
         )
+}
+
+/// The user's answer to an elicitation (what it typed into the server's form) on its way to
+/// the server: a tool-surface decision (`mcp.elicitation.answer` on `McpServer::"<server>"`)
+/// with the answer's fields as the arguments of a call of `elicitation` (inspected like a
+/// tool's arguments); redactions rewrite them, and a deny is the server's JSON-RPC error.
+/// A declined or cancelled elicitation carries nothing to decide.
+async fn gate_answer(
+    gateway: &Gateway,
+    call: &mut Call,
+    server: &McpUpstream,
+    session: &str,
+    mut message: Value,
+) -> Result<Value, Value> {
+    let as_value =
+        |error: RpcError| json!({"code": error.code, "message": error.message, "data": error.data});
+    let Some(fields) = message.pointer("/result/content").filter(|c| c.is_object()) else {
+        return Ok(message);
+    };
+    let fields = fields.clone();
+    if call.session.id.is_none() {
+        super::jsonrpc::open_session(gateway, call, session)
+            .await
+            .map_err(as_value)?;
+    }
+    let content = Content {
+        tool: Some(ToolCall {
+            name: "elicitation".to_string(),
+            server: Some(server.name.clone()),
+            arguments: fields.clone(),
+        }),
+        ..Content::default()
+    };
+    let input = input_for(
+        call,
+        Surface::Tool,
+        "mcp.elicitation.answer",
+        ResourceKind::McpServer,
+        &server.name,
+        &server.name,
+        content,
+    );
+    let what = format!("the user's answer to MCP server `{}` refused", server.name);
+    let (_, apply) = allowed(gateway, call, input, &what)
+        .await
+        .map_err(as_value)?;
+    if let Some(slot) = message.pointer_mut("/result/content") {
+        *slot = super::guard::map_strings(&fields, &apply);
+    }
+    Ok(message)
 }
 
 /// `sampling/createMessage` asks the client's model to generate from messages the server
