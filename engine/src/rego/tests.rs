@@ -284,25 +284,45 @@ fn the_diagnostic_parser_reads_regorus_positions() {
 }
 
 #[test]
-fn the_vm_is_opt_in_and_lenient_where_the_interpreter_fails_closed() {
-    let policy = "package sluice.a\n\ndeny contains sprintf(\"cost %d\", [input.c]) if input.c > 1\n\nroute := \"a\" if input.x\nroute := \"b\" if input.x\n";
-    let interpreted = bundle(&[("a.rego", policy)]);
-    let backend = RegoBackend::compile(&interpreted).unwrap().unwrap();
-    assert!(!backend.serves_with_vm());
-    let input = || Value::from(serde_json::json!({"c": 2.5, "x": true}));
-    assert!(
-        backend.evaluate(input()).is_err(),
-        "the interpreter reports the error"
-    );
-    // The same bundle on the VM: the erroring rules are undefined, as documented.
-    let vm = bundle(&[
-        (".manifest", r#"{"sluice": {"rego_evaluator": "vm"}}"#),
-        ("a.rego", policy),
-    ]);
-    let backend = RegoBackend::compile(&vm).unwrap().unwrap();
-    assert!(backend.serves_with_vm(), "{:?}", backend.vm_unavailable());
-    let outcome = backend.evaluate(input()).unwrap();
-    assert!(outcome.denies.is_empty() && outcome.obligations.route.is_none());
+fn the_vm_fails_closed_where_the_interpreter_does() {
+    // A deny whose message cannot be formatted, and complete rules that conflict: errors
+    // in both evaluators (vendor/regorus is patched for the VM), so the decision fails
+    // closed. A body whose condition is false stays undefined in both.
+    let policies = [
+        "package sluice.a\n\ndeny contains sprintf(\"cost %d\", [input.c]) if input.c > 1\n",
+        "package sluice.a\n\nroute := \"a\" if input.x\nroute := \"b\" if input.x\n",
+        "package sluice.a\n\ndeny contains \"x\" if { some v in input.list; to_number(v) > 1 }\n",
+    ];
+    let erroring = || Value::from(serde_json::json!({"c": 2.5, "x": true, "list": ["a"]}));
+    let quiet = || Value::from(serde_json::json!({"c": 0, "x": false, "list": []}));
+    for policy in policies {
+        let interpreted = bundle(&[("a.rego", policy)]);
+        let backend = RegoBackend::compile(&interpreted).unwrap().unwrap();
+        assert!(!backend.serves_with_vm());
+        assert!(backend.evaluate(erroring()).is_err(), "{policy}");
+        let vm = bundle(&[
+            (".manifest", r#"{"sluice": {"rego_evaluator": "vm"}}"#),
+            ("a.rego", policy),
+        ]);
+        let backend = RegoBackend::compile(&vm).unwrap().unwrap();
+        assert!(backend.serves_with_vm(), "{:?}", backend.vm_unavailable());
+        assert!(backend.evaluate(erroring()).is_err(), "VM: {policy}");
+        let outcome = backend.evaluate(quiet()).unwrap();
+        assert!(outcome.denies.is_empty() && outcome.obligations.route.is_none());
+        // OPA's lenient mode, asked for: the erroring rules are undefined.
+        let lenient = bundle(&[
+            (
+                ".manifest",
+                r#"{"sluice": {"rego_evaluator": "vm", "rego_strict_builtin_errors": false}}"#,
+            ),
+            ("a.rego", policy),
+        ]);
+        let backend = RegoBackend::compile(&lenient).unwrap().unwrap();
+        if !policy.contains("route") {
+            let outcome = backend.evaluate(erroring()).unwrap();
+            assert!(outcome.denies.is_empty(), "lenient VM: {policy}");
+        }
+    }
 }
 
 #[test]
