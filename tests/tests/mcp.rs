@@ -253,8 +253,8 @@ fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_poli
     assert_eq!(sessions, 1, "one MCP session, one decision session");
 }
 
-#[test]
-fn progress_and_elicitation_reach_the_client_while_a_tool_runs() {
+/// The `interactive` fixture server as `live`, behind a gateway.
+fn interactive() -> (Fixture, AgentGateway) {
     let live = Fixture::start(
         "mcp_server.py",
         &["--name", "live", "--variant", "interactive"],
@@ -263,6 +263,27 @@ fn progress_and_elicitation_reach_the_client_while_a_tool_runs() {
         "  - {{name: live, url: \"{}\"}}\n",
         live.url("/mcp")
     ));
+    (live, gateway)
+}
+
+/// `(allow, resource_id)` of the audited decisions of `action` on `surface` by the triage
+/// key, in order.
+fn decided(audit: &duckdb::Connection, action: &str, surface: &str) -> Vec<(bool, String)> {
+    audit
+        .prepare(
+            "SELECT allow, resource_id FROM decisions WHERE action = ? AND surface = ? \
+             AND key_id = 'k-triage' ORDER BY time",
+        )
+        .unwrap()
+        .query_map([action, surface], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn progress_and_elicitation_reach_the_client_while_a_tool_runs() {
+    let (_live, gateway) = interactive();
 
     // Progress notifications come through as the tool runs, on either endpoint: Sluice
     // passes the client's progress token on and answers with an event stream.
@@ -340,14 +361,7 @@ fn progress_and_elicitation_reach_the_client_while_a_tool_runs() {
 /// server gets it.
 #[test]
 fn elicitation_is_decided_both_ways() {
-    let live = Fixture::start(
-        "mcp_server.py",
-        &["--name", "live", "--variant", "interactive"],
-    );
-    let mut gateway = gateway(&format!(
-        "  - {{name: live, url: \"{}\"}}\n",
-        live.url("/mcp")
-    ));
+    let (_live, mut gateway) = interactive();
     let steps = json!([
         ["call", "archive_project", {"name": "apollo"}],
         ["call", "connect_account", {"service": "GitHub"}],
@@ -410,29 +424,14 @@ fn elicitation_is_decided_both_ways() {
     assert_eq!(plain["text"], json!(["filed: handle with care"]), "{plain}");
 
     let audit = gateway.stop();
-    let answers: Vec<bool> = audit
-        .prepare(
-            "SELECT allow FROM decisions WHERE action = 'mcp.elicitation.answer' \
-             AND surface = 'tool' AND key_id = 'k-triage' ORDER BY time",
-        )
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    // The confirmation of the first sequence, then the three notes.
-    assert_eq!(answers, vec![true, true, false, true]);
-    let rows: Vec<(bool, String)> = audit
-        .prepare(
-            "SELECT allow, resource_id FROM decisions WHERE action = 'mcp.elicitation' \
-             AND surface = 'tool' AND key_id = 'k-triage' ORDER BY time",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let answers = decided(&audit, "mcp.elicitation.answer", "tool");
     let live = |allow: bool| (allow, "live".to_string());
+    // The confirmation of the first sequence, then the three notes.
+    assert_eq!(
+        answers,
+        vec![live(true), live(true), live(false), live(true)]
+    );
+    let rows = decided(&audit, "mcp.elicitation", "tool");
     assert_eq!(
         rows,
         vec![live(true), live(false), live(true), live(true), live(true)]
@@ -445,14 +444,7 @@ fn elicitation_is_decided_both_ways() {
 /// is flagged as having read untrusted content.
 #[test]
 fn sampling_requests_are_decided_before_they_reach_the_client() {
-    let live = Fixture::start(
-        "mcp_server.py",
-        &["--name", "live", "--variant", "interactive"],
-    );
-    let mut gateway = gateway(&format!(
-        "  - {{name: live, url: \"{}\"}}\n",
-        live.url("/mcp")
-    ));
+    let (_live, mut gateway) = interactive();
     let ask = |text: &str| {
         let args = json!({"text": text}).to_string();
         mcp(
@@ -499,16 +491,7 @@ fn sampling_requests_are_decided_before_they_reach_the_client() {
     );
 
     let audit = gateway.stop();
-    let rows: Vec<(bool, String)> = audit
-        .prepare(
-            "SELECT allow, resource_id FROM decisions WHERE action = 'mcp.sampling' \
-             AND surface = 'prompt' AND key_id = 'k-triage' ORDER BY time",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows = decided(&audit, "mcp.sampling", "prompt");
     assert_eq!(
         rows,
         vec![(true, "live".to_string()), (false, "live".to_string())]
@@ -519,14 +502,7 @@ fn sampling_requests_are_decided_before_they_reach_the_client() {
 /// decided the same way before the client sees it.
 #[test]
 fn sampling_requests_on_the_servers_own_stream_are_decided_too() {
-    let live = Fixture::start(
-        "mcp_server.py",
-        &["--name", "live", "--variant", "interactive"],
-    );
-    let mut gateway = gateway(&format!(
-        "  - {{name: live, url: \"{}\"}}\n",
-        live.url("/mcp")
-    ));
+    let (_live, mut gateway) = interactive();
     // In one session each: the server asks later (on its stream), then the outcome, then a
     // side-effecting tool.
     let ask_later = |text: &str| {
