@@ -1363,21 +1363,33 @@ async fn gate_request(
     gateway: &Gateway,
     call: &Call,
     server: &McpUpstream,
-    message: Value,
+    mut message: Value,
 ) -> Result<Value, Value> {
-    let decided = match message.get("method").and_then(Value::as_str) {
-        Some(SAMPLING) => gate_sampling(gateway, call, server, message).await,
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let id = message.get("id").cloned();
+    let Some(params) = message.get_mut("params") else {
+        return Ok(message);
+    };
+    let decided = match method.as_deref() {
+        Some(SAMPLING) => gate_sampling(gateway, call, server, params).await,
         Some(ELICITATION) => {
-            let relayed = gate_elicitation(gateway, call, server, message).await;
-            if let Ok(Some(id)) = relayed.as_ref().map(|m| m.get("id")) {
+            let relayed = gate_elicitation(gateway, call, server, params).await;
+            if let (Ok(()), Some(id)) = (&relayed, &id) {
                 gateway.mcp.elicit(client_of(call), &server.name, id);
             }
             relayed
         }
-        _ => Ok(message),
+        _ => Ok(()),
     };
-    decided
-        .map_err(|error| json!({"code": error.code, "message": error.message, "data": error.data}))
+    match decided {
+        Ok(()) => Ok(message),
+        Err(error) => {
+            Err(json!({"code": error.code, "message": error.message, "data": error.data}))
+        }
+    }
 }
 
 /// The server requests Sluice decides on before its client sees them.
@@ -1451,11 +1463,8 @@ async fn gate_sampling(
     gateway: &Gateway,
     call: &Call,
     server: &McpUpstream,
-    mut message: Value,
-) -> Result<Value, RpcError> {
-    let Some(params) = message.get_mut("params") else {
-        return Ok(message);
-    };
+    params: &mut Value,
+) -> Result<(), RpcError> {
     let system = params.get("systemPrompt").and_then(Value::as_str);
     let mut texts: Vec<String> = system.map(str::to_string).into_iter().collect();
     for each in params
@@ -1474,7 +1483,7 @@ async fn gate_sampling(
         *system = apply(system);
     }
     rewrite_message_texts(params, &apply);
-    Ok(message)
+    Ok(())
 }
 
 /// `elicitation/create` asks the user for information (a form) or to open a URL, on the
@@ -1487,11 +1496,8 @@ async fn gate_elicitation(
     gateway: &Gateway,
     call: &Call,
     server: &McpUpstream,
-    mut message: Value,
-) -> Result<Value, RpcError> {
-    let Some(params) = message.get_mut("params") else {
-        return Ok(message);
-    };
+    params: &mut Value,
+) -> Result<(), RpcError> {
     let document = |part: &str, text: String, more: Option<(&str, Value)>| {
         let mut metadata = std::collections::BTreeMap::from([("part".to_string(), json!(part))]);
         metadata.extend(more.map(|(k, v)| (k.to_string(), v)));
@@ -1543,7 +1549,7 @@ async fn gate_elicitation(
             }
         }
     }
-    Ok(message)
+    Ok(())
 }
 
 async fn list_resources(
