@@ -17,6 +17,8 @@ pub use to_value::to_value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::num::NonZeroU32;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -58,9 +60,20 @@ pub struct RegoBackend {
     vm: Option<vm::VmPool>,
     /// Why a bundle that selects the VM does not compile to it.
     vm_unavailable: Option<String>,
+    /// Decisions so far that the interpreter checked the VM on ([`CHECKED_DECISIONS`]).
+    checked: AtomicU32,
+    /// The first decision the VM and the interpreter disagreed on: from then on the
+    /// interpreter serves.
+    divergence: OnceLock<String>,
     packages: Vec<PackageRules>,
     timeout: Duration,
 }
+
+/// The first decisions of every snapshot served by the VM are also evaluated by the
+/// interpreter, the reference: the interpreter's answer is served, and a disagreement
+/// hands the snapshot to the interpreter for good. Real traffic thus checks that the VM
+/// reads the bundle as the interpreter does, at the cost of these decisions only.
+pub const CHECKED_DECISIONS: u32 = 256;
 
 /// Options for building an engine from a bundle.
 #[derive(Debug, Clone, Copy)]
@@ -343,6 +356,8 @@ impl RegoBackend {
             engine,
             vm,
             vm_unavailable,
+            checked: AtomicU32::new(0),
+            divergence: OnceLock::new(),
             packages: loaded.packages,
             timeout,
         }))
@@ -365,14 +380,50 @@ impl RegoBackend {
 
     /// Whether decisions are served by the VM.
     pub fn serves_with_vm(&self) -> bool {
-        self.vm.is_some()
+        self.vm.is_some() && self.divergence.get().is_none()
+    }
+
+    /// The first decision on which the VM disagreed with the interpreter, which now serves.
+    pub fn vm_divergence(&self) -> Option<&str> {
+        self.divergence.get().map(String::as_str)
     }
 
     /// Evaluates the entrypoint for one input.
     pub fn evaluate(&self, input: Value) -> Result<RegoOutcome, String> {
         let value = match &self.vm {
-            Some(vm) => vm.evaluate(input)?,
-            None => self.interpret(input)?,
+            Some(vm) if self.divergence.get().is_none() => {
+                if self.checked.load(Ordering::Relaxed) >= CHECKED_DECISIONS {
+                    vm.evaluate(input)?
+                } else {
+                    self.checked.fetch_add(1, Ordering::Relaxed);
+                    let reference = self.interpret(input.clone());
+                    let fast = vm.evaluate(input);
+                    // A time or instruction limit hit by one side says nothing of the
+                    // bundle: only answers are compared.
+                    let limited = |r: &Result<Value, String>| {
+                        r.as_ref()
+                            .is_err_and(|e| e.to_ascii_lowercase().contains("limit"))
+                    };
+                    let agree = match (&reference, &fast) {
+                        (Ok(a), Ok(b)) => a == b,
+                        (Err(_), Err(_)) => true,
+                        _ => limited(&reference) || limited(&fast),
+                    };
+                    if !agree {
+                        let said = |r: &Result<Value, String>| match r {
+                            Ok(_) => "a decision".to_string(),
+                            Err(e) => format!("an error ({e})"),
+                        };
+                        let _ = self.divergence.set(format!(
+                            "the VM gave {} where the interpreter gave {}",
+                            said(&fast),
+                            said(&reference)
+                        ));
+                    }
+                    reference?
+                }
+            }
+            _ => self.interpret(input)?,
         };
         Ok(RegoOutcome::from_value(&value, &self.packages))
     }

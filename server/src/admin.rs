@@ -162,12 +162,13 @@ pub fn render_metrics(status: &ReloadStatus) -> String {
          sluice_policy_reload_consecutive_failures {}\n\
          # HELP sluice_policy_bundle_info The active policy bundle.\n\
          # TYPE sluice_policy_bundle_info gauge\n\
-         sluice_policy_bundle_info{{revision=\"{}\",content_hash=\"{}\"}} 1\n",
+         sluice_policy_bundle_info{{revision=\"{}\",content_hash=\"{}\",rego_evaluator=\"{}\"}} 1\n",
         r.successes,
         r.failures,
         r.consecutive_failures,
         label(&status.revision),
         label(&status.content_hash),
+        label(&status.rego_evaluator),
     )
 }
 

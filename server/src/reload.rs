@@ -61,6 +61,11 @@ pub struct ReloadStatus {
     /// The latest failed reload. Kept after a later success so that an operator can still
     /// see what went wrong; `reloads.consecutive_failures == 0` says it is resolved.
     pub last_error: Option<ReloadFailure>,
+    /// Which Rego evaluator serves the active bundle: `vm`, `interpreter` or `none`.
+    pub rego_evaluator: String,
+    /// Why the interpreter serves a bundle that selects the VM: the VM cannot compile it,
+    /// or disagreed with the interpreter on a checked decision.
+    pub rego_vm_unavailable: Option<String>,
 }
 
 /// Reload counters.
@@ -231,6 +236,8 @@ impl PolicyStore {
                     last_attempt_at: now,
                     reloads: ReloadCounters::default(),
                     last_error: None,
+                    rego_evaluator: String::new(),
+                    rego_vm_unavailable: None,
                 },
                 active: fingerprint.clone(),
                 last_attempt: fingerprint,
@@ -253,7 +260,15 @@ impl PolicyStore {
 
     /// A copy of the reload status.
     pub fn status(&self) -> ReloadStatus {
-        self.state().status.clone()
+        let mut status = self.state().status.clone();
+        let policies = self.current();
+        status.rego_evaluator = evaluator_name(&policies).to_string();
+        status.rego_vm_unavailable = policies.rego().and_then(|rego| {
+            rego.vm_divergence()
+                .or(rego.vm_unavailable())
+                .map(str::to_string)
+        });
+        status
     }
 
     /// The git directory of the policy directory's repository, as of the last reload.
@@ -513,21 +528,29 @@ pub(crate) fn now_rfc3339() -> String {
         })
 }
 
-/// Which Rego evaluator serves a snapshot, for the log.
-fn rego_evaluator(policies: &Policies) -> &'static str {
+/// Which Rego evaluator serves a snapshot.
+fn evaluator_name(policies: &Policies) -> &'static str {
     match policies.rego() {
         Some(rego) if rego.serves_with_vm() => "vm",
-        Some(rego) => {
-            if policies.settings().rego_evaluator == sluice_engine::bundle::RegoEvaluator::Vm {
-                tracing::warn!(
-                    reason = rego.vm_unavailable().unwrap_or_default(),
-                    "the bundle selects the Rego VM but does not compile to it; the interpreter serves"
-                );
-            }
-            "interpreter"
-        }
+        Some(_) => "interpreter",
         None => "none",
     }
+}
+
+/// Which Rego evaluator serves a snapshot just loaded, for the log (with a warning when the
+/// bundle selects the VM and does not compile to it).
+fn rego_evaluator(policies: &Policies) -> &'static str {
+    let name = evaluator_name(policies);
+    if let Some(rego) = policies.rego()
+        && name == "interpreter"
+        && policies.settings().rego_evaluator == sluice_engine::bundle::RegoEvaluator::Vm
+    {
+        tracing::warn!(
+            reason = rego.vm_unavailable().unwrap_or_default(),
+            "the bundle selects the Rego VM but does not compile to it; the interpreter serves"
+        );
+    }
+    name
 }
 
 #[cfg(test)]

@@ -306,9 +306,11 @@ fn the_vm_fails_closed_where_the_interpreter_does() {
         ]);
         let backend = RegoBackend::compile(&vm).unwrap().unwrap();
         assert!(backend.serves_with_vm(), "{:?}", backend.vm_unavailable());
-        assert!(backend.evaluate(erroring()).is_err(), "VM: {policy}");
+        assert!(backend.run_vm(erroring()).unwrap().is_err(), "VM: {policy}");
+        assert!(backend.evaluate(erroring()).is_err(), "{policy}");
         let outcome = backend.evaluate(quiet()).unwrap();
         assert!(outcome.denies.is_empty() && outcome.obligations.route.is_none());
+        assert!(backend.vm_divergence().is_none(), "{policy}");
         // OPA's lenient mode, asked for: the erroring rules are undefined.
         let lenient = bundle(&[
             (
@@ -319,10 +321,64 @@ fn the_vm_fails_closed_where_the_interpreter_does() {
         ]);
         let backend = RegoBackend::compile(&lenient).unwrap().unwrap();
         if !policy.contains("route") {
-            let outcome = backend.evaluate(erroring()).unwrap();
-            assert!(outcome.denies.is_empty(), "lenient VM: {policy}");
+            let outcome = backend.run_vm(erroring()).unwrap().unwrap();
+            assert_eq!(outcome, backend.interpret(erroring()).unwrap(), "{policy}");
         }
     }
+}
+
+#[test]
+fn a_vm_that_disagrees_with_the_interpreter_hands_the_bundle_to_it() {
+    // Without strict errors the VM leaves conflicting complete rules undefined, while the
+    // interpreter reports the conflict: the first such decision is the interpreter's, and
+    // so is every later one.
+    let lenient = bundle(&[
+        (
+            ".manifest",
+            r#"{"sluice": {"rego_evaluator": "vm", "rego_strict_builtin_errors": false}}"#,
+        ),
+        (
+            "a.rego",
+            "package sluice.a\n\nroute := \"a\" if input.x\nroute := \"b\" if input.x\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&lenient).unwrap().unwrap();
+    let calm = || Value::from(serde_json::json!({"x": false}));
+    let conflict = || Value::from(serde_json::json!({"x": true}));
+    assert!(backend.evaluate(calm()).is_ok());
+    assert!(backend.serves_with_vm() && backend.vm_divergence().is_none());
+    assert!(
+        backend.run_vm(conflict()).unwrap().is_ok(),
+        "the lenient VM"
+    );
+    assert!(
+        backend.evaluate(conflict()).is_err(),
+        "the interpreter's answer"
+    );
+    assert!(!backend.serves_with_vm());
+    let why = backend.vm_divergence().unwrap();
+    assert!(why.contains("the interpreter gave an error"), "{why}");
+    assert!(backend.evaluate(conflict()).is_err());
+}
+
+#[test]
+fn after_the_checked_decisions_the_vm_serves_alone() {
+    let b = bundle(&[
+        (".manifest", r#"{"sluice": {"rego_evaluator": "vm"}}"#),
+        (
+            "a.rego",
+            "package sluice.a\n\ndeny contains \"no\" if input.x\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    for _ in 0..CHECKED_DECISIONS + 10 {
+        let outcome = backend
+            .evaluate(Value::from(serde_json::json!({"x": true})))
+            .unwrap();
+        assert_eq!(outcome.denies.len(), 1);
+    }
+    assert_eq!(backend.checked.load(Ordering::Relaxed), CHECKED_DECISIONS);
+    assert!(backend.serves_with_vm());
 }
 
 #[test]

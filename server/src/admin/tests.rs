@@ -166,6 +166,23 @@ async fn status_reports_the_active_bundle() {
     assert_eq!(body["reloads"]["failures"], 0);
     assert!(body["last_error"].is_null());
     assert!(body["loaded_at"].as_str().unwrap().ends_with('Z'), "{body}");
+    assert_eq!(body["rego_evaluator"], "interpreter");
+    assert!(body["rego_vm_unavailable"].is_null());
+}
+
+#[tokio::test]
+async fn status_says_which_evaluator_serves() {
+    let (_root, dir) = policy_dir();
+    std::fs::write(
+        dir.join(".manifest"),
+        r#"{"sluice": {"rego_evaluator": "vm"}}"#,
+    )
+    .unwrap();
+    let app = app(store(&dir), None);
+    let (_, body) = send(&app, request("GET", "/admin/status", LOCAL, None)).await;
+    assert_eq!(body["rego_evaluator"], "vm", "{body}");
+    let (_, metrics) = send(&app, request("GET", "/metrics", LOCAL, None)).await;
+    assert!(metrics.to_string().contains("rego_evaluator"), "{metrics}");
 }
 
 #[tokio::test]
