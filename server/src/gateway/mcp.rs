@@ -490,13 +490,13 @@ impl Listener {
         };
         let decided = match self.call().await {
             Ok(call) => gate_request(&self.gateway, &call, &self.server, message.clone()).await,
-            Err(error) => Err(json!({"code": error.code, "message": error.message})),
+            Err(error) => Err(error),
         };
         match decided {
             Ok(decided) if decided == message => event.raw,
             Ok(decided) => super::sse::with_data(&event.raw, Some(&decided.to_string())),
             Err(error) => {
-                let refusal = json!({"jsonrpc": "2.0", "id": id, "error": error});
+                let refusal = error.message(&id);
                 if let Err(failure) = self
                     .server
                     .notify(&self.principal, &self.session, &refusal)
@@ -694,7 +694,7 @@ async fn handle(
         {
             message = match gate_answer(gateway, &mut call, server, session, message).await {
                 Ok(message) => message,
-                Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+                Err(error) => error.message(id),
             };
         }
         if let Err(failure) = server.notify(&call.principal, session, &message).await {
@@ -1290,7 +1290,7 @@ async fn call_tool(
     // The server's requests of the client while the tool runs are decided first (sampling
     // is a prompt for the client's model, elicitation a question to the user, both written
     // by the server).
-    let gate = |message: Value| -> BoxFuture<'_, Result<Value, Value>> {
+    let gate = |message: Value| -> BoxFuture<'_, Result<Value, RpcError>> {
         Box::pin(gate_request(gateway, call, server, message))
     };
     let relay = relay.map(|relay| Relay {
@@ -1364,7 +1364,7 @@ async fn gate_request(
     call: &Call,
     server: &McpUpstream,
     mut message: Value,
-) -> Result<Value, Value> {
+) -> Result<Value, RpcError> {
     let method = message
         .get("method")
         .and_then(Value::as_str)
@@ -1384,12 +1384,7 @@ async fn gate_request(
         }
         _ => Ok(()),
     };
-    match decided {
-        Ok(()) => Ok(message),
-        Err(error) => {
-            Err(json!({"code": error.code, "message": error.message, "data": error.data}))
-        }
-    }
+    decided.map(|()| message)
 }
 
 /// The server requests Sluice decides on before its client sees them.
@@ -1416,17 +1411,13 @@ async fn gate_answer(
     server: &McpUpstream,
     session: &str,
     mut message: Value,
-) -> Result<Value, Value> {
-    let as_value =
-        |error: RpcError| json!({"code": error.code, "message": error.message, "data": error.data});
+) -> Result<Value, RpcError> {
     let Some(fields) = message.pointer("/result/content").filter(|c| c.is_object()) else {
         return Ok(message);
     };
     let fields = fields.clone();
     if call.session.id.is_none() {
-        super::jsonrpc::open_session(gateway, call, session)
-            .await
-            .map_err(as_value)?;
+        super::jsonrpc::open_session(gateway, call, session).await?;
     }
     let content = Content {
         tool: Some(ToolCall {
@@ -1446,9 +1437,7 @@ async fn gate_answer(
         content,
     );
     let what = format!("the user's answer to MCP server `{}` refused", server.name);
-    let (_, apply) = allowed(gateway, call, input, &what)
-        .await
-        .map_err(as_value)?;
+    let (_, apply) = allowed(gateway, call, input, &what).await?;
     if let Some(slot) = message.pointer_mut("/result/content") {
         *slot = super::guard::map_strings(&fields, &apply);
     }

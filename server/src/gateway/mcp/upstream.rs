@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sluice_engine::input::Principal;
 
 use crate::config::McpServerConfig;
+use crate::gateway::jsonrpc::RpcError;
 use crate::gateway::sse::Splitter;
 
 /// The protocol version Sluice asks upstream servers for.
@@ -435,8 +436,8 @@ impl McpUpstream {
                 let Some(method) = message.get("method").and_then(Value::as_str) else {
                     continue;
                 };
-                let refuse = |request: Value, error: Value| async move {
-                    let refusal = json!({"jsonrpc": "2.0", "id": request, "error": error});
+                let refuse = |request: Value, error: RpcError| async move {
+                    let refusal = error.message(&request);
                     let _ = self
                         .post_request(principal, session, refusal.to_string())
                         .send()
@@ -465,7 +466,7 @@ impl McpUpstream {
                     (Some(request), _) => {
                         let message =
                             format!("Sluice does not pass `{method}` on to the client here");
-                        refuse(request, json!({"code": -32601, "message": message})).await;
+                        refuse(request, RpcError::new(-32601, message)).await;
                     }
                     (None, None) => {}
                 }
@@ -485,12 +486,13 @@ pub struct Relay<'a> {
     /// client's answers can find their way back to this server.
     pub requests: bool,
     /// Decides on each of the server's requests before it reaches the client.
-    pub gate: Option<&'a Gate<'a>>,
+    pub(crate) gate: Option<&'a Gate<'a>>,
 }
 
 /// A decision on a request a server sends its client: the message to relay (perhaps
 /// rewritten), or the JSON-RPC error the server gets instead.
-pub type Gate<'a> = dyn Fn(Value) -> BoxFuture<'a, Result<Value, Value>> + Send + Sync + 'a;
+pub(crate) type Gate<'a> =
+    dyn Fn(Value) -> BoxFuture<'a, Result<Value, RpcError>> + Send + Sync + 'a;
 
 impl std::fmt::Debug for Relay<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
