@@ -190,18 +190,25 @@ fn main() {
         let audit = duckdb::Connection::open(dir.path().join("audit.duckdb")).unwrap();
         let mut statement = audit
             .prepare(
-                "SELECT action, quantile_cont(decide_us, 0.5), count(*) FROM decisions
+                "SELECT action, quantile_cont(decide_us, 0.5), quantile_cont(total_ms, 0.5) * 1000, count(*) FROM decisions
                  WHERE action IN ('mcp.tools.call', 'mcp.tools.result') GROUP BY 1 ORDER BY 1",
             )
             .unwrap();
         let rows = statement
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, f64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
             })
             .unwrap();
         for row in rows {
-            let (action, p50, n) = row.unwrap();
-            println!("mcp decision {action}: policy evaluation p50 {p50:.0} us over {n} decisions");
+            let (action, p50, since, n) = row.unwrap();
+            println!(
+                "mcp decision {action}: policy evaluation p50 {p50:.0} us, decided {since:.0} us after the request arrived (p50), over {n} decisions"
+            );
         }
     });
 }

@@ -15,3 +15,20 @@ pub fn ignore_file_size_signal() {
         }
     }
 }
+
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs on CPU time no other
+/// thread wants. For work off the request path (the audit writer) whose bursts would
+/// otherwise take a core from the threads answering requests. Elsewhere, does nothing.
+pub fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid `sched_param` for the duration of the call; pid 0
+        // is the calling thread.
+        #[allow(unsafe_code)]
+        let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the thread's priority");
+        }
+    }
+}
