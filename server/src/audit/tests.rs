@@ -370,3 +370,45 @@ fn closed_days_rotate_to_parquet_and_retention_deletes_old_rows_and_files() {
     let again = maintain::maintain(&connection, &config).unwrap();
     assert_eq!(again, maintain::Report::default());
 }
+
+/// The writer yields the CPU to request threads: it runs in `SCHED_IDLE` (policy 5 in the
+/// 41st field of its `/proc` stat line), and still writes what it is given.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_writer_runs_on_time_the_request_threads_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::start(config(dir.path())).unwrap();
+    let (input, decision) = decided("prompt-allowed");
+    audit
+        .record(row(&input, &decision, &CallFacts::default()))
+        .unwrap();
+    let policy_of_writer = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|name| name.trim() == "sluice-audit")
+            })
+            .map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+                // Fields after the parenthesised name, which may hold spaces.
+                let after_name = stat.rsplit_once(')').unwrap().1;
+                after_name.split_whitespace().nth(38).unwrap().to_string()
+            })
+    };
+    // The writer sets its class as it starts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut policy = policy_of_writer();
+    while policy.as_deref() != Some("5") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        policy = policy_of_writer();
+    }
+    assert_eq!(
+        policy.as_deref(),
+        Some("5"),
+        "scheduling policy of the writer"
+    );
+    audit.shutdown();
+    assert_eq!(count(&dir.path().join("audit.duckdb")), 1);
+}
