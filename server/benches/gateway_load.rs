@@ -457,6 +457,30 @@ fn main() {
             );
         }
 
+        // What the gateway holds before the streams: the audit rows of the phases above
+        // that are still to be written weigh on its memory.
+        let metrics = client()
+            .get(format!("{}/metrics", gateway.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let rows = |outcome: &str| {
+            let name = format!("sluice_audit_rows_total{{outcome=\"{outcome}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name.as_str()))
+                .unwrap_or("?")
+                .to_string()
+        };
+        println!(
+            "before the streams: RSS {:.1} MB; audit rows queued {}, written {}",
+            rss_kib(pid) as f64 / 1024.0,
+            rows("queued"),
+            rows("written")
+        );
         let (peak, completed) = streams(&sluice_url, pid, 1000).await;
         println!(
             "memory: idle {:.1} MB, peak with 1000 concurrent streams {:.1} MB (target <= 256 MB); {completed}/1000 streams completed",

@@ -131,13 +131,17 @@ pub fn render_audit_metrics(counters: &crate::audit::AuditCounters) -> String {
          sluice_audit_write_errors_total {}\n\
          # HELP sluice_audit_unwritable 1 while the audit database refuses writes (disk full, read-only, I/O error); requests fail closed meanwhile.\n\
          # TYPE sluice_audit_unwritable gauge\n\
-         sluice_audit_unwritable {}\n",
+         sluice_audit_unwritable {}\n\
+         # HELP sluice_audit_writer_yielding 1 while the audit writer runs on CPU time the request threads leave (SCHED_IDLE), 0 while it runs at normal priority: behind, or not allowed to yield.\n\
+         # TYPE sluice_audit_writer_yielding gauge\n\
+         sluice_audit_writer_yielding {}\n",
         counters.queued.load(Relaxed),
         counters.written.load(Relaxed),
         counters.refused.load(Relaxed),
         counters.failed.load(Relaxed),
         counters.write_errors.load(Relaxed),
         u8::from(counters.unwritable.load(Relaxed)),
+        u8::from(counters.yielding.load(Relaxed)),
     )
 }
 

@@ -130,6 +130,9 @@ pub struct AuditCounters {
     pub write_errors: AtomicU64,
     /// Whether the database refuses writes right now; requests fail closed meanwhile.
     pub unwritable: AtomicBool,
+    /// Whether the writer runs on CPU time the request threads leave (`SCHED_IDLE`) right
+    /// now; it runs at normal priority while rows pile up, or where it may not yield.
+    pub yielding: AtomicBool,
     /// Set by [`Audit::shutdown`]: a writer retrying a refused batch gives up after a grace
     /// period instead of holding the process forever.
     stopping: AtomicBool,
@@ -380,9 +383,21 @@ fn write_loop(
 ) {
     // Writing costs a burst of CPU per batch (about 10 ms for 600 rows on the reference
     // machine); at normal priority it takes a core from the request threads for that long
-    // and shows in the gateway's tail latency. The writer gets the time they leave instead:
-    // a backlog it cannot write fills the queue, whose full policy then slows requests.
-    crate::sys::yield_to_requests();
+    // and shows in the gateway's tail latency. So the writer runs on the time they leave,
+    // until rows pile up (a machine too busy to leave it time): then at normal priority
+    // until it has caught up, so that the backlog, and the memory it holds, stay small.
+    // Where the process may not raise a thread's priority again, the writer stays at
+    // normal priority: never stuck where it could starve.
+    let adaptive = crate::sys::can_leave_idle();
+    let mut idle = adaptive && crate::sys::run_when_idle(true);
+    counters.yielding.store(idle, Ordering::Relaxed);
+    if !adaptive {
+        tracing::info!(
+            "the audit writer runs at normal priority: yielding to requests needs CAP_SYS_NICE or an RLIMIT_NICE of 20 (README, Audit trail)"
+        );
+    }
+    let behind = (config.queue_capacity / 4).max(1) as u64;
+    let caught_up = behind / 4;
     let mut writer = Writer {
         connection: Some(connection),
         config,
@@ -395,6 +410,18 @@ fn write_loop(
     let maintenance = Duration::from_secs(config.maintenance_interval_s.max(1));
     let mut maintained: Option<Instant> = None;
     loop {
+        let backlog = counters.queued.load(Ordering::Relaxed).saturating_sub(
+            counters.written.load(Ordering::Relaxed) + counters.failed.load(Ordering::Relaxed),
+        );
+        let switch = if idle {
+            backlog >= behind
+        } else {
+            adaptive && backlog <= caught_up
+        };
+        if switch && crate::sys::run_when_idle(!idle) {
+            idle = !idle;
+            counters.yielding.store(idle, Ordering::Relaxed);
+        }
         if maintained.is_none_or(|t| t.elapsed() >= maintenance)
             && let Some(connection) = &writer.connection
         {
