@@ -166,6 +166,20 @@ fn configure(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The listener, its connections with `TCP_NODELAY`: every write goes out at once. A
+/// streamed answer is many small writes, and with Nagle's algorithm one could wait for the
+/// caller's delayed acknowledgement of the previous one (up to 40 ms on Linux).
+fn without_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    fn no_delay(tcp: &mut tokio::net::TcpStream) {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    }
+    axum::serve::ListenerExt::tap_io(listener, no_delay as fn(&mut tokio::net::TcpStream))
+}
+
 async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -214,6 +228,7 @@ async fn serve(config: Config, store: Arc<PolicyStore>) -> anyhow::Result<()> {
     eprintln!("sluice listening on http://{local} revision={revision}");
 
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
+    let listener = without_delay(listener);
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -313,4 +328,21 @@ fn init_tracing() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests stop loudly")]
+
+    use axum::serve::Listener as _;
+
+    #[tokio::test]
+    async fn connections_send_every_write_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut listener = super::without_delay(listener);
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (connection, _) = listener.accept().await;
+        assert!(connection.nodelay().unwrap());
+    }
 }
