@@ -332,8 +332,6 @@ fn init_tracing() {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests stop loudly")]
-
     use axum::serve::Listener as _;
 
     #[tokio::test]
