@@ -138,10 +138,79 @@ pub struct AuditCounters {
     stopping: AtomicBool,
 }
 
+/// What a request hands the writer: a row, or a decision whose row the writer builds.
+#[derive(Debug)]
+enum Entry {
+    Row(Row),
+    Decision(Box<Decided>),
+}
+
+/// A decision whose row is still to be built.
+#[derive(Debug)]
+struct Decided {
+    input: DecisionInput,
+    decision: Decision,
+    facts: CallFacts,
+}
+
+impl Entry {
+    fn into_row(self) -> Row {
+        match self {
+            Entry::Row(row) => row,
+            Entry::Decision(decided) => row(&decided.input, &decided.decision, &decided.facts),
+        }
+    }
+}
+
+/// The most text (messages, documents, tool arguments and descriptions, in bytes) a
+/// decision may carry for its row to be built by the writer: building a row (masking and
+/// serialising the input, 10–12 µs) costs ten times as much as copying a small input, but a
+/// queue of copied inputs must stay small in memory (at most 4 KiB of text each).
+const DEFERRED_TEXT: usize = 4 * 1024;
+
+/// Whether `input` carries at most `limit` bytes of text.
+fn small(input: &DecisionInput, limit: usize) -> bool {
+    fn within(value: &Value, budget: &mut usize) -> bool {
+        match value {
+            Value::String(s) => spend(budget, s.len()),
+            Value::Array(items) => items.iter().all(|v| within(v, budget)),
+            Value::Object(map) => map
+                .iter()
+                .all(|(k, v)| spend(budget, k.len()) && within(v, budget)),
+            _ => spend(budget, 8),
+        }
+    }
+    fn spend(budget: &mut usize, bytes: usize) -> bool {
+        match budget.checked_sub(bytes) {
+            Some(left) => {
+                *budget = left;
+                true
+            }
+            None => false,
+        }
+    }
+    let content = &input.content;
+    let mut budget = limit;
+    let call = |c: &sluice_engine::input::ToolCall, budget: &mut usize| {
+        spend(budget, c.name.len()) && within(&c.arguments, budget)
+    };
+    content.messages.iter().all(|m| {
+        spend(&mut budget, m.content.len()) && m.tool_calls.iter().all(|c| call(c, &mut budget))
+    }) && content.texts.iter().all(|t| spend(&mut budget, t.len()))
+        && content.tool.iter().all(|c| call(c, &mut budget))
+        && content.tools.iter().all(|t| {
+            spend(&mut budget, t.description.len()) && within(&t.input_schema, &mut budget)
+        })
+        && content
+            .documents
+            .iter()
+            .all(|d| spend(&mut budget, d.text.len()))
+}
+
 /// The handle requests use.
 #[derive(Debug)]
 pub struct Audit {
-    sender: Mutex<Option<SyncSender<Row>>>,
+    sender: Mutex<Option<SyncSender<Entry>>>,
     config: AuditConfig,
     counters: Arc<AuditCounters>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -259,8 +328,32 @@ impl Audit {
         &self.counters
     }
 
+    /// Queues the row of a decision; an error means the caller must fail the request
+    /// closed. The row of a small input is built by the writer, off the request path.
+    pub fn record_decision(
+        &self,
+        input: &DecisionInput,
+        decision: &Decision,
+        facts: CallFacts,
+    ) -> Result<(), AuditError> {
+        let entry = if small(input, DEFERRED_TEXT) {
+            Entry::Decision(Box::new(Decided {
+                input: input.clone(),
+                decision: decision.clone(),
+                facts,
+            }))
+        } else {
+            Entry::Row(row(input, decision, &facts))
+        };
+        self.queue(entry)
+    }
+
     /// Queues a row; an error means the caller must fail the request closed.
     pub fn record(&self, row: Row) -> Result<(), AuditError> {
+        self.queue(Entry::Row(row))
+    }
+
+    fn queue(&self, entry: Entry) -> Result<(), AuditError> {
         let sender = self
             .sender
             .lock()
@@ -274,7 +367,7 @@ impl Audit {
         let result = if self.counters.unwritable.load(Ordering::Relaxed) {
             Err(AuditError::Unwritable)
         } else {
-            self.send(&sender, row)
+            self.send(&sender, entry)
         };
         match &result {
             Ok(()) => {
@@ -289,15 +382,15 @@ impl Audit {
     }
 
     /// Queues a row, applying `on_full` when the queue is full.
-    fn send(&self, sender: &SyncSender<Row>, row: Row) -> Result<(), AuditError> {
-        match sender.try_send(row) {
+    fn send(&self, sender: &SyncSender<Entry>, entry: Entry) -> Result<(), AuditError> {
+        match sender.try_send(entry) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(_)) => Err(AuditError::Stopped),
-            Err(TrySendError::Full(row)) => match self.config.on_full {
+            Err(TrySendError::Full(entry)) => match self.config.on_full {
                 OnFull::FailClosed => Err(AuditError::Full),
                 OnFull::Block => {
                     let timeout = Duration::from_millis(self.config.block_timeout_ms);
-                    let wait = || block(sender, row, timeout);
+                    let wait = || block(sender, entry, timeout);
                     // On the gateway's runtime, let the worker's other tasks move elsewhere
                     // while this request waits for room.
                     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -341,17 +434,21 @@ impl Audit {
 }
 
 /// Waits for room in the queue (std's bounded channel has no send with a timeout).
-fn block(sender: &SyncSender<Row>, mut row: Row, timeout: Duration) -> Result<(), AuditError> {
+fn block(
+    sender: &SyncSender<Entry>,
+    mut entry: Entry,
+    timeout: Duration,
+) -> Result<(), AuditError> {
     let deadline = Instant::now() + timeout;
     loop {
-        match sender.try_send(row) {
+        match sender.try_send(entry) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Disconnected(_)) => return Err(AuditError::Stopped),
             Err(TrySendError::Full(back)) => {
                 if Instant::now() >= deadline {
                     return Err(AuditError::Full);
                 }
-                row = back;
+                entry = back;
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
@@ -377,7 +474,7 @@ struct Writer<'a> {
 
 fn write_loop(
     connection: Connection,
-    receiver: Receiver<Row>,
+    receiver: Receiver<Entry>,
     config: &AuditConfig,
     counters: &AuditCounters,
 ) {
@@ -437,9 +534,9 @@ fn write_loop(
         if batch.is_empty() {
             // Idle: the first row wakes the writer.
             match receiver.recv_timeout(interval) {
-                Ok(row) => {
+                Ok(entry) => {
                     oldest = Some(Instant::now());
-                    batch.push(row);
+                    batch.push(entry.into_row());
                 }
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -452,7 +549,7 @@ fn write_loop(
                 break false;
             }
             match receiver.try_recv() {
-                Ok(row) => batch.push(row),
+                Ok(entry) => batch.push(entry.into_row()),
                 Err(TryRecvError::Empty) => break false,
                 Err(TryRecvError::Disconnected) => break true,
             }

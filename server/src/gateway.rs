@@ -387,7 +387,7 @@ impl Call {
         };
         // The caller gets the original error either way; a refused row is counted and
         // logged by the writer's handle.
-        let _ = audit.record(audit::row(&input, &decision, &facts));
+        let _ = audit.record_decision(&input, &decision, facts);
         error
     }
 
@@ -548,7 +548,7 @@ impl Call {
                 ..facts.clone()
             };
             audit
-                .record(audit::row(input, &decision, &facts))
+                .record_decision(input, &decision, facts)
                 .map_err(|e| GatewayError::new(Kind::Unavailable, e.to_string()))?;
         }
         tracing::info!(

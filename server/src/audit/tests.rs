@@ -72,6 +72,53 @@ fn rows_are_written_with_their_columns_and_queryable_as_json() {
     assert_eq!(version, SCHEMA_VERSION);
 }
 
+/// A decision handed to `record_decision` lands as the row `row` builds, whether the
+/// writer builds it (a small input) or the request does (more text than a queue of copied
+/// inputs should hold).
+#[test]
+fn a_decision_lands_as_its_row_whoever_builds_it() {
+    let (small_input, decision) = decided("prompt-pii-redacted");
+    let mut large_input = small_input.clone();
+    large_input.content.messages[0].content = "lorem ipsum ".repeat(400);
+    assert!(small(&small_input, DEFERRED_TEXT));
+    assert!(!small(&large_input, DEFERRED_TEXT));
+    let mut tool_input = decided("tool-call-permitted").0;
+    assert!(small(&tool_input, DEFERRED_TEXT));
+    if let Some(tool) = tool_input.content.tool.as_mut() {
+        tool.arguments = serde_json::json!({"body": "x".repeat(DEFERRED_TEXT)});
+    }
+    assert!(!small(&tool_input, DEFERRED_TEXT));
+
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::start(config(dir.path())).unwrap();
+    let mut expected = Vec::new();
+    for (i, input) in [&small_input, &large_input].into_iter().enumerate() {
+        let facts = CallFacts {
+            request_id: format!("req-{i}"),
+            total_ms: 2.5,
+            ..CallFacts::default()
+        };
+        expected.push(row(input, &decision, &facts));
+        audit.record_decision(input, &decision, facts).unwrap();
+    }
+    audit.shutdown();
+    let connection = Connection::open(dir.path().join("audit.duckdb")).unwrap();
+    for want in expected {
+        let (id, findings, stored): (String, String, String) = connection
+            .query_row(
+                "SELECT decision_id, findings::VARCHAR, input::VARCHAR FROM decisions WHERE request_id = ?",
+                [want.request_id.clone().unwrap()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(id, want.decision_id);
+        let json = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert_eq!(json(&findings), json(&want.findings));
+        assert_eq!(json(&stored), json(&want.input));
+        assert!(stored.contains("[omitted: "), "{stored}");
+    }
+}
+
 #[test]
 fn full_batches_land_as_whole_row_groups_of_the_configured_size() {
     let dir = tempfile::tempdir().unwrap();
