@@ -141,7 +141,7 @@ pub struct AuditCounters {
 /// What a request hands the writer: a row, or a decision whose row the writer builds.
 #[derive(Debug)]
 enum Entry {
-    Row(Row),
+    Row(Box<Row>),
     Decision(Box<Decided>),
 }
 
@@ -156,7 +156,7 @@ struct Decided {
 impl Entry {
     fn into_row(self) -> Row {
         match self {
-            Entry::Row(row) => row,
+            Entry::Row(row) => *row,
             Entry::Decision(decided) => row(&decided.input, &decided.decision, &decided.facts),
         }
     }
@@ -343,14 +343,14 @@ impl Audit {
                 facts,
             }))
         } else {
-            Entry::Row(row(input, decision, &facts))
+            Entry::Row(Box::new(row(input, decision, &facts)))
         };
         self.queue(entry)
     }
 
     /// Queues a row; an error means the caller must fail the request closed.
     pub fn record(&self, row: Row) -> Result<(), AuditError> {
-        self.queue(Entry::Row(row))
+        self.queue(Entry::Row(Box::new(row)))
     }
 
     fn queue(&self, entry: Entry) -> Result<(), AuditError> {
