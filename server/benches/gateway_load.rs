@@ -16,8 +16,8 @@
 //!
 //! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
 //! length of each phase, default 5; `SLUICE_LOAD_PHASES=audit` runs only the audit
-//! comparison; `SLUICE_AUDIT_BATCH` and
-//! `SLUICE_AUDIT_MEMORY_MB` the audit batch size and DuckDB memory limit).
+//! comparison; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS` and `SLUICE_AUDIT_MEMORY_MB` the
+//! audit batch size, flush interval and DuckDB memory limit).
 
 #![expect(
     clippy::unwrap_used,
@@ -128,7 +128,7 @@ fn start_gateway(dir: &Path, upstream: &str, audit: bool) -> Gateway {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: load, hash: \"{}\", user: load, team: platform}}\nproviders:\n  - {{name: fast, kind: openai_compatible, base_url: \"{upstream}/v1\"}}\nmodels:\n  gpt-4o-mini: [{{provider: fast}}]\naudit: {{enabled: {audit}, batch_size: {batch}, memory_limit_mb: {memory}}}\n",
+            "listen: 127.0.0.1:0\npolicy_dir: {}\nreload: {{poll_interval_ms: 0}}\nkeys:\n  - {{id: load, hash: \"{}\", user: load, team: platform}}\nproviders:\n  - {{name: fast, kind: openai_compatible, base_url: \"{upstream}/v1\"}}\nmodels:\n  gpt-4o-mini: [{{provider: fast}}]\naudit: {{enabled: {audit}, batch_size: {batch}, memory_limit_mb: {memory}, flush_interval_ms: {flush}}}\n",
             repo.join("policies").display(),
             sluice_server::gateway::keys::hash(KEY),
             batch = common::env_number(
@@ -138,6 +138,10 @@ fn start_gateway(dir: &Path, upstream: &str, audit: bool) -> Gateway {
             memory = common::env_number(
                 "SLUICE_AUDIT_MEMORY_MB",
                 sluice_server::audit::AuditConfig::default().memory_limit_mb
+            ),
+            flush = common::env_number(
+                "SLUICE_AUDIT_FLUSH_MS",
+                sluice_server::audit::AuditConfig::default().flush_interval_ms
             ),
         ),
     )
