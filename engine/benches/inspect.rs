@@ -66,6 +66,17 @@ fn bench(c: &mut Criterion) {
     });
     let mixed = repeated(MIXED, 4096);
     assert!(inspect::scan(&mixed).len() >= 6 * 4);
+    c.bench_function("scan/4KB mixed prompt", |b| {
+        b.iter(|| black_box(inspect::scan(black_box(&mixed))))
+    });
+    c.bench_function("inject/4KB mixed prompt", |b| {
+        b.iter(|| {
+            black_box(inspect::injection::assess(
+                black_box(&mixed),
+                inspect::injection::Origin::User,
+            ))
+        })
+    });
     c.bench_function(
         "all/4KB mixed prompt (most classes, leet-like tokens)",
         |b| {

@@ -16,7 +16,7 @@
 //!
 //! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
 //! length of each phase, default 5; `SLUICE_LOAD_PHASES=audit` runs only the audit
-//! comparison; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS` and `SLUICE_AUDIT_MEMORY_MB` the
+//! comparison, `SLUICE_AUDIT_BLOCKS` its number of on-off-off-on blocks, default 4; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS` and `SLUICE_AUDIT_MEMORY_MB` the
 //! audit batch size, flush interval and DuckDB memory limit).
 
 #![expect(
@@ -347,8 +347,8 @@ async fn report_audit_cost(dir: &Path, upstream: &str, length: Duration) {
 /// What recording costs: p50 and p99 at 2,000 requests/s through gateways with the audit
 /// trail on and off. Each round has a fresh gateway, so that no round inherits another's
 /// backlog (the saturation phases leave tens of thousands of rows to write) or a database
-/// left by it, and the rounds alternate (on, off, off, on, twice) so that drift in the
-/// machine falls on both sides. Each gateway is warmed at the same rate first.
+/// left by it, and the rounds alternate in blocks (on, off, off, on; four blocks, or
+/// `SLUICE_AUDIT_BLOCKS`) so that drift in the machine falls on both sides. Each gateway is warmed at the same rate first.
 async fn audit_cost(
     dir: &Path,
     upstream: &str,
@@ -356,7 +356,8 @@ async fn audit_cost(
 ) -> (Vec<(Duration, Duration)>, Vec<(Duration, Duration)>) {
     let mut on = Vec::new();
     let mut off = Vec::new();
-    let rounds = [true, false, false, true, true, false, false, true];
+    let blocks: usize = common::env_number("SLUICE_AUDIT_BLOCKS", 4);
+    let rounds = [true, false, false, true].repeat(blocks.max(1));
     for (round, audit) in rounds.into_iter().enumerate() {
         let dir = dir.join(format!("audit-round-{round}"));
         std::fs::create_dir_all(&dir).unwrap();
