@@ -158,7 +158,9 @@ static NAME_CUE_WORDS: LazyLock<Option<Regex>> = LazyLock::new(|| {
     let words = NAME_CUES.iter().map(|w| w.to_string());
     let titles = TITLES.iter().map(|t| t.to_ascii_lowercase());
     let escaped: Vec<String> = words.chain(titles).map(|w| regex::escape(&w)).collect();
-    Regex::new(&escaped.join("|")).ok()
+    // Every match of the detector starts at a word boundary: so does every cue it needs
+    // (without it, "dr" in "address" or "best" in "bestow" would each open a window).
+    Regex::new(&format!(r"(?-u)\b(?:{})", escaped.join("|"))).ok()
 });
 
 /// A token whose issuer prefix and length identify it.
