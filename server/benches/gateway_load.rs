@@ -16,7 +16,7 @@
 //!
 //! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
 //! length of each phase, default 5; `SLUICE_LOAD_PHASES=audit` runs only the audit
-//! comparison, `SLUICE_AUDIT_BLOCKS` its number of on-off-off-on blocks, default 4; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS` and `SLUICE_AUDIT_MEMORY_MB` the
+//! comparison (`ttft` only the time to first token), `SLUICE_AUDIT_BLOCKS` its number of on-off-off-on blocks, default 4; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS` and `SLUICE_AUDIT_MEMORY_MB` the
 //! audit batch size, flush interval and DuckDB memory limit).
 
 #![expect(
@@ -245,14 +245,21 @@ async fn fixed_rate(url: &str, rate: u32, length: Duration) -> (Duration, Durati
     (p50, p99, failed)
 }
 
-/// Median and p99 time to the first content byte of sequential streaming calls.
-async fn ttft(url: &str, key: Option<&str>, midword: bool, calls: usize) -> (Duration, Duration) {
+/// Time to the first content byte of sequential streaming calls (median and p99), and the
+/// median time to the response's headers, before which no content can arrive.
+async fn ttft(
+    url: &str,
+    key: Option<&str>,
+    midword: bool,
+    calls: usize,
+) -> (Duration, Duration, Duration) {
     let client = client();
     let marker = if midword { "ttft midword" } else { "ttft" };
     let body = format!(
         r#"{{"model":"gpt-4o-mini","stream":true,"messages":[{{"role":"user","content":"{marker}"}}]}}"#
     );
     let mut times = Vec::with_capacity(calls);
+    let mut headers = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
         let mut request = client
@@ -263,6 +270,7 @@ async fn ttft(url: &str, key: Option<&str>, midword: bool, calls: usize) -> (Dur
             request = request.bearer_auth(key);
         }
         let mut response = request.send().await.unwrap();
+        headers.push(started.elapsed());
         let mut seen = String::new();
         while let Some(chunk) = response.chunk().await.unwrap() {
             seen.push_str(&String::from_utf8_lossy(&chunk));
@@ -273,7 +281,8 @@ async fn ttft(url: &str, key: Option<&str>, midword: bool, calls: usize) -> (Dur
         }
         while response.chunk().await.unwrap().is_some() {}
     }
-    common::p50_p99(&mut times)
+    let (p50, p99) = common::p50_p99(&mut times);
+    (p50, p99, common::p50_p99(&mut headers).0)
 }
 
 /// 1,000 streaming calls at once; the gateway's peak RSS while they are open.
@@ -318,6 +327,32 @@ async fn streams(url: &str, pid: u32, count: usize) -> (u64, usize) {
         }
     }
     (peak, completed)
+}
+
+/// Measures and prints the time to the first token, direct and through Sluice.
+async fn report_ttft(direct_url: &str, sluice_url: &str) {
+    for midword in [false, true] {
+        let (d50, d99, dh) = ttft(direct_url, None, midword, 100).await;
+        let (s50, s99, sh) = ttft(sluice_url, Some(KEY), midword, 100).await;
+        println!(
+            "time to first token ({}): direct p50 {:.0} us p99 {:.0} us; through sluice p50 {:.0} us p99 {:.0} us; added p50 {:.0} us (target <= 1000), of which {:.0} us before the response headers and {:.0} us after them",
+            if midword {
+                "first chunk ends mid-word, next one 50 ms later"
+            } else {
+                "first chunk ends on a space"
+            },
+            micros(d50),
+            micros(d99),
+            micros(s50),
+            micros(s99),
+            micros(s50.saturating_sub(d50)),
+            micros(sh.saturating_sub(dh)),
+            micros(
+                s50.saturating_sub(d50)
+                    .saturating_sub(sh.saturating_sub(dh))
+            ),
+        );
+    }
 }
 
 /// Measures and prints what recording costs ([`audit_cost`]).
@@ -424,6 +459,11 @@ fn main() {
             report_audit_cost(dir.path(), &upstream_addr, length).await;
             return;
         }
+        // `SLUICE_LOAD_PHASES=ttft`: only the time to the first token.
+        if std::env::var("SLUICE_LOAD_PHASES").is_ok_and(|p| p == "ttft") {
+            report_ttft(&direct_url, &sluice_url).await;
+            return;
+        }
         let (direct_rps, direct_failed) = saturate(&direct_url, 64, length).await;
         let (sluice_rps, sluice_failed) = saturate(&sluice_url, 64, length).await;
         println!(
@@ -444,23 +484,7 @@ fn main() {
         );
         report_audit_cost(dir.path(), &upstream_addr, length).await;
 
-        for midword in [false, true] {
-            let (d50, d99) = ttft(&direct_url, None, midword, 100).await;
-            let (s50, s99) = ttft(&sluice_url, Some(KEY), midword, 100).await;
-            println!(
-                "time to first token ({}): direct p50 {:.0} us p99 {:.0} us; through sluice p50 {:.0} us p99 {:.0} us; added p50 {:.0} us (target <= 1000)",
-                if midword {
-                    "first chunk ends mid-word, next one 50 ms later"
-                } else {
-                    "first chunk ends on a space"
-                },
-                micros(d50),
-                micros(d99),
-                micros(s50),
-                micros(s99),
-                micros(s50.saturating_sub(d50)),
-            );
-        }
+        report_ttft(&direct_url, &sluice_url).await;
 
         // What the gateway holds before the streams: the audit rows of the phases above
         // that are still to be written weigh on its memory.
