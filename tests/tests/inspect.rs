@@ -91,6 +91,30 @@ fn injection_scores_do_not_regress() {
         assert!(benign["tn"].as_u64().unwrap() >= 400, "{benign}");
         assert!(benign["fpr"].as_f64().unwrap() <= 0.01, "{benign}");
     }
+    // The PyRIT set's README paragraphs (packages the classifier never saw) pasted as
+    // prompts: technical prose that speaks to its reader ("if you are", "you can"). The
+    // classifier trained without READMEs flagged 18 of these 250.
+    let dir = tempfile::tempdir().unwrap();
+    let pyrit = std::fs::read_to_string(repo().join("examples/inspect/injection-pyrit-eval.jsonl"));
+    let prompts: String = pyrit
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|row| row["source"] == "pypi readme")
+        .map(|mut row| {
+            row["origin"] = "user".into();
+            format!("{row}\n")
+        })
+        .collect();
+    let path = dir.path().join("readmes-as-prompts.jsonl");
+    std::fs::write(&path, prompts).unwrap();
+    let report = eval(path.to_str().unwrap());
+    let readmes = &report["injection"]["user"];
+    assert_eq!(
+        readmes["tn"].as_u64().unwrap() + readmes["fp"].as_u64().unwrap(),
+        250
+    );
+    assert!(readmes["fpr"].as_f64().unwrap() <= 0.01, "{readmes}");
 }
 
 #[test]
