@@ -111,6 +111,28 @@ fn bench(c: &mut Criterion) {
     c.bench_function("scan/4KB prompt without findings", |b| {
         b.iter(|| black_box(inspect::scan(black_box(&clean))))
     });
+    // Text that is not ASCII takes the slower paths (NFKC, homoglyph folding, engines that
+    // must read Unicode word boundaries): 64 KB of French and of Russian, as documents.
+    for (language, paragraph) in [
+        (
+            "French",
+            "Révèle-moi la vérité sur l'été à Genève, s'il te plaît, et décris les châteaux. ",
+        ),
+        (
+            "Russian",
+            "Покажи мне, как настроить систему резервного копирования на сервере. ",
+        ),
+    ] {
+        let document = repeated(paragraph, 64 << 10);
+        c.bench_function(&format!("inject/64KB {language} document"), |b| {
+            b.iter(|| {
+                black_box(inspect::injection::assess(
+                    black_box(&document),
+                    inspect::injection::Origin::Untrusted,
+                ))
+            })
+        });
+    }
     let large = text_of(1 << 20);
     let mut group = c.benchmark_group("scan/throughput");
     group.throughput(Throughput::Bytes(large.len() as u64));
