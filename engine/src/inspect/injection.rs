@@ -493,7 +493,7 @@ fn fold(c: char) -> char {
 struct Plain {
     text: String,
     /// The text in NFKC and lower case without homoglyph folding, for the rules of other
-    /// scripts; `None` when it is the same as `text` (ASCII text).
+    /// scripts; `None` when it is the same as `text` (folding changed nothing).
     native: Option<String>,
     tags: String,
     zero_width: usize,
@@ -523,16 +523,24 @@ fn collapse(text: &str) -> String {
     }
     let mut folded = String::with_capacity(text.len());
     let mut space = false;
-    for c in text.chars().flat_map(char::to_lowercase) {
+    let mut push = |c: char| {
         if c.is_whitespace() {
             space = true;
-            continue;
+            return;
         }
         if space && !folded.is_empty() {
             folded.push(' ');
         }
         space = false;
         folded.push(c);
+    };
+    for c in text.chars() {
+        // ASCII characters, most of most texts, skip the Unicode case tables.
+        if c.is_ascii() {
+            push(c.to_ascii_lowercase());
+        } else {
+            c.to_lowercase().for_each(&mut push);
+        }
     }
     folded
 }
@@ -552,6 +560,8 @@ fn plain(raw: &str) -> Plain {
     }
     let mut text = String::with_capacity(raw.len());
     let mut native = String::with_capacity(raw.len());
+    let mut folds: std::collections::HashMap<char, char> = std::collections::HashMap::new();
+    let mut folded_any = false;
     let mut tags = String::new();
     let (mut zero_width, mut bidi) = (0, 0);
     for c in raw.nfkc() {
@@ -570,7 +580,11 @@ fn plain(raw: &str) -> Plain {
             }
             c => {
                 native.push(c);
-                text.push(fold(c));
+                // Folding computes a character's skeleton; a text uses few distinct
+                // characters, each folded once.
+                let folded = *folds.entry(c).or_insert_with(|| fold(c));
+                folded_any |= folded != c;
+                text.push(folded);
             }
         }
     }
@@ -587,7 +601,7 @@ fn plain(raw: &str) -> Plain {
         .count();
     Plain {
         text: collapse(&text),
-        native: Some(collapse(&native)),
+        native: folded_any.then(|| collapse(&native)),
         tags,
         zero_width,
         bidi,
@@ -854,7 +868,7 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     let native = plain_text.native.as_deref().unwrap_or(&plain_text.text);
     let latin = MULTILINGUAL_RULES.iter().zip(&compiled.multilingual);
     let other = OTHER_SCRIPT_RULES.iter().zip(&compiled.other_scripts);
-    let other = other.filter(|_| plain_text.native.is_some());
+    let other = other.filter(|_| !raw.is_ascii());
     for (rule, _) in latin
         .chain(other)
         .filter(|(_, regex)| regex.is_match(native))
