@@ -841,6 +841,24 @@ fn add(signals: &mut BTreeMap<&'static str, f64>, name: &'static str, weight: f6
     *entry = entry.max(weight);
 }
 
+/// Adds the signals of the rules a decoded variant matched, and the obfuscation itself when
+/// it revealed a signal the text had not shown.
+fn reveal<'r>(
+    signals: &mut BTreeMap<&'static str, f64>,
+    obfuscation: &'static str,
+    hits: impl IntoIterator<Item = &'r Rule>,
+    origin: Origin,
+) {
+    let mut revealed = false;
+    for rule in hits {
+        revealed |= !signals.contains_key(rule.name);
+        add(signals, rule.name, weight(rule, origin));
+    }
+    if revealed {
+        add(signals, obfuscation, 0.5);
+    }
+}
+
 /// Assesses one text.
 pub fn assess(raw: &str, origin: Origin) -> Assessment {
     let mut signals: BTreeMap<&'static str, f64> = BTreeMap::new();
@@ -883,9 +901,6 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     }
     // Decoded variants: a rule only they reveal counts, and so does the obfuscation.
     let mut variants: Vec<(&'static str, String)> = Vec::new();
-    // Decoded payloads may be in any language; the other variants are transforms of
-    // English spelling.
-    let mut decoded: Vec<(&'static str, String)> = Vec::new();
     if !plain_text.tags.is_empty() {
         variants.push(("unicode_tag_payload", plain(&plain_text.tags).text));
     }
@@ -906,33 +921,19 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
         variants.push(("rot13", rot13(&plain_text.text)));
     }
     for (name, text) in payloads(raw) {
+        // Decoded payloads may be in any language; the other variants are transforms of
+        // English spelling.
         let payload = plain(&text);
-        let mut revealed = false;
-        for rule in other_languages(&payload, text.is_ascii()) {
-            revealed |= !signals.contains_key(rule.name);
-            add(&mut signals, rule.name, weight(rule, origin));
-        }
-        if revealed {
-            add(&mut signals, name, 0.5);
-        }
-        decoded.push((name, payload.text));
+        let hits = other_languages(&payload, text.is_ascii());
+        reveal(&mut signals, name, hits, origin);
+        variants.push((name, payload.text));
     }
-    for (obfuscation, text) in variants.into_iter().chain(decoded) {
+    for (obfuscation, text) in variants {
         // Decoded variants run the rules that matter most, which keeps them cheap.
-        let hits = matches(&text, true);
-        if hits.is_empty() {
-            continue;
-        }
-        let mut revealed = false;
-        for i in hits {
-            if let Some(r) = RULES.get(i) {
-                revealed |= !signals.contains_key(r.name);
-                add(&mut signals, r.name, weight(r, origin));
-            }
-        }
-        if revealed {
-            add(&mut signals, obfuscation, 0.5);
-        }
+        let hits = matches(&text, true)
+            .into_iter()
+            .filter_map(|i| RULES.get(i));
+        reveal(&mut signals, obfuscation, hits, origin);
     }
     for (rule, regex) in RAW_RULES.iter().zip(&compiled.raw) {
         if regex.is_match(raw) {
