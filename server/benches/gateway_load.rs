@@ -16,8 +16,10 @@
 //!
 //! Run: `cargo bench -p sluice-server --bench gateway_load` (`SLUICE_LOAD_SECS` sets the
 //! length of each phase, default 5; `SLUICE_LOAD_PHASES=audit` runs only the audit
-//! comparison (`ttft` only the time to first token), `SLUICE_AUDIT_BLOCKS` its number of on-off-off-on blocks, default 4; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS` and `SLUICE_AUDIT_MEMORY_MB` the
-//! audit batch size, flush interval and DuckDB memory limit).
+//! comparison, `ttft` only the time to first token; `SLUICE_AUDIT_BLOCKS` the comparison's
+//! number of on-off-off-on blocks, default 4; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS`
+//! and `SLUICE_AUDIT_MEMORY_MB` the audit batch size, flush interval and DuckDB memory
+//! limit).
 
 #![expect(
     clippy::unwrap_used,
@@ -383,7 +385,8 @@ async fn report_audit_cost(dir: &Path, upstream: &str, length: Duration) {
 /// trail on and off. Each round has a fresh gateway, so that no round inherits another's
 /// backlog (the saturation phases leave tens of thousands of rows to write) or a database
 /// left by it, and the rounds alternate in blocks (on, off, off, on; four blocks, or
-/// `SLUICE_AUDIT_BLOCKS`) so that drift in the machine falls on both sides. Each gateway is warmed at the same rate first.
+/// `SLUICE_AUDIT_BLOCKS`) so that drift in the machine falls on both sides. Each gateway
+/// is warmed at the same rate first.
 async fn audit_cost(
     dir: &Path,
     upstream: &str,
@@ -453,16 +456,12 @@ fn main() {
         let sluice_url = format!("{}/v1/chat/completions", gateway.base);
         assert!(call(&client(), &sluice_url).await, "a call through Sluice fails");
 
-        // `SLUICE_LOAD_PHASES=audit` measures only what recording costs.
-        let only_audit = std::env::var("SLUICE_LOAD_PHASES").is_ok_and(|p| p == "audit");
-        if only_audit {
-            report_audit_cost(dir.path(), &upstream_addr, length).await;
-            return;
-        }
-        // `SLUICE_LOAD_PHASES=ttft`: only the time to the first token.
-        if std::env::var("SLUICE_LOAD_PHASES").is_ok_and(|p| p == "ttft") {
-            report_ttft(&direct_url, &sluice_url).await;
-            return;
+        // `SLUICE_LOAD_PHASES=audit` measures only what recording costs, `ttft` only the
+        // time to the first token.
+        match std::env::var("SLUICE_LOAD_PHASES").as_deref() {
+            Ok("audit") => return report_audit_cost(dir.path(), &upstream_addr, length).await,
+            Ok("ttft") => return report_ttft(&direct_url, &sluice_url).await,
+            _ => {}
         }
         let (direct_rps, direct_failed) = saturate(&direct_url, 64, length).await;
         let (sluice_rps, sluice_failed) = saturate(&sluice_url, 64, length).await;
