@@ -31,7 +31,7 @@ fn main() {
     // times, so DuckDB compresses something like real traffic rather than one row repeated.
     let bundle = Bundle::load(&repo.join("policies")).unwrap();
     let policies = Policies::compile(&bundle, "bench".to_string()).unwrap();
-    let mut templates = Vec::new();
+    let mut decided = Vec::new();
     let mut paths: Vec<_> = std::fs::read_dir(repo.join("examples/inputs"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -41,8 +41,23 @@ fn main() {
         let input: DecisionInput =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let decision = policies.evaluate(&input);
-        templates.push(row(&input, &decision, &CallFacts::default()));
+        decided.push((input, decision));
     }
+    // Building rows is the writer's work too (for small inputs, see `record_decision`).
+    let builds = 20_000;
+    let started = Instant::now();
+    for (input, decision) in decided.iter().cycle().take(builds) {
+        std::hint::black_box(row(input, decision, &CallFacts::default()));
+    }
+    println!(
+        "audit row build: {:.2} µs per row ({} example inputs)",
+        started.elapsed().as_secs_f64() * 1e6 / builds as f64,
+        decided.len()
+    );
+    let templates: Vec<_> = decided
+        .iter()
+        .map(|(input, decision)| row(input, decision, &CallFacts::default()))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let audit = Audit::start(AuditConfig {
         path: dir.path().join("audit.duckdb"),

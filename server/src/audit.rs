@@ -9,6 +9,7 @@
 //! graceful stop loses nothing; a crash loses at most the rows of one flush interval (those
 //! still queued or in the batch being built).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
@@ -27,7 +28,7 @@ pub mod maintain;
 mod mask;
 pub mod row;
 
-pub use mask::masked_input;
+pub use mask::{masked_input, masked_input_text};
 pub use row::{CallFacts, Row};
 
 /// The DDL, applied at startup.
@@ -157,7 +158,14 @@ impl Entry {
     fn into_row(self) -> Row {
         match self {
             Entry::Row(row) => *row,
-            Entry::Decision(decided) => row(&decided.input, &decided.decision, &decided.facts),
+            Entry::Decision(decided) => {
+                let Decided {
+                    input,
+                    decision,
+                    facts,
+                } = *decided;
+                Row::new(Cow::Owned(input), &decision, &facts)
+            }
         }
     }
 }
@@ -682,7 +690,7 @@ fn append(connection: &Connection, batch: &[Row]) -> duckdb::Result<()> {
 
 /// Builds the row of a decision.
 pub fn row(input: &DecisionInput, decision: &Decision, call: &CallFacts) -> Row {
-    Row::new(input, decision, call)
+    Row::new(Cow::Borrowed(input), decision, call)
 }
 
 /// A JSON value as text for a JSON column.

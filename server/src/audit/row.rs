@@ -1,11 +1,13 @@
 //! One audit row: a decision, the facts of its call, and the masked input.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::json;
 use sluice_engine::{Decision, DecisionInput};
 
-use super::{json_text, masked_input};
+use super::json_text;
+use super::mask::masked_input_text;
 
 /// What the gateway knows about the call beyond the decision.
 #[derive(Debug, Clone, Default)]
@@ -88,7 +90,7 @@ fn clamp(n: u64) -> i64 {
 impl Row {
     /// The row of `decision` on `input`. Findings are summarised (classes and counts, never
     /// the matched text) and the input is stored masked.
-    pub fn new(input: &DecisionInput, decision: &Decision, call: &CallFacts) -> Row {
+    pub fn new(input: Cow<'_, DecisionInput>, decision: &Decision, call: &CallFacts) -> Row {
         let findings = &input.findings;
         let pii = count_by_class(&findings.pii);
         let secrets = count_by_class(&findings.secrets);
@@ -143,7 +145,7 @@ impl Row {
                         .then_some("internal")
                 })
                 .map(str::to_string),
-            input: masked_input(input, decision).to_string(),
+            input: masked_input_text(input, decision),
         }
     }
 }

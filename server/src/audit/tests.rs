@@ -261,6 +261,54 @@ fn stored_inputs_omit_text_and_apply_policy_masks() {
 }
 
 #[test]
+fn the_typed_stored_input_is_the_masked_tree_serialised() {
+    let names: Vec<String> = std::fs::read_dir(repo().join("examples/inputs"))
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            path.file_stem().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        let (mut input, mut decision) = decided(&name);
+        // Every content field the default omits, empty ones included.
+        let call = sluice_engine::input::ToolCall {
+            name: "lookup".to_string(),
+            arguments: serde_json::json!({"query": "naïve ☕", "n": 3}),
+            ..Default::default()
+        };
+        input.content.messages.push(sluice_engine::input::Message {
+            role: "assistant".to_string(),
+            content: String::new(),
+            tool_calls: vec![
+                call.clone(),
+                sluice_engine::input::ToolCall {
+                    arguments: Value::String(String::new()),
+                    ..call.clone()
+                },
+            ],
+        });
+        input.content.texts.extend([String::new(), "é".repeat(3)]);
+        input.content.documents.push(Default::default());
+        for log_text in [false, true] {
+            decision.obligations.log_text = log_text;
+            let tree = masked_input(&input, &decision).to_string();
+            assert_eq!(
+                masked_input_text(std::borrow::Cow::Borrowed(&input), &decision),
+                tree,
+                "{name}"
+            );
+            assert_eq!(
+                masked_input_text(std::borrow::Cow::Owned(input.clone()), &decision),
+                tree,
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_policy_may_keep_the_text_but_never_a_finding_in_clear() {
     let (mut input, mut decision) = decided("prompt-pii-redacted");
     decision.obligations.log_text = true;
