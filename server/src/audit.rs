@@ -515,13 +515,17 @@ fn write_loop(
     let maintenance = Duration::from_secs(config.maintenance_interval_s.max(1));
     let mut maintained: Option<Instant> = None;
     loop {
-        let backlog = counters.queued.load(Ordering::Relaxed).saturating_sub(
+        // Behind means rows waiting in the queue: the writer gets too little CPU to take
+        // them. Its own batch, held for the flush interval, is not a sign of it (a long
+        // interval at a high rate holds more than a quarter of the queue). Once behind,
+        // it stays at normal priority until the rows are written, not merely taken.
+        let unwritten = counters.queued.load(Ordering::Relaxed).saturating_sub(
             counters.written.load(Ordering::Relaxed) + counters.failed.load(Ordering::Relaxed),
         );
         let switch = if idle {
-            backlog >= behind
+            unwritten.saturating_sub(batch.len() as u64) >= behind
         } else {
-            adaptive && backlog <= caught_up
+            adaptive && unwritten <= caught_up
         };
         if switch && crate::sys::run_when_idle(!idle) {
             idle = !idle;

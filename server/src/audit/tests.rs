@@ -498,20 +498,47 @@ fn the_writer_runs_on_spare_time_until_rows_pile_up() {
     audit.shutdown();
     assert_eq!(count(&dir.path().join("audit.duckdb")), 1);
 
-    // A backlog of a quarter of the queue: rows held for a flush a minute away.
-    let audit = Audit::start(AuditConfig {
-        queue_capacity: 8,
+    // Rows the writer holds for a flush a minute away are not a backlog, however many.
+    let long_flush = AuditConfig {
+        queue_capacity: 64,
         flush_interval_ms: 60_000,
         batch_size: 1_000,
         ..config(dir.path())
-    })
-    .unwrap();
-    for i in 0..4 {
+    };
+    let audit = Audit::start(long_flush.clone()).unwrap();
+    let record = |audit: &Audit, i: usize| {
         let mut r = template.clone();
         r.decision_id = format!("d-{i}");
         audit.record(r).unwrap();
+    };
+    for i in 0..40 {
+        record(&audit, i);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        yielding(&audit, true),
+        "a writer holding its batch still yields"
+    );
+    audit.shutdown();
+    assert_eq!(count(&dir.path().join("audit.duckdb")), 41);
+
+    // A quarter of the queue arriving between two of the writer's drains is: it takes
+    // normal priority, and keeps it until those rows are written.
+    let audit = Audit::start(long_flush).unwrap();
+    record(&audit, 100);
+    std::thread::sleep(Duration::from_millis(50));
+    // Sixty rows in a burst much shorter than the writer's pause: whether it drains
+    // once in the middle or not, one of its looks sees at least thirty, above 16.
+    for i in 101..161 {
+        record(&audit, i);
     }
     assert!(!yielding(&audit, false), "a writer behind does not");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !audit.counters().yielding.load(Ordering::Relaxed),
+        "nor does it yield again before the rows are written"
+    );
     audit.shutdown();
-    assert_eq!(count(&dir.path().join("audit.duckdb")), 5);
+    assert_eq!(count(&dir.path().join("audit.duckdb")), 102);
 }
