@@ -21,25 +21,31 @@ pub struct RegoOutcome {
 }
 
 impl RegoOutcome {
-    /// Interprets the value of `data.sluice.decision`.
+    /// Interprets the value of `data.sluice.decision`. A package whose rules all hold
+    /// their defaults (most packages, for most inputs) says nothing and is skipped before
+    /// any conversion; the others are read through JSON.
     pub fn from_value(value: &regorus::Value, packages: &[PackageRules]) -> RegoOutcome {
         let mut outcome = RegoOutcome::default();
-        let json = match serde_json::to_value(value) {
-            Ok(json) => json,
-            Err(e) => {
-                outcome.errors.push(error_reason(
+        let regorus::Value::Object(root) = value else {
+            return outcome;
+        };
+        for package in packages {
+            let Some(rules) = root.get(&regorus::Value::from(package.path.as_str())) else {
+                continue;
+            };
+            if let regorus::Value::Object(fields) = rules
+                && fields.iter().all(|(rule, value)| is_default(rule, value))
+            {
+                continue;
+            }
+            match serde_json::to_value(rules) {
+                Ok(json) => outcome.read_package(package, &json),
+                Err(e) => outcome.errors.push(error_reason(
                     None,
                     super::ENTRYPOINT,
                     format!("entrypoint value is not JSON: {e}"),
-                ));
-                return outcome;
+                )),
             }
-        };
-        for package in packages {
-            let Some(rules) = json.get(&package.path) else {
-                continue;
-            };
-            outcome.read_package(package, rules);
         }
         outcome
     }
@@ -220,6 +226,23 @@ impl RegoOutcome {
                 )),
             },
         }
+    }
+}
+
+/// Whether a rule's value is the default the generated entrypoint gives it (see
+/// `entrypoint_module`): a rule holding it says nothing.
+fn is_default(rule: &regorus::Value, value: &regorus::Value) -> bool {
+    use regorus::Value as V;
+    let V::String(rule) = rule else {
+        return false;
+    };
+    match (rule.as_ref(), value) {
+        ("allow" | "log_text", V::Bool(false)) | ("route" | "throttle", V::Null) => true,
+        ("headers", V::Object(headers)) => headers.is_empty(),
+        ("allow" | "log_text" | "route" | "throttle" | "headers", _) => false,
+        (_, V::Set(items)) => items.is_empty(),
+        (_, V::Array(items)) => items.is_empty(),
+        _ => false,
     }
 }
 

@@ -161,6 +161,33 @@ flag contains 7 if true
     assert!(outcome.errors.iter().all(|e| e.effect == Effect::Error));
 }
 
+/// A rule is skipped only when it holds its own default: `false` where an object or
+/// null is the default is still read, and still an error.
+#[test]
+fn only_a_rules_own_default_is_skipped() {
+    let b = bundle(&[
+        ("c.rego", "package sluice.c\n\nheaders := false if true\n"),
+        ("e.rego", "package sluice.e\n\nthrottle := false if true\n"),
+        ("f.rego", "package sluice.f\n\nroute := 7 if true\n"),
+        (
+            "d.rego",
+            "package sluice.d\n\nallow := false\ndeny contains \"no\" if false\n",
+        ),
+    ]);
+    let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    let outcome = backend.evaluate(input(serde_json::json!({}))).unwrap();
+    let messages: Vec<&str> = outcome.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(outcome.errors.len(), 3, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("headers must be an object"))
+    );
+    assert!(messages.iter().any(|m| m.contains("malformed throttle")));
+    assert!(messages.iter().any(|m| m.contains("malformed route")));
+    assert!(outcome.denies.is_empty() && outcome.allows.is_empty());
+}
+
 #[test]
 fn syntax_errors_name_file_line_and_column() {
     let b = bundle(&[(
