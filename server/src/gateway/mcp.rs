@@ -68,6 +68,9 @@ struct Known {
     /// The description last listed by this process (none for a tool known only from the
     /// state file, until it is listed again).
     latest: Option<ToolDescriptor>,
+    /// The signals a call of this tool carries ([`Mcp::flags`] of `latest`), worked out at
+    /// the first call after a listing rather than at every call.
+    call_flags: Option<Vec<ToolPoisoning>>,
 }
 
 /// A tool as first seen, kept in `mcp_state_file` so a description changed while the
@@ -129,6 +132,7 @@ impl Mcp {
                 let known = Known {
                     first: s.fingerprint,
                     latest: None,
+                    call_flags: None,
                 };
                 ((s.server, s.tool), known)
             })
@@ -248,6 +252,7 @@ impl Mcp {
     fn remember(&self, server: &str, tools: &[ToolDescriptor]) {
         let mut known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
         let mut new = false;
+        let mut changed = false;
         for tool in tools {
             let entry = known
                 .entry((server.to_string(), tool.name.clone()))
@@ -256,9 +261,19 @@ impl Mcp {
                     Known {
                         first: poisoning::fingerprint(tool),
                         latest: None,
+                        call_flags: None,
                     }
                 });
-            entry.latest = Some(tool.clone());
+            if entry.latest.as_ref() != Some(tool) {
+                changed = true;
+                entry.latest = Some(tool.clone());
+            }
+        }
+        if changed {
+            // Shadowing judges a tool against every other server's: any change counts.
+            for entry in known.values_mut() {
+                entry.call_flags = None;
+            }
         }
         if new {
             let mut seen: Vec<FirstSeen> = known
@@ -284,40 +299,57 @@ impl Mcp {
     /// (as last listed).
     fn flags(&self, server: &str, tools: &[ToolDescriptor]) -> Vec<ToolPoisoning> {
         let known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut flags: Vec<ToolPoisoning> = tools
-            .iter()
-            .filter(|tool| {
-                known
-                    .get(&(server.to_string(), tool.name.clone()))
-                    .is_some_and(|k| k.first != poisoning::fingerprint(tool))
-            })
-            .map(|tool| ToolPoisoning {
-                tool: tool.name.clone(),
-                signal: poisoning::CHANGED_DESCRIPTION.to_string(),
-            })
-            .collect();
-        // Judged under the lock, against references: a call's check copies no listing.
-        let others: Vec<&ToolDescriptor> = known
-            .iter()
-            .filter(|((owner, _), _)| owner != server)
-            .filter_map(|(_, k)| k.latest.as_ref())
-            .collect();
-        flags.extend(
-            poisoning::scan_against(tools, &others)
-                .into_iter()
-                .filter(|p| p.signal == poisoning::SHADOWING),
-        );
-        flags
+        flags_of(&known, server, tools)
     }
 
-    /// A tool's latest description, once this process has listed it.
-    fn known(&self, server: &str, tool: &str) -> Option<ToolDescriptor> {
-        let tools = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
-        tools
-            .get(&(server.to_string(), tool.to_string()))?
-            .latest
-            .clone()
+    /// A tool's latest description, once this process has listed it, with the signals a
+    /// call of it carries.
+    fn known(&self, server: &str, tool: &str) -> Option<(ToolDescriptor, Vec<ToolPoisoning>)> {
+        let mut known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (server.to_string(), tool.to_string());
+        let entry = known.get(&key)?;
+        let latest = entry.latest.clone()?;
+        if let Some(flags) = &entry.call_flags {
+            return Some((latest, flags.clone()));
+        }
+        let flags = flags_of(&known, server, std::slice::from_ref(&latest));
+        if let Some(entry) = known.get_mut(&key) {
+            entry.call_flags = Some(flags.clone());
+        }
+        Some((latest, flags))
     }
+}
+
+/// [`Mcp::flags`], under its lock.
+fn flags_of(
+    known: &HashMap<(String, String), Known>,
+    server: &str,
+    tools: &[ToolDescriptor],
+) -> Vec<ToolPoisoning> {
+    let mut flags: Vec<ToolPoisoning> = tools
+        .iter()
+        .filter(|tool| {
+            known
+                .get(&(server.to_string(), tool.name.clone()))
+                .is_some_and(|k| k.first != poisoning::fingerprint(tool))
+        })
+        .map(|tool| ToolPoisoning {
+            tool: tool.name.clone(),
+            signal: poisoning::CHANGED_DESCRIPTION.to_string(),
+        })
+        .collect();
+    // Judged under the lock, against references: a call's check copies no listing.
+    let others: Vec<&ToolDescriptor> = known
+        .iter()
+        .filter(|((owner, _), _)| owner != server)
+        .filter_map(|(_, k)| k.latest.as_ref())
+        .collect();
+    flags.extend(
+        poisoning::scan_against(tools, &others)
+            .into_iter()
+            .filter(|p| p.signal == poisoning::SHADOWING),
+    );
+    flags
 }
 
 /// The client session a call belongs to, which picks its sessions with the servers.
@@ -1237,8 +1269,8 @@ async fn call_tool(
     let (server, tool) = resolve(gateway, scope, name)?;
     // The descriptor the policies judge the call by: a tool never listed is listed first,
     // so calling a tool directly cannot skip the poisoning checks.
-    let latest = match gateway.mcp.known(&server.name, &tool) {
-        Some(latest) => Some(latest),
+    let known = match gateway.mcp.known(&server.name, &tool) {
+        Some(known) => Some(known),
         None => {
             fetch_tools(gateway, call, server).await?;
             gateway.mcp.known(&server.name, &tool)
@@ -1252,11 +1284,8 @@ async fn call_tool(
         }),
         ..Content::default()
     };
-    let flagged = match latest {
-        Some(latest) => {
-            let flagged = gateway
-                .mcp
-                .flags(&server.name, std::slice::from_ref(&latest));
+    let flagged = match known {
+        Some((latest, flagged)) => {
             content.tools.push(latest);
             flagged
         }
