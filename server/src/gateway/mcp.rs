@@ -68,8 +68,9 @@ struct Known {
     /// The description last listed by this process (none for a tool known only from the
     /// state file, until it is listed again).
     latest: Option<ToolDescriptor>,
-    /// The signals a call of this tool carries ([`Mcp::flags`] of `latest`), worked out at
-    /// the first call after a listing rather than at every call.
+    /// The tool-poisoning signals a call of this tool carries (those of `latest` alone,
+    /// then [`Mcp::flags`]), worked out at the first call after a listing rather than at
+    /// every call.
     call_flags: Option<Vec<ToolPoisoning>>,
 }
 
@@ -302,8 +303,8 @@ impl Mcp {
         flags_of(&known, server, tools)
     }
 
-    /// A tool's latest description, once this process has listed it, with the signals a
-    /// call of it carries.
+    /// A tool's latest description, once this process has listed it, with the
+    /// tool-poisoning signals a call of it carries.
     fn known(&self, server: &str, tool: &str) -> Option<(ToolDescriptor, Vec<ToolPoisoning>)> {
         let mut known = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (server.to_string(), tool.to_string());
@@ -312,7 +313,13 @@ impl Mcp {
         if let Some(flags) = &entry.call_flags {
             return Some((latest, flags.clone()));
         }
-        let flags = flags_of(&known, server, std::slice::from_ref(&latest));
+        let mut flags: Vec<ToolPoisoning> = Vec::new();
+        for signal in poisoning::scan(std::slice::from_ref(&latest)) {
+            if !flags.contains(&signal) {
+                flags.push(signal);
+            }
+        }
+        flags.extend(flags_of(&known, server, std::slice::from_ref(&latest)));
         if let Some(entry) = known.get_mut(&key) {
             entry.call_flags = Some(flags.clone());
         }
@@ -983,7 +990,22 @@ fn input_for(
     server: &str,
     content: Content,
 ) -> DecisionInput {
-    let mut input = call.input(surface, action, id, content);
+    let mut input = uninspected_for(call, surface, action, kind, id, server, content);
+    sluice_engine::inspect::inspect_input(&mut input);
+    input
+}
+
+/// [`input_for`] before inspection.
+fn uninspected_for(
+    call: &Call,
+    surface: Surface,
+    action: &str,
+    kind: ResourceKind,
+    id: &str,
+    server: &str,
+    content: Content,
+) -> DecisionInput {
+    let mut input = call.uninspected_input(surface, action, id, content);
     input.resource.kind = kind;
     input.resource.server = Some(server.to_string());
     input
@@ -1276,7 +1298,7 @@ async fn call_tool(
             gateway.mcp.known(&server.name, &tool)
         }
     };
-    let mut content = Content {
+    let content = Content {
         tool: Some(ToolCall {
             name: tool.clone(),
             server: Some(server.name.clone()),
@@ -1284,15 +1306,8 @@ async fn call_tool(
         }),
         ..Content::default()
     };
-    let flagged = match known {
-        Some((latest, flagged)) => {
-            content.tools.push(latest);
-            flagged
-        }
-        None => Vec::new(),
-    };
     let resource = format!("{}.{tool}", server.name);
-    let mut input = input_for(
+    let mut input = uninspected_for(
         call,
         Surface::Tool,
         "mcp.tools.call",
@@ -1301,7 +1316,12 @@ async fn call_tool(
         &server.name,
         content,
     );
-    input.findings.tool_poisoning.extend(flagged);
+    // The descriptor's signals are kept from its listing: only the call is inspected.
+    sluice_engine::inspect::inspect_content(&mut input);
+    if let Some((latest, flagged)) = known {
+        input.content.tools.push(latest);
+        input.findings.tool_poisoning.extend(flagged);
+    }
     let (input, apply) = allowed(
         gateway,
         call,
