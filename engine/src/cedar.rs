@@ -417,6 +417,16 @@ impl CedarBackend {
     /// slice is cached per snapshot (a reload starts a new cache).
     pub fn request(&self, input: &DecisionInput) -> Result<(Request, Arc<Entities>), String> {
         let (action, with_arguments) = mapping::action(input, &self.actions)?;
+        self.request_for(input, action, with_arguments)
+    }
+
+    /// [`CedarBackend::request`] with the input's action already mapped.
+    fn request_for(
+        &self,
+        input: &DecisionInput,
+        action: EntityUid,
+        with_arguments: bool,
+    ) -> Result<(Request, Arc<Entities>), String> {
         let context = mapping::context(input, with_arguments)?;
         let key = serde_json::to_string(&(&input.principal, &input.resource, action.to_string()))
             .map_err(|e| format!("cannot key the request: {e}"))?;
@@ -453,12 +463,15 @@ impl CedarBackend {
         let mut outcome = CedarOutcome::default();
         // No policy can match this action: Cedar has nothing to say (its implicit deny is
         // not a forbid), so neither the request nor the authorizer is worth building.
-        if let Ok((action, _)) = mapping::action(input, &self.actions)
-            && self.by_action.get(&action).is_some_and(PolicySet::is_empty)
+        let mapped = mapping::action(input, &self.actions);
+        if let Ok((action, _)) = &mapped
+            && self.by_action.get(action).is_some_and(PolicySet::is_empty)
         {
             return outcome;
         }
-        let (request, entities) = match self.request(input) {
+        let request = mapped
+            .and_then(|(action, with_arguments)| self.request_for(input, action, with_arguments));
+        let (request, entities) = match request {
             Ok(parts) => parts,
             Err(message) => {
                 outcome.errors.push(Reason {

@@ -36,10 +36,39 @@ pub fn tool_action_id(input: &DecisionInput) -> String {
     format!("{}:{}", input.action, input.resource.id)
 }
 
+/// The entity types the mapping uses, parsed once: parsing a name runs Cedar's parser,
+/// and every evaluation names at least its action.
+static TYPES: std::sync::LazyLock<HashMap<&'static str, EntityTypeName>> =
+    std::sync::LazyLock::new(|| {
+        [
+            "Action",
+            "Agent",
+            "Datasource",
+            "Key",
+            "McpServer",
+            "Memory",
+            "Model",
+            "Role",
+            "Team",
+            "Tool",
+            "User",
+        ]
+        .into_iter()
+        .filter_map(|name| Some((name, parse_type(name).ok()?)))
+        .collect()
+    });
+
+fn parse_type(type_name: &str) -> Result<EntityTypeName, String> {
+    EntityTypeName::from_str(&format!("{NAMESPACE}::{type_name}"))
+        .map_err(|e| format!("invalid entity type `{type_name}`: {e}"))
+}
+
 /// Builds a uid in the Sluice namespace.
 pub fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
-    let type_name = EntityTypeName::from_str(&format!("{NAMESPACE}::{type_name}"))
-        .map_err(|e| format!("invalid entity type `{type_name}`: {e}"))?;
+    let type_name = match TYPES.get(type_name) {
+        Some(parsed) => parsed.clone(),
+        None => parse_type(type_name)?,
+    };
     Ok(EntityUid::from_type_name_and_id(
         type_name,
         EntityId::new(id),

@@ -545,3 +545,14 @@ fn an_action_no_policy_names_is_left_to_the_other_backends() {
     let outcome = backend.evaluate(&input(ResourceKind::Model, "llm.unknown", "m"));
     assert!(outcome.permits.is_empty() && outcome.forbids.is_empty());
 }
+
+/// A uid of a type the mapping keeps parsed is the one parsing its name gives, and a
+/// type outside that list is still parsed (or refused).
+#[test]
+fn uids_are_those_of_the_parsed_type_names() {
+    for name in ["Action", "Key", "Tool", "Memory", "McpServer", "Custom"] {
+        let expected: cedar_policy::EntityUid = format!("Sluice::{name}::\"a b\"").parse().unwrap();
+        assert_eq!(mapping::uid(name, "a b").unwrap(), expected);
+    }
+    assert!(mapping::uid("not a type", "x").is_err());
+}
