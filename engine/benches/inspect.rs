@@ -64,6 +64,18 @@ fn bench(c: &mut Criterion) {
             ))
         })
     });
+    // A short untrusted text (a tool result, as the MCP proxy inspects one per call): what
+    // a scan costs before the text's length counts.
+    let short = &PROSE[..PROSE.floor_char_boundary(200)];
+    c.bench_function("all/200 B tool result", |b| {
+        b.iter(|| {
+            black_box(inspect::scan(black_box(short)));
+            black_box(inspect::injection::assess(
+                black_box(short),
+                inspect::injection::Origin::Untrusted,
+            ))
+        })
+    });
     let mixed = repeated(MIXED, 4096);
     assert!(inspect::scan(&mixed).len() >= 6 * 4);
     c.bench_function("scan/4KB mixed prompt", |b| {
