@@ -19,7 +19,8 @@
 //! comparison, `ttft` only the time to first token; `SLUICE_AUDIT_BLOCKS` the comparison's
 //! number of on-off-off-on blocks, default 4; `SLUICE_AUDIT_BATCH`, `SLUICE_AUDIT_FLUSH_MS`
 //! and `SLUICE_AUDIT_MEMORY_MB` the audit batch size, flush interval and DuckDB memory
-//! limit).
+//! limit; `SLUICE_AUDIT_AA=1` runs the "on" rounds with the audit trail off too, which
+//! measures the comparison's own noise).
 
 #![expect(
     clippy::unwrap_used,
@@ -396,10 +397,14 @@ async fn audit_cost(
     let mut off = Vec::new();
     let blocks: usize = common::env_number("SLUICE_AUDIT_BLOCKS", 4);
     let rounds = [true, false, false, true].repeat(blocks.max(1));
+    let noise_only = common::env_number("SLUICE_AUDIT_AA", 0) == 1;
+    if noise_only {
+        println!("SLUICE_AUDIT_AA=1: both sides run with the audit trail off; the ratio is noise");
+    }
     for (round, audit) in rounds.into_iter().enumerate() {
         let dir = dir.join(format!("audit-round-{round}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let gateway = start_gateway(&dir, upstream, audit);
+        let gateway = start_gateway(&dir, upstream, audit && !noise_only);
         let url = format!("{}/v1/chat/completions", gateway.base);
         fixed_rate(&url, 2000, Duration::from_secs(1)).await;
         let (p50, p99, failed) = fixed_rate(&url, 2000, length).await;
