@@ -891,18 +891,6 @@ fn fill_char_offsets(text: &str, findings: &mut [Finding]) {
 /// findings with JSON pointers into the input; tool descriptions and schemas are checked
 /// for poisoning.
 pub fn inspect_input(input: &mut DecisionInput) {
-    inspect_content(input);
-    for signal in poisoning::scan(&input.content.tools) {
-        if !input.findings.tool_poisoning.contains(&signal) {
-            input.findings.tool_poisoning.push(signal);
-        }
-    }
-}
-
-/// [`inspect_input`] but for the tool descriptors of `content.tools`: for a caller that
-/// keeps their [`poisoning::scan`] signals (a descriptor changes only when its server
-/// lists it again).
-pub fn inspect_content(input: &mut DecisionInput) {
     let mut spans: Vec<(Kind, Span)> = Vec::new();
     let mut add = |pointer: String, text: &str| {
         for f in scan(text) {
@@ -951,6 +939,11 @@ pub fn inspect_content(input: &mut DecisionInput) {
         match kind {
             Kind::Pii => input.findings.pii.push(span),
             Kind::Secret => input.findings.secrets.push(span),
+        }
+    }
+    for signal in poisoning::scan(&input.content.tools) {
+        if !input.findings.tool_poisoning.contains(&signal) {
+            input.findings.tool_poisoning.push(signal);
         }
     }
     assess_injection(input);

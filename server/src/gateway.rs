@@ -302,21 +302,7 @@ impl Call {
         model: &str,
         content: Content,
     ) -> DecisionInput {
-        let mut input = self.uninspected_input(surface, action, model, content);
-        // Phase 4, inspect: what detectors find in the content is part of the input.
-        sluice_engine::inspect::inspect_input(&mut input);
-        input
-    }
-
-    /// [`Call::input`] before inspection, for a caller that inspects it itself.
-    fn uninspected_input(
-        &self,
-        surface: Surface,
-        action: &str,
-        model: &str,
-        content: Content,
-    ) -> DecisionInput {
-        DecisionInput {
+        let mut input = DecisionInput {
             version: INPUT_VERSION.to_string(),
             id: next_id("dec"),
             time: now_rfc3339(),
@@ -334,7 +320,10 @@ impl Call {
             usage: Default::default(),
             limits: Vec::new(),
             session: self.session.clone(),
-        }
+        };
+        // Phase 4, inspect: what detectors find in the content is part of the input.
+        sluice_engine::inspect::inspect_input(&mut input);
+        input
     }
 
     /// Records how a call whose prompt was allowed ended without an answer to decide on

@@ -313,12 +313,9 @@ impl Mcp {
         if let Some(flags) = &entry.call_flags {
             return Some((latest, flags.clone()));
         }
-        let mut flags: Vec<ToolPoisoning> = Vec::new();
-        for signal in poisoning::scan(std::slice::from_ref(&latest)) {
-            if !flags.contains(&signal) {
-                flags.push(signal);
-            }
-        }
+        // What inspecting an input holding only this descriptor finds (`scan` gives each
+        // signal once), then what the other tools show.
+        let mut flags = poisoning::scan(std::slice::from_ref(&latest));
         flags.extend(flags_of(&known, server, std::slice::from_ref(&latest)));
         if let Some(entry) = known.get_mut(&key) {
             entry.call_flags = Some(flags.clone());
@@ -990,22 +987,7 @@ fn input_for(
     server: &str,
     content: Content,
 ) -> DecisionInput {
-    let mut input = uninspected_for(call, surface, action, kind, id, server, content);
-    sluice_engine::inspect::inspect_input(&mut input);
-    input
-}
-
-/// [`input_for`] before inspection.
-fn uninspected_for(
-    call: &Call,
-    surface: Surface,
-    action: &str,
-    kind: ResourceKind,
-    id: &str,
-    server: &str,
-    content: Content,
-) -> DecisionInput {
-    let mut input = call.uninspected_input(surface, action, id, content);
+    let mut input = call.input(surface, action, id, content);
     input.resource.kind = kind;
     input.resource.server = Some(server.to_string());
     input
@@ -1307,7 +1289,7 @@ async fn call_tool(
         ..Content::default()
     };
     let resource = format!("{}.{tool}", server.name);
-    let mut input = uninspected_for(
+    let mut input = input_for(
         call,
         Surface::Tool,
         "mcp.tools.call",
@@ -1316,8 +1298,8 @@ async fn call_tool(
         &server.name,
         content,
     );
-    // The descriptor's signals are kept from its listing: only the call is inspected.
-    sluice_engine::inspect::inspect_content(&mut input);
+    // The descriptor joins the input after inspection: its signals are kept from its
+    // listing rather than scanned again at every call.
     if let Some((latest, flagged)) = known {
         input.content.tools.push(latest);
         input.findings.tool_poisoning.extend(flagged);
