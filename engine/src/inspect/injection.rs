@@ -975,12 +975,15 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     if plain_text.mixed_script_words >= 2 {
         add(&mut signals, "mixed_script_words", 0.3);
     }
-    // The classifier sees what the phrase rules cannot enumerate: the long role-play
-    // set-ups of in-the-wild jailbreaks. It speaks for user prompts, where it was trained.
-    if origin == Origin::User
-        && let Some(p) = super::model::probability(raw)
-        && p >= 0.5
-    {
+    // The classifiers see what the phrase rules cannot enumerate: the long role-play
+    // set-ups of jailbreaks, pasted into a prompt or a document. Each speaks for the origin
+    // it was trained on; in untrusted content, where ordinary text gives orders too ("reply
+    // by Friday"), only a confident one counts.
+    let classified = match origin {
+        Origin::User => super::model::probability(raw).filter(|p| *p >= 0.5),
+        Origin::Untrusted => super::model::untrusted_probability(raw).filter(|p| *p >= 0.95),
+    };
+    if let Some(p) = classified {
         add(&mut signals, "classifier", p * 0.95);
     }
     let score = 1.0 - signals.values().fold(1.0, |keep, w| keep * (1.0 - w));
