@@ -805,7 +805,14 @@ fn scan_narrowed(text: &str, narrow: bool) -> Vec<Finding> {
             }
         }
         for Range { start, end } in candidates {
-            if accepted.iter().any(|f| start < f.end && f.start < end) {
+            // Accepted findings never overlap, so in start order their ends are in order
+            // too: only the last one starting before `end` can reach into the candidate.
+            let at = accepted.partition_point(|f| f.start < end);
+            if at
+                .checked_sub(1)
+                .and_then(|i| accepted.get(i))
+                .is_some_and(|f| f.end > start)
+            {
                 continue;
             }
             let Some(value) = text.get(start..end) else {
@@ -814,19 +821,21 @@ fn scan_narrowed(text: &str, narrow: bool) -> Vec<Finding> {
             let Some((confidence, validator)) = (detector.check)(value) else {
                 continue;
             };
-            accepted.push(Finding {
-                class: detector.class,
-                kind: detector.kind,
-                start,
-                end,
-                char_start: 0,
-                char_end: 0,
-                confidence,
-                validator,
-            });
+            accepted.insert(
+                at,
+                Finding {
+                    class: detector.class,
+                    kind: detector.kind,
+                    start,
+                    end,
+                    char_start: 0,
+                    char_end: 0,
+                    confidence,
+                    validator,
+                },
+            );
         }
     }
-    accepted.sort_by_key(|f| f.start);
     fill_char_offsets(text, &mut accepted);
     accepted
 }
