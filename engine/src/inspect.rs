@@ -841,12 +841,16 @@ fn scan_narrowed(text: &str, narrow: bool) -> Vec<Finding> {
 }
 
 /// The runs of at least `min` bytes of a class, in text order. The class of every byte is
-/// taken in a pass the compiler vectorises. A run of seven bytes or more holds an aligned
-/// four-byte word wholly of the class, one comparison to find; the run is measured only
-/// around such a word.
+/// taken in a pass the compiler vectorises. A run of `2w - 1` bytes or more holds an
+/// aligned `w`-byte word wholly of the class, one comparison to find; the run is measured
+/// only around such a word. The widest such word is looked for: ordinary words often
+/// hold a four-byte one, rarely an eight-byte one.
 pub(crate) fn runs(bytes: &[u8], min: usize, class: impl Fn(u8) -> bool) -> Vec<Range<usize>> {
     let classes: Vec<u8> = bytes.iter().map(|b| u8::from(class(*b))).collect();
-    let width = if min >= 7 { 4 } else { 1 };
+    let width = [16, 8, 4, 2, 1]
+        .into_iter()
+        .find(|w| 2 * w - 1 <= min)
+        .unwrap_or(1);
     let whole = classes
         .chunks_exact(width)
         .map(|word| word.iter().all(|c| *c == 1));
