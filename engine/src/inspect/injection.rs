@@ -757,6 +757,12 @@ const ROT13_TRACES: &[&str] = &[
     "cebzcg",
 ];
 
+/// Any of [`ROT13_TRACES`], in one pass (a literal search) rather than one per word.
+static ROT13_TRACE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    let words: Vec<String> = ROT13_TRACES.iter().map(|w| regex::escape(w)).collect();
+    Regex::new(&words.join("|")).ok()
+});
+
 static HEX_RUN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?i)\b(?:[0-9a-f]{2}[ :]?){12,}\b").ok());
 
@@ -917,7 +923,10 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
         }
         variants.push(("spaced_letters", text));
     }
-    if ROT13_TRACES.iter().any(|w| plain_text.text.contains(w)) {
+    if ROT13_TRACE
+        .as_ref()
+        .is_some_and(|trace| trace.is_match(&plain_text.text))
+    {
         variants.push(("rot13", rot13(&plain_text.text)));
     }
     for (name, text) in payloads(raw) {
