@@ -243,9 +243,41 @@ struct MapBuilder {
 impl MapBuilder {
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
         self.entries
-            .insert(Value::from(key), value.serialize(ValueSerializer)?);
+            .insert(field_name(key), value.serialize(ValueSerializer)?);
         Ok(())
     }
+}
+
+/// Slots of the per-thread cache of field-name values.
+const FIELD_NAME_SLOTS: usize = 256;
+
+thread_local! {
+    /// Field names are `&'static str`s, so each has one address for the life of the
+    /// process: a value made for one is kept (by address and length) and shared, instead of
+    /// allocating a new string for every field of every input. A slot taken by another name
+    /// is simply replaced, so a miss costs what no cache would.
+    static FIELD_NAMES: std::cell::RefCell<Vec<Option<(usize, usize, Value)>>> =
+        std::cell::RefCell::new(vec![None; FIELD_NAME_SLOTS]);
+}
+
+fn field_name(key: &'static str) -> Value {
+    let address = key.as_ptr() as usize;
+    // Fibonacci hashing of the address picks the slot.
+    let slot = (address.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % FIELD_NAME_SLOTS;
+    FIELD_NAMES
+        .try_with(|names| {
+            let mut names = names.borrow_mut();
+            match names.get_mut(slot) {
+                Some(Some((a, l, value))) if *a == address && *l == key.len() => value.clone(),
+                Some(entry) => {
+                    let value = Value::from(key);
+                    *entry = Some((address, key.len(), value.clone()));
+                    value
+                }
+                None => Value::from(key),
+            }
+        })
+        .unwrap_or_else(|_| Value::from(key))
 }
 
 impl ser::SerializeMap for MapBuilder {
