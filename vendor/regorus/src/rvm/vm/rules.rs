@@ -822,7 +822,7 @@ impl RegoVM {
             match rule_type {
                 RuleType::PartialSet => {
                     let register_count = parent_registers.len();
-                    let slot = parent_registers.get_mut(dest_idx).ok_or_else(|| 
+                    let slot = parent_registers.get_mut(dest_idx).ok_or_else(||
                         VmError::RegisterIndexOutOfBounds {
                             index: dest_reg,
                             pc: self.pc,
@@ -833,7 +833,7 @@ impl RegoVM {
                 }
                 RuleType::PartialObject => {
                     let register_count = parent_registers.len();
-                    let slot = parent_registers.get_mut(dest_idx).ok_or_else(|| 
+                    let slot = parent_registers.get_mut(dest_idx).ok_or_else(||
                         VmError::RegisterIndexOutOfBounds {
                             index: dest_reg,
                             pc: self.pc,
@@ -851,7 +851,7 @@ impl RegoVM {
                             .cloned()
                         {
                             let register_count = parent_registers.len();
-                            let slot = parent_registers.get_mut(dest_idx).ok_or_else(|| 
+                            let slot = parent_registers.get_mut(dest_idx).ok_or_else(||
                                 VmError::RegisterIndexOutOfBounds {
                                     index: dest_reg,
                                     pc: self.pc,
