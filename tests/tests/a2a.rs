@@ -164,6 +164,27 @@ fn a_real_a2a_client_talks_to_a_real_agent_through_sluice() {
     );
     assert_eq!(count("a2a.send", false), 2);
     assert!(count("a2a.response", true) >= 6);
+    // Decisions on an agent's answers (streamed events included) record its HTTP status
+    // and the time to the answer; decisions on what the caller sends have neither.
+    let (responses, answered): (i64, i64) = audit
+        .query_row(
+            "SELECT count(*), count(*) FILTER (upstream_status = 200
+                    AND upstream_ms > 0 AND upstream_ms < total_ms)
+             FROM decisions WHERE action = 'a2a.response'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(answered, responses);
+    let unasked: i64 = audit
+        .query_row(
+            "SELECT count(*) FROM decisions WHERE action = 'a2a.send'
+             AND (upstream_status IS NOT NULL OR upstream_ms IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unasked, 0);
 }
 
 #[test]

@@ -242,6 +242,38 @@ fn a_real_mcp_client_lists_calls_and_reads_through_sluice_under_the_shipped_poli
     assert_eq!(count("mcp.tools.result", false), 1);
     assert_eq!(count("mcp.resources.read", true), 1);
     assert_eq!(count("mcp.prompts.get", true), 1);
+    // A decision on a server's answer records its HTTP status and how long it took; a
+    // decision before the server is asked has neither.
+    let answered = |action: &str| -> (i64, i64, i64) {
+        audit
+            .query_row(
+                "SELECT count(*), count(*) FILTER (upstream_status = 200),
+                        count(*) FILTER (upstream_ms > 0 AND upstream_ms < total_ms)
+                 FROM decisions WHERE action = ? AND key_id = 'k-triage'",
+                [action],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    for action in [
+        "mcp.tools.list",
+        "mcp.tools.result",
+        "mcp.resources.read",
+        "mcp.prompts.get",
+    ] {
+        let (rows, with_status, timed) = answered(action);
+        assert!(rows > 0, "{action}");
+        assert_eq!((with_status, timed), (rows, rows), "{action}");
+    }
+    let unasked: i64 = audit
+        .query_row(
+            "SELECT count(*) FROM decisions WHERE action = 'mcp.tools.call'
+             AND (upstream_status IS NOT NULL OR upstream_ms IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unasked, 0);
     let sessions: i64 = audit
         .query_row(
             "SELECT count(DISTINCT input->>'$.session.id') FROM decisions

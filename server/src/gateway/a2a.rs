@@ -19,7 +19,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -36,6 +36,7 @@ use super::jsonrpc::{
 use super::mcp::upstream::Credentials;
 use super::sse::Splitter;
 use super::{Call, Gateway, denial_message};
+use crate::audit::CallFacts;
 use crate::config::A2aAgentConfig;
 
 /// Headers of the caller passed on to the agent (A2A's own).
@@ -255,7 +256,7 @@ pub(super) async fn card(
         Err(e) => return error(e.kind.status(), e.message),
     };
     let input = agent_input(&call, &name, "a2a.card", Content::default());
-    match decide(&gateway, &call, input).await {
+    match decide(&gateway, &call, input, &CallFacts::default()).await {
         Ok((_, decision)) if decision.allow => {}
         Ok((_, decision)) => return error(StatusCode::FORBIDDEN, denial_message(&decision)),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.message),
@@ -441,7 +442,7 @@ pub(super) async fn rpc(
             },
         );
         let what = format!("message to agent `{name}` refused");
-        match allowed(&gateway, &call, input, &what).await {
+        match allowed(&gateway, &call, input, &what, &CallFacts::default()).await {
             Ok((_, apply)) => rewrite_parts(sent.get_mut("parts"), &apply),
             Err(error) => return ok(error.message(&id)),
         }
@@ -455,6 +456,7 @@ pub(super) async fn rpc(
     if streams {
         upstream = upstream.header("accept", "text/event-stream");
     }
+    let asked = Instant::now();
     let response = match tokio::time::timeout(agent.timeout, upstream.send()).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
@@ -483,7 +485,7 @@ pub(super) async fn rpc(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/event-stream"));
     match (is_stream, streams) {
-        (true, true) => return stream_answer(gateway, call, name, id, response),
+        (true, true) => return stream_answer(gateway, call, name, id, response, asked),
         (true, false) => {
             return ok(error_message(
                 &id,
@@ -521,9 +523,20 @@ pub(super) async fn rpc(
     if kind == Method::Other || answer.get("result").is_none() {
         return ok(answer);
     }
-    match inspect_answer(&gateway, &call, &name, &mut answer).await {
+    let facts = answered(status, asked);
+    match inspect_answer(&gateway, &call, &name, &mut answer, &facts).await {
         Ok(()) => ok(answer),
         Err(error) => ok(error.message(&id)),
+    }
+}
+
+/// The audit facts of a decision on an agent's answer: the HTTP status it came with, and
+/// the time from asking to the answer (to the event, in a stream).
+fn answered(status: StatusCode, asked: Instant) -> CallFacts {
+    CallFacts {
+        upstream_status: Some(i32::from(status.as_u16())),
+        upstream_ms: Some(asked.elapsed().as_secs_f64() * 1e3),
+        ..CallFacts::default()
     }
 }
 
@@ -534,6 +547,7 @@ async fn inspect_answer(
     call: &Call,
     agent: &str,
     answer: &mut Value,
+    facts: &CallFacts,
 ) -> Result<(), RpcError> {
     let Some(result) = answer.get_mut("result") else {
         return Ok(());
@@ -559,7 +573,7 @@ async fn inspect_answer(
         },
     );
     let what = format!("the answer of agent `{agent}` was withheld");
-    let (_, apply) = allowed(gateway, call, input, &what).await?;
+    let (_, apply) = allowed(gateway, call, input, &what, facts).await?;
     for parts in answer_parts(result) {
         rewrite_parts(Some(parts), &apply);
     }
@@ -574,7 +588,9 @@ fn stream_answer(
     agent: String,
     id: Value,
     response: reqwest::Response,
+    asked: Instant,
 ) -> Response {
+    let status = response.status();
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         let mut splitter = Splitter::default();
@@ -605,7 +621,8 @@ fn stream_answer(
                     }
                     continue;
                 };
-                match inspect_answer(&gateway, &call, &agent, &mut message).await {
+                let facts = answered(status, asked);
+                match inspect_answer(&gateway, &call, &agent, &mut message, &facts).await {
                     Ok(()) => {
                         let bytes = format!("data: {message}\r\n\r\n").into_bytes();
                         if !send(bytes).await {

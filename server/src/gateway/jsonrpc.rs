@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use sluice_engine::Decision;
 use sluice_engine::input::DecisionInput;
 
+use crate::audit::CallFacts;
+
 use super::error::{GatewayError, Kind, closing};
 use super::{Call, Gateway, denial_message, read_bytes, redactor};
 
@@ -168,18 +170,18 @@ pub(crate) async fn open_session(
     Ok(())
 }
 
-/// Decides and records; the decision, allowed or not.
+/// Decides and records, with `facts` (the upstream's status and time, for a decision on
+/// its answer); the decision, allowed or not.
 pub(crate) async fn decide(
     gateway: &Gateway,
     call: &Call,
     mut input: DecisionInput,
+    facts: &CallFacts,
 ) -> Result<(DecisionInput, Decision), RpcError> {
     call.meter(gateway, &mut input)
         .await
         .map_err(RpcError::from_gateway)?;
-    let decision = call
-        .record(&input, &Default::default())
-        .map_err(RpcError::from_gateway)?;
+    let decision = call.record(&input, facts).map_err(RpcError::from_gateway)?;
     call.flags_shared().await;
     Ok((input, decision))
 }
@@ -191,8 +193,9 @@ pub(crate) async fn allowed(
     call: &Call,
     input: DecisionInput,
     what: &str,
+    facts: &CallFacts,
 ) -> Result<(DecisionInput, Rewrite), RpcError> {
-    let (input, decision) = decide(gateway, call, input).await?;
+    let (input, decision) = decide(gateway, call, input, facts).await?;
     if !decision.allow {
         return Err(RpcError::denied(what, &decision));
     }

@@ -52,6 +52,7 @@ use super::jsonrpc::{
     refused_early, reply, set_field, start_call,
 };
 use super::{Call, Gateway};
+use crate::audit::CallFacts;
 use upstream::{Failure, McpUpstream, Relay};
 
 /// Protocol versions Sluice speaks with MCP clients, newest first.
@@ -1022,20 +1023,27 @@ fn descriptors(server: &str, result: &Value) -> Vec<(ToolDescriptor, Value)> {
         .unwrap_or_default()
 }
 
-/// A server's tools as it lists them (descriptor and the tool as sent), remembered.
+/// A server's tools as it lists them (descriptor and the tool as sent), remembered, and
+/// the audit facts of its answer.
 async fn fetch_tools(
     gateway: &Gateway,
     call: &Call,
     server: &McpUpstream,
-) -> Result<Vec<(ToolDescriptor, Value)>, RpcError> {
-    let result = server
-        .request(&call.principal, client_of(call), "tools/list", json!({}))
+) -> Result<(Vec<(ToolDescriptor, Value)>, CallFacts), RpcError> {
+    let answered = server
+        .request_relayed(
+            &call.principal,
+            client_of(call),
+            "tools/list",
+            json!({}),
+            None,
+        )
         .await
         .map_err(|f| failure_error(server, f))?;
-    let tools = descriptors(&server.name, &result);
+    let tools = descriptors(&server.name, &answered.result);
     let listed: Vec<ToolDescriptor> = tools.iter().map(|(d, _)| d.clone()).collect();
     gateway.mcp.remember(&server.name, &listed);
-    Ok(tools)
+    Ok((tools, answered.facts()))
 }
 
 /// One server's tools, listed, inspected and decided: the tools the principal may see, or
@@ -1045,7 +1053,7 @@ async fn server_tools(
     call: &Call,
     server: &McpUpstream,
 ) -> Result<Vec<(ToolDescriptor, Value)>, RpcError> {
-    let tools = fetch_tools(gateway, call, server).await?;
+    let (tools, facts) = fetch_tools(gateway, call, server).await?;
     let listed: Vec<ToolDescriptor> = tools.iter().map(|(d, _)| d.clone()).collect();
     let flagged = gateway.mcp.flags(&server.name, &listed);
     let mut input = input_for(
@@ -1061,7 +1069,7 @@ async fn server_tools(
         },
     );
     input.findings.tool_poisoning.extend(flagged);
-    let (_, decision) = decide(gateway, call, input).await?;
+    let (_, decision) = decide(gateway, call, input, &facts).await?;
     if !decision.allow {
         return Err(RpcError::denied(
             &format!("tool listing of MCP server `{}` refused", server.name),
@@ -1211,6 +1219,7 @@ async fn from_server(
     server: &McpUpstream,
     content: Content,
     what: &str,
+    facts: &CallFacts,
 ) -> Result<Rewrite, RpcError> {
     let input = input_for(
         call,
@@ -1221,7 +1230,7 @@ async fn from_server(
         &server.name,
         content,
     );
-    Ok(allowed(gateway, call, input, what).await?.1)
+    Ok(allowed(gateway, call, input, what, facts).await?.1)
 }
 
 /// `method` asked of every server of the scope, with each server's result: a failing
@@ -1309,6 +1318,7 @@ async fn call_tool(
         call,
         input,
         &format!("call of tool `{name}` refused"),
+        &CallFacts::default(),
     )
     .await?;
     let forwarded = super::guard::map_strings(&arguments, &apply);
@@ -1328,7 +1338,7 @@ async fn call_tool(
         gate: Some(&gate),
         ..relay.clone()
     });
-    let mut result = match server
+    let answered = match server
         .request_relayed(
             &call.principal,
             client_of(call),
@@ -1338,7 +1348,7 @@ async fn call_tool(
         )
         .await
     {
-        Ok(result) => result,
+        Ok(answered) => answered,
         Err(Failure::Transport(why)) => {
             let error = call.failed_on(
                 Surface::Tool,
@@ -1354,6 +1364,8 @@ async fn call_tool(
         }
         Err(failure) => return Err(failure_error(server, failure)),
     };
+    let facts = answered.facts();
+    let mut result = answered.result;
     // The result reaches the agent only if the policies allow it: it is untrusted content.
     let answer = input_for(
         call,
@@ -1376,6 +1388,7 @@ async fn call_tool(
         call,
         answer,
         &format!("the result of tool `{name}` was withheld"),
+        &facts,
     )
     .await?;
     if let Some(items) = result.get_mut("content") {
@@ -1468,7 +1481,7 @@ async fn gate_answer(
         content,
     );
     let what = format!("the user's answer to MCP server `{}` refused", server.name);
-    let (_, apply) = allowed(gateway, call, input, &what).await?;
+    let (_, apply) = allowed(gateway, call, input, &what, &CallFacts::default()).await?;
     if let Some(slot) = message.pointer_mut("/result/content") {
         *slot = super::guard::map_strings(&fields, &apply);
     }
@@ -1498,7 +1511,16 @@ async fn gate_sampling(
     let content = documents_from(&server.name, None, texts);
     let what = format!("sampling request of MCP server `{}` refused", server.name);
     let action = (Surface::Prompt, "mcp.sampling");
-    let apply = from_server(gateway, call, action, server, content, &what).await?;
+    let apply = from_server(
+        gateway,
+        call,
+        action,
+        server,
+        content,
+        &what,
+        &CallFacts::default(),
+    )
+    .await?;
     if let Some(Value::String(system)) = params.get_mut("systemPrompt") {
         *system = apply(system);
     }
@@ -1555,7 +1577,16 @@ async fn gate_elicitation(
         server.name
     );
     let action = (Surface::Tool, "mcp.elicitation");
-    let apply = from_server(gateway, call, action, server, content, &what).await?;
+    let apply = from_server(
+        gateway,
+        call,
+        action,
+        server,
+        content,
+        &what,
+        &CallFacts::default(),
+    )
+    .await?;
     if let Some(Value::String(text)) = params.get_mut("message") {
         *text = apply(text);
     }
@@ -1653,15 +1684,18 @@ async fn read_resource(
                 .ok_or_else(|| RpcError::invalid_params(format!("Unknown resource: {uri}")))?
         }
     };
-    let mut result = server
-        .request(
+    let answered = server
+        .request_relayed(
             &call.principal,
             client_of(call),
             "resources/read",
             json!({"uri": uri}),
+            None,
         )
         .await
         .map_err(|f| failure_error(server, f))?;
+    let facts = answered.facts();
+    let mut result = answered.result;
     let content = documents_from(&server.name, Some(uri), texts_of(result.get("contents")));
     let apply = from_server(
         gateway,
@@ -1670,6 +1704,7 @@ async fn read_resource(
         server,
         content,
         &format!("resource `{uri}` was withheld"),
+        &facts,
     )
     .await?;
     if let Some(contents) = result.get_mut("contents") {
@@ -1711,10 +1746,18 @@ async fn get_prompt(
     let (server, prompt) = resolve(gateway, scope, name)?;
     let mut forwarded = params.clone();
     set_field(&mut forwarded, "name", json!(prompt));
-    let mut result = server
-        .request(&call.principal, client_of(call), "prompts/get", forwarded)
+    let answered = server
+        .request_relayed(
+            &call.principal,
+            client_of(call),
+            "prompts/get",
+            forwarded,
+            None,
+        )
         .await
         .map_err(|f| failure_error(server, f))?;
+    let facts = answered.facts();
+    let mut result = answered.result;
     let messages = result
         .get("messages")
         .and_then(Value::as_array)
@@ -1744,6 +1787,7 @@ async fn get_prompt(
         server,
         content,
         &format!("prompt `{name}` was withheld"),
+        &facts,
     )
     .await?;
     rewrite_message_texts(&mut result, &apply);

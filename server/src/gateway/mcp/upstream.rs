@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use futures_util::StreamExt as _;
@@ -47,9 +47,32 @@ struct Session {
 
 /// How one exchange ended.
 enum Exchange {
-    Answer(Result<Value, Failure>),
+    /// The answer, and the HTTP status of the response that carried it.
+    Answer(Result<Value, Failure>, Option<u16>),
     /// The server no longer knows the session.
     Expired,
+}
+
+/// A server's answer to a request, with what the audit trail records of it.
+#[derive(Debug)]
+pub struct Answered {
+    /// The JSON-RPC result.
+    pub result: Value,
+    /// The HTTP status of the response that carried it.
+    pub status: Option<u16>,
+    /// From asking (a session opened first included) to the answer, in milliseconds.
+    pub ms: f64,
+}
+
+impl Answered {
+    /// The audit facts of a decision on this answer.
+    pub(crate) fn facts(&self) -> crate::audit::CallFacts {
+        crate::audit::CallFacts {
+            upstream_status: self.status.map(i32::from),
+            upstream_ms: Some(self.ms),
+            ..Default::default()
+        }
+    }
 }
 
 /// One upstream MCP server.
@@ -99,6 +122,7 @@ impl McpUpstream {
     ) -> Result<Value, Failure> {
         self.request_relayed(principal, client, method, params, None)
             .await
+            .map(|answered| answered.result)
     }
 
     /// [`request`](Self::request), passing what the server sends while it answers
@@ -110,14 +134,21 @@ impl McpUpstream {
         method: &str,
         params: Value,
         relay: Option<&Relay<'_>>,
-    ) -> Result<Value, Failure> {
+    ) -> Result<Answered, Failure> {
+        let asked = Instant::now();
         for _ in 0..2 {
             let (slot, session) = self.session(principal, client).await?;
             match self
                 .exchange(principal, Some(&session), method, params.clone(), relay)
                 .await
             {
-                Exchange::Answer(answer) => return answer,
+                Exchange::Answer(answer, status) => {
+                    return answer.map(|result| Answered {
+                        result,
+                        status,
+                        ms: asked.elapsed().as_secs_f64() * 1e3,
+                    });
+                }
                 Exchange::Expired => forget_in(&slot, &session).await,
             }
         }
@@ -298,7 +329,7 @@ impl McpUpstream {
             )
             .await;
         let result = match answer {
-            Exchange::Answer(answer) => answer?,
+            Exchange::Answer(answer, _) => answer?,
             Exchange::Expired => {
                 return Err(Failure::Transport(format!(
                     "MCP server `{}` refused to open a session (404)",
@@ -372,15 +403,18 @@ impl McpUpstream {
                 return Ok((Exchange::Expired, session_id));
             }
             let Some(id) = id else {
-                return Ok((Exchange::Answer(Ok(Value::Null)), session_id));
+                return Ok((
+                    Exchange::Answer(Ok(Value::Null), Some(status.as_u16())),
+                    session_id,
+                ));
             };
             let answer = self.answer(response, id, principal, session, relay).await;
-            Ok((Exchange::Answer(answer), session_id))
+            Ok((Exchange::Answer(answer, Some(status.as_u16())), session_id))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(done)) => done,
-            Ok(Err(failure)) => (Exchange::Answer(Err(failure)), None),
-            Err(_) => (Exchange::Answer(Err(self.late())), None),
+            Ok(Err(failure)) => (Exchange::Answer(Err(failure), None), None),
+            Err(_) => (Exchange::Answer(Err(self.late()), None), None),
         }
     }
 
