@@ -190,7 +190,8 @@ fn main() {
         let audit = duckdb::Connection::open(dir.path().join("audit.duckdb")).unwrap();
         let mut statement = audit
             .prepare(
-                "SELECT action, quantile_cont(decide_us, 0.5), quantile_cont(total_ms, 0.5) * 1000, count(*) FROM decisions
+                "SELECT action, quantile_cont(decide_us, 0.5), quantile_cont(total_ms, 0.5) * 1000, count(*),
+                        quantile_cont(upstream_ms, 0.5) * 1000 FROM decisions
                  WHERE action IN ('mcp.tools.call', 'mcp.tools.result') GROUP BY 1 ORDER BY 1",
             )
             .unwrap();
@@ -201,13 +202,18 @@ fn main() {
                     r.get::<_, f64>(1)?,
                     r.get::<_, f64>(2)?,
                     r.get::<_, i64>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
                 ))
             })
             .unwrap();
         for row in rows {
-            let (action, p50, since, n) = row.unwrap();
+            let (action, p50, since, n, upstream) = row.unwrap();
+            // The server's answer, timed from Sluice's side of the hop.
+            let upstream = upstream
+                .map(|u| format!(", the server answered {u:.0} us after it was asked (p50)"))
+                .unwrap_or_default();
             println!(
-                "mcp decision {action}: policy evaluation p50 {p50:.0} us, decided {since:.0} us after the request arrived (p50), over {n} decisions"
+                "mcp decision {action}: policy evaluation p50 {p50:.0} us, decided {since:.0} us after the request arrived (p50){upstream}, over {n} decisions"
             );
         }
     });
