@@ -28,6 +28,18 @@ pub struct CallFacts {
     pub reasoning_tokens: Option<i64>,
 }
 
+impl CallFacts {
+    /// The facts of a decision on an upstream's answer: the HTTP status it came with and
+    /// the time from asking to the answer.
+    pub fn answered(status: u16, upstream_ms: f64) -> CallFacts {
+        CallFacts {
+            upstream_status: Some(i32::from(status)),
+            upstream_ms: Some(upstream_ms),
+            ..CallFacts::default()
+        }
+    }
+}
+
 /// A row of the `decisions` table.
 #[derive(Debug, Clone, PartialEq)]
 #[expect(

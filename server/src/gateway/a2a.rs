@@ -533,11 +533,7 @@ pub(super) async fn rpc(
 /// The audit facts of a decision on an agent's answer: the HTTP status it came with, and
 /// the time from asking to the answer (to the event, in a stream).
 fn answered(status: StatusCode, asked: Instant) -> CallFacts {
-    CallFacts {
-        upstream_status: Some(i32::from(status.as_u16())),
-        upstream_ms: Some(asked.elapsed().as_secs_f64() * 1e3),
-        ..CallFacts::default()
-    }
+    CallFacts::answered(status.as_u16(), asked.elapsed().as_secs_f64() * 1e3)
 }
 
 /// Decides on what an agent answered (`a2a.response`) and applies the decision's

@@ -640,12 +640,10 @@ impl Respond {
     fn decide(&self, input: &DecisionInput) -> Result<Decision, GatewayError> {
         let [_, cached, _, reasoning] = self.reported.each_ref().map(|n| n.load(Ordering::Relaxed));
         let facts = crate::audit::CallFacts {
-            upstream_status: Some(200),
-            upstream_ms: Some(self.upstream_ms),
             // The answer's row carries the prompt tokens the upstream served from its cache.
             cached_tokens: (cached > 0).then(|| i64::try_from(cached).unwrap_or(i64::MAX)),
             reasoning_tokens: (reasoning > 0).then(|| i64::try_from(reasoning).unwrap_or(i64::MAX)),
-            ..Default::default()
+            ..crate::audit::CallFacts::answered(200, self.upstream_ms)
         };
         self.call.decide_with(input, &facts)
     }

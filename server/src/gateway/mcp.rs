@@ -784,6 +784,7 @@ async fn handle(
             Scope::One(server) => server
                 .request(&call.principal, client_of(&call), other, params)
                 .await
+                .map(|answered| answered.result)
                 .map_err(|f| failure_error(server, f)),
             Scope::All => Err(RpcError::new(-32601, format!("Method not found: {other}"))),
         },
@@ -1031,13 +1032,7 @@ async fn fetch_tools(
     server: &McpUpstream,
 ) -> Result<(Vec<(ToolDescriptor, Value)>, CallFacts), RpcError> {
     let answered = server
-        .request_relayed(
-            &call.principal,
-            client_of(call),
-            "tools/list",
-            json!({}),
-            None,
-        )
+        .request(&call.principal, client_of(call), "tools/list", json!({}))
         .await
         .map_err(|f| failure_error(server, f))?;
     let tools = descriptors(&server.name, &answered.result);
@@ -1247,7 +1242,7 @@ async fn each_server<'a>(
             .request(&call.principal, client_of(call), method, json!({}))
             .await
         {
-            Ok(result) => results.push((server, result)),
+            Ok(answered) => results.push((server, answered.result)),
             Err(failure) => match scope {
                 Scope::One(_) => return Err(failure_error(server, failure)),
                 Scope::All => tracing::warn!(
@@ -1685,12 +1680,11 @@ async fn read_resource(
         }
     };
     let answered = server
-        .request_relayed(
+        .request(
             &call.principal,
             client_of(call),
             "resources/read",
             json!({"uri": uri}),
-            None,
         )
         .await
         .map_err(|f| failure_error(server, f))?;
@@ -1747,13 +1741,7 @@ async fn get_prompt(
     let mut forwarded = params.clone();
     set_field(&mut forwarded, "name", json!(prompt));
     let answered = server
-        .request_relayed(
-            &call.principal,
-            client_of(call),
-            "prompts/get",
-            forwarded,
-            None,
-        )
+        .request(&call.principal, client_of(call), "prompts/get", forwarded)
         .await
         .map_err(|f| failure_error(server, f))?;
     let facts = answered.facts();

@@ -47,8 +47,8 @@ struct Session {
 
 /// How one exchange ended.
 enum Exchange {
-    /// The answer, and the HTTP status of the response that carried it.
-    Answer(Result<Value, Failure>, Option<u16>),
+    /// The answer, with the HTTP status of the response that carried it.
+    Answer(Result<(Value, u16), Failure>),
     /// The server no longer knows the session.
     Expired,
 }
@@ -59,7 +59,7 @@ pub struct Answered {
     /// The JSON-RPC result.
     pub result: Value,
     /// The HTTP status of the response that carried it.
-    pub status: Option<u16>,
+    pub status: u16,
     /// From asking (a session opened first included) to the answer, in milliseconds.
     pub ms: f64,
 }
@@ -67,11 +67,7 @@ pub struct Answered {
 impl Answered {
     /// The audit facts of a decision on this answer.
     pub(crate) fn facts(&self) -> crate::audit::CallFacts {
-        crate::audit::CallFacts {
-            upstream_status: self.status.map(i32::from),
-            upstream_ms: Some(self.ms),
-            ..Default::default()
-        }
+        crate::audit::CallFacts::answered(self.status, self.ms)
     }
 }
 
@@ -119,10 +115,9 @@ impl McpUpstream {
         client: &str,
         method: &str,
         params: Value,
-    ) -> Result<Value, Failure> {
+    ) -> Result<Answered, Failure> {
         self.request_relayed(principal, client, method, params, None)
             .await
-            .map(|answered| answered.result)
     }
 
     /// [`request`](Self::request), passing what the server sends while it answers
@@ -142,8 +137,8 @@ impl McpUpstream {
                 .exchange(principal, Some(&session), method, params.clone(), relay)
                 .await
             {
-                Exchange::Answer(answer, status) => {
-                    return answer.map(|result| Answered {
+                Exchange::Answer(answer) => {
+                    return answer.map(|(result, status)| Answered {
                         result,
                         status,
                         ms: asked.elapsed().as_secs_f64() * 1e3,
@@ -329,7 +324,7 @@ impl McpUpstream {
             )
             .await;
         let result = match answer {
-            Exchange::Answer(answer, _) => answer?,
+            Exchange::Answer(answer) => answer?.0,
             Exchange::Expired => {
                 return Err(Failure::Transport(format!(
                     "MCP server `{}` refused to open a session (404)",
@@ -404,17 +399,18 @@ impl McpUpstream {
             }
             let Some(id) = id else {
                 return Ok((
-                    Exchange::Answer(Ok(Value::Null), Some(status.as_u16())),
+                    Exchange::Answer(Ok((Value::Null, status.as_u16()))),
                     session_id,
                 ));
             };
             let answer = self.answer(response, id, principal, session, relay).await;
-            Ok((Exchange::Answer(answer, Some(status.as_u16())), session_id))
+            let answer = answer.map(|value| (value, status.as_u16()));
+            Ok((Exchange::Answer(answer), session_id))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(done)) => done,
-            Ok(Err(failure)) => (Exchange::Answer(Err(failure), None), None),
-            Err(_) => (Exchange::Answer(Err(self.late()), None), None),
+            Ok(Err(failure)) => (Exchange::Answer(Err(failure)), None),
+            Err(_) => (Exchange::Answer(Err(self.late())), None),
         }
     }
 
