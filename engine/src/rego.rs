@@ -383,6 +383,13 @@ impl RegoBackend {
         self.vm.is_some() && self.divergence.get().is_none()
     }
 
+    /// Whether decisions are still checked against the interpreter (the first
+    /// [`CHECKED_DECISIONS`] of a snapshot the VM serves): each then costs both evaluations,
+    /// several times what a decision costs once the VM serves alone.
+    pub fn checking(&self) -> bool {
+        self.serves_with_vm() && self.checked.load(Ordering::Relaxed) < CHECKED_DECISIONS
+    }
+
     /// The first decision on which the VM disagreed with the interpreter, which now serves.
     pub fn vm_divergence(&self) -> Option<&str> {
         self.divergence.get().map(String::as_str)

@@ -464,6 +464,15 @@ fn profile_lists_every_decision_rule_of_the_bundle() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.starts_with("decision: p50 "), "{stdout}");
     assert!(stdout.contains("over 3 evaluations"), "{stdout}");
+    // The VM serves the default policies; the decisions that check it against the
+    // interpreter cost several times more and are made before timing starts.
+    assert!(
+        stdout.contains(&format!(
+            "after {} untimed decisions that checked the VM",
+            sluice_engine::rego::CHECKED_DECISIONS
+        )),
+        "{stdout}"
+    );
     for rule in [
         "data.sluice.models.deny",
         "data.sluice.budget.route",

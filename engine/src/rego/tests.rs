@@ -398,6 +398,7 @@ fn after_the_checked_decisions_the_vm_serves_alone() {
         ),
     ]);
     let backend = RegoBackend::compile(&b).unwrap().unwrap();
+    assert!(backend.checking());
     for _ in 0..CHECKED_DECISIONS + 10 {
         let outcome = backend
             .evaluate(Value::from(serde_json::json!({"x": true})))
@@ -406,6 +407,7 @@ fn after_the_checked_decisions_the_vm_serves_alone() {
     }
     assert_eq!(backend.checked.load(Ordering::Relaxed), CHECKED_DECISIONS);
     assert!(backend.serves_with_vm());
+    assert!(!backend.checking());
 }
 
 #[test]
