@@ -851,13 +851,31 @@ pub(crate) fn runs(bytes: &[u8], min: usize, class: impl Fn(u8) -> bool) -> Vec<
         .into_iter()
         .find(|w| 2 * w - 1 <= min)
         .unwrap_or(1);
-    let whole = classes
-        .chunks_exact(width)
-        .map(|word| word.iter().all(|c| *c == 1));
+    // The word's width is a constant of each instance, so that testing a word is one
+    // comparison rather than a loop over its bytes.
+    match width {
+        16 => runs_around::<16>(bytes, &classes, min, &class),
+        8 => runs_around::<8>(bytes, &classes, min, &class),
+        4 => runs_around::<4>(bytes, &classes, min, &class),
+        2 => runs_around::<2>(bytes, &classes, min, &class),
+        _ => runs_around::<1>(bytes, &classes, min, &class),
+    }
+}
+
+/// [`runs`] around the aligned `W`-byte words of `classes` (the class of each byte of
+/// `bytes`, 1 for in) that are wholly of the class.
+fn runs_around<const W: usize>(
+    bytes: &[u8],
+    classes: &[u8],
+    min: usize,
+    class: &impl Fn(u8) -> bool,
+) -> Vec<Range<usize>> {
+    let (words, _) = classes.as_chunks::<W>();
+    let whole = words.iter().map(|word| *word == [1; W]);
     let outside = |b: &u8| !class(*b);
     let mut found = Vec::new();
     let mut resume = 0;
-    for (start, _) in (0..).step_by(width).zip(whole).filter(|(_, whole)| *whole) {
+    for (start, _) in (0..).step_by(W).zip(whole).filter(|(_, whole)| *whole) {
         if start < resume {
             continue;
         }
