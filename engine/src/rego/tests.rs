@@ -481,6 +481,28 @@ fn inputs_become_the_values_their_json_would_parse_to() {
         super::to_value(&keyed).unwrap(),
         Value::from_json_str(r#"{"1": "x", "20": "y"}"#).unwrap()
     );
+    // A map that names a key twice: the later value wins, as in serde_json, and the keys
+    // come out sorted whatever order they went in.
+    struct Repeated;
+    impl serde::Serialize for Repeated {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap as _;
+            let mut map = s.serialize_map(Some(4))?;
+            map.serialize_entry("b", &1)?;
+            map.serialize_entry("c", &2)?;
+            map.serialize_entry("a", &3)?;
+            map.serialize_entry("b", &4)?;
+            map.end()
+        }
+    }
+    assert_eq!(
+        super::to_value(&Repeated).unwrap(),
+        Value::from_json_str(r#"{"a": 3, "b": 4, "c": 2}"#).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(Repeated).unwrap(),
+        serde_json::json!({"a": 3, "b": 4, "c": 2})
+    );
     let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into();
     assert!(super::to_value(&bad).is_err());
     assert_eq!(super::to_value(&f64::NAN).unwrap(), Value::Null);

@@ -5,7 +5,6 @@
 //! directly with this serializer costs a fraction of that. The result is exactly what
 //! serialising to JSON and parsing it back would give (a test checks it on every example).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use regorus::Value;
@@ -45,12 +44,12 @@ fn number(n: f64) -> Result<Value, Error> {
     }
 }
 
-fn object(entries: BTreeMap<Value, Value>) -> Value {
-    Value::from(entries)
+fn object(entries: Vec<(Value, Value)>) -> Value {
+    Value::from(regorus::value::Object::from_entries(entries))
 }
 
 fn tagged(variant: &'static str, value: Value) -> Value {
-    object(BTreeMap::from([(Value::from(variant), value)]))
+    object(vec![(Value::from(variant), value)])
 }
 
 impl ser::Serializer for ValueSerializer {
@@ -173,20 +172,20 @@ impl ser::Serializer for ValueSerializer {
             SeqBuilder(Vec::with_capacity(len)),
         ))
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<MapBuilder, Error> {
-        Ok(MapBuilder::default())
+    fn serialize_map(self, len: Option<usize>) -> Result<MapBuilder, Error> {
+        Ok(MapBuilder::with_capacity(len.unwrap_or_default()))
     }
-    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<MapBuilder, Error> {
-        Ok(MapBuilder::default())
+    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<MapBuilder, Error> {
+        Ok(MapBuilder::with_capacity(len))
     }
     fn serialize_struct_variant(
         self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-        _len: usize,
+        len: usize,
     ) -> Result<VariantMapBuilder, Error> {
-        Ok(VariantMapBuilder(variant, MapBuilder::default()))
+        Ok(VariantMapBuilder(variant, MapBuilder::with_capacity(len)))
     }
 }
 
@@ -234,16 +233,24 @@ impl ser::SerializeTupleVariant for VariantSeqBuilder {
     }
 }
 
-#[derive(Default)]
+/// An object's entries as they come; sorted once, at the end (a later entry for a key
+/// replaces an earlier one, as in serde_json).
 struct MapBuilder {
-    entries: BTreeMap<Value, Value>,
+    entries: Vec<(Value, Value)>,
     key: Option<Value>,
 }
 
 impl MapBuilder {
+    fn with_capacity(len: usize) -> MapBuilder {
+        MapBuilder {
+            entries: Vec::with_capacity(len),
+            key: None,
+        }
+    }
+
     fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
         self.entries
-            .insert(field_name(key), value.serialize(ValueSerializer)?);
+            .push((field_name(key), value.serialize(ValueSerializer)?));
         Ok(())
     }
 }
@@ -292,7 +299,7 @@ impl ser::SerializeMap for MapBuilder {
             .key
             .take()
             .ok_or_else(|| Error("a map value came without its key".to_string()))?;
-        self.entries.insert(key, value.serialize(ValueSerializer)?);
+        self.entries.push((key, value.serialize(ValueSerializer)?));
         Ok(())
     }
     fn end(self) -> Result<Value, Error> {

@@ -21,6 +21,7 @@ mod mutate;
 mod serde;
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use alloc::collections::BTreeMap;
 use core::cmp::Ordering;
 use core::fmt;
@@ -216,6 +217,31 @@ impl Extend<(Value, Value)> for Object {
     fn extend<I: IntoIterator<Item = (Value, Value)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
+        }
+    }
+}
+
+impl Object {
+    /// An object of `entries`; of entries with equal keys the last wins. For the few keys
+    /// of a typical object, sorting a vector once costs less than inserting each key into
+    /// a tree and then copying the tree into the compact form lookups binary-search.
+    /// (Sluice: not in upstream regorus.)
+    pub fn from_entries(mut entries: Vec<(Value, Value)>) -> Self {
+        if entries.is_empty() {
+            return Self::new();
+        }
+        // Stable: entries with equal keys stay in the order given.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // `dedup_by` keeps the first of equal neighbours; it takes the later one's value.
+        entries.dedup_by(|later, kept| {
+            let equal = later.0 == kept.0;
+            if equal {
+                core::mem::swap(&mut later.1, &mut kept.1);
+            }
+            equal
+        });
+        Self {
+            repr: Repr::Frozen(entries.into_boxed_slice()),
         }
     }
 }
