@@ -74,6 +74,19 @@ impl Policies {
         self.cedar.as_ref()
     }
 
+    /// Decides `input` until the Rego VM's check against the interpreter is over (the first
+    /// [`CHECKED_DECISIONS`](crate::rego::CHECKED_DECISIONS) decisions of a bundle served by
+    /// the VM, each costing both evaluations), so that what is timed next is what a served
+    /// decision costs; how many decisions that took (none when nothing is checked).
+    pub fn finish_vm_check(&self, input: &DecisionInput) -> u32 {
+        let mut made = 0;
+        while self.rego().is_some_and(RegoBackend::checking) {
+            self.evaluate(input);
+            made += 1;
+        }
+        made
+    }
+
     /// Decides one input. Never fails: errors become reasons and, unless the bundle says
     /// otherwise for the surface, a deny.
     pub fn evaluate(&self, input: &DecisionInput) -> Decision {

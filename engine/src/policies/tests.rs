@@ -225,3 +225,22 @@ fn the_vm_serves_concurrent_evaluations_from_its_pool() {
         .collect();
     assert!(handles.into_iter().all(|h| h.join().unwrap()));
 }
+
+#[test]
+fn finishing_the_vm_check_makes_the_checked_decisions_once() {
+    let p = policies(&[
+        (".manifest", r#"{"sluice": {"rego_evaluator": "vm"}}"#),
+        (
+            "a.rego",
+            "package sluice.a\n\nallow if input.resource.id == \"m\"\n",
+        ),
+    ]);
+    let input = input(Surface::Prompt, "m");
+    assert!(p.rego().unwrap().checking());
+    assert_eq!(p.finish_vm_check(&input), crate::rego::CHECKED_DECISIONS);
+    assert!(!p.rego().unwrap().checking());
+    assert!(p.rego().unwrap().serves_with_vm());
+    assert_eq!(p.finish_vm_check(&input), 0);
+    // Nothing to check without Rego.
+    assert_eq!(policies(&[]).finish_vm_check(&input), 0);
+}

@@ -316,17 +316,9 @@ fn profile(args: &ProfileArgs) -> ExitCode {
         Ok(policies) => policies,
         Err(code) => return code,
     };
-    // A snapshot's first decisions are also evaluated by the interpreter, to check the VM
-    // (`CHECKED_DECISIONS`): they cost several times a served decision and are not what
-    // the gateway pays once it runs, so they are made before the clock starts.
-    let mut warm_up = 0;
-    while policies
-        .rego()
-        .is_some_and(sluice_engine::rego::RegoBackend::checking)
-    {
-        policies.evaluate(&input);
-        warm_up += 1;
-    }
+    // The decisions that check the VM cost several times a served one and are not what the
+    // gateway pays once it runs: they are made before the clock starts.
+    let warm_up = policies.finish_vm_check(&input);
     let iterations = args.iterations.max(1);
     let mut totals = Vec::with_capacity(iterations as usize);
     let (mut rego, mut cedar) = (0.0, 0.0);
