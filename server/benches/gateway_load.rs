@@ -10,7 +10,8 @@
 //! - Sluice's resident memory idle and at the peak of 1,000 concurrent streaming calls
 //!   (target ≤ 256 MB);
 //! - p99 at 2,000 requests/s with the audit trail on and off, each on fresh gateways in
-//!   alternating rounds (target: within 10%);
+//!   alternating rounds (target: within 10%), and the gateway's CPU time per call on each
+//!   side, with the audit writer thread's share (what recording costs, less noisy than p99);
 //! - time to the first streamed token, direct and through Sluice's inspection window, when
 //!   the first chunk ends on a space and when it ends mid-word (target: ≤ 1 ms added).
 //!
@@ -360,25 +361,29 @@ async fn report_ttft(direct_url: &str, sluice_url: &str) {
 
 /// Measures and prints what recording costs ([`audit_cost`]).
 async fn report_audit_cost(dir: &Path, upstream: &str, length: Duration) {
-    let (mut on, mut off) = audit_cost(dir, upstream, length).await;
-    let each = |rounds: &[(Duration, Duration)]| {
+    let (on, off) = audit_cost(dir, upstream, length).await;
+    let each = |rounds: &[Round]| {
         rounds
             .iter()
-            .map(|r| format!("{:.0}", micros(r.1)))
+            .map(|r| format!("{:.0}", micros(r.p99)))
             .collect::<Vec<_>>()
             .join("/")
     };
-    let (each_on, each_off) = (each(&on), each(&off));
-    let (on50, on99) = median(&mut on);
-    let (off50, off99) = median(&mut off);
+    let side = |rounds: &[Round]| {
+        let p50 = median(rounds.iter().map(|r| micros(r.p50)).collect());
+        let p99 = median(rounds.iter().map(|r| micros(r.p99)).collect());
+        let cpu = median(rounds.iter().map(|r| r.cpu_us).collect());
+        let writer = median(rounds.iter().map(|r| r.writer_us).collect());
+        (p50, p99, cpu, writer)
+    };
+    let (on50, on99, on_cpu, on_writer) = side(&on);
+    let (off50, off99, off_cpu, _) = side(&off);
     println!(
-        "audit at 2000 req/s (fresh gateways, {} rounds each, medians): on p50 {:.0} us p99 {:.0} us; off p50 {:.0} us p99 {:.0} us; p99 on/off {:.2} (target <= 1.10); p99 of each round on {each_on} us, off {each_off} us",
+        "audit at 2000 req/s (fresh gateways, {} rounds each, medians): on p50 {on50:.0} us p99 {on99:.0} us; off p50 {off50:.0} us p99 {off99:.0} us; p99 on/off {:.2} (target <= 1.10); p99 of each round on {} us, off {} us; gateway CPU per call on {on_cpu:.0} us (audit writer {on_writer:.0} us), off {off_cpu:.0} us",
         on.len(),
-        micros(on50),
-        micros(on99),
-        micros(off50),
-        micros(off99),
-        on99.as_secs_f64() / off99.as_secs_f64(),
+        on99 / off99,
+        each(&on),
+        each(&off),
     );
 }
 
@@ -388,11 +393,7 @@ async fn report_audit_cost(dir: &Path, upstream: &str, length: Duration) {
 /// left by it, and the rounds alternate in blocks (on, off, off, on; four blocks, or
 /// `SLUICE_AUDIT_BLOCKS`) so that drift in the machine falls on both sides. Each gateway
 /// is warmed at the same rate first.
-async fn audit_cost(
-    dir: &Path,
-    upstream: &str,
-    length: Duration,
-) -> (Vec<(Duration, Duration)>, Vec<(Duration, Duration)>) {
+async fn audit_cost(dir: &Path, upstream: &str, length: Duration) -> (Vec<Round>, Vec<Round>) {
     let mut on = Vec::new();
     let mut off = Vec::new();
     let blocks: usize = common::env_number("SLUICE_AUDIT_BLOCKS", 4);
@@ -407,28 +408,44 @@ async fn audit_cost(
         let gateway = start_gateway(&dir, upstream, audit && !noise_only);
         let url = format!("{}/v1/chat/completions", gateway.base);
         fixed_rate(&url, 2000, Duration::from_secs(1)).await;
+        let pid = gateway.child.id();
+        let stat = Path::new("/proc").join(pid.to_string()).join("stat");
+        let (process, writer) = (
+            common::cpu_seconds(&stat),
+            common::thread_cpu_seconds(pid, "sluice-audit"),
+        );
         let (p50, p99, failed) = fixed_rate(&url, 2000, length).await;
         assert_eq!(failed, 0, "calls failed at 2000 req/s, audit {audit}");
-        if audit { &mut on } else { &mut off }.push((p50, p99));
+        let calls = 2000.0 * length.as_secs_f64();
+        if audit { &mut on } else { &mut off }.push(Round {
+            p50,
+            p99,
+            cpu_us: (common::cpu_seconds(&stat) - process) * 1e6 / calls,
+            writer_us: (common::thread_cpu_seconds(pid, "sluice-audit") - writer) * 1e6 / calls,
+        });
     }
     (on, off)
 }
 
-/// The median p50 and the median p99 of the rounds.
-fn median(rounds: &mut [(Duration, Duration)]) -> (Duration, Duration) {
-    let middle = |values: &mut Vec<Duration>| {
-        values.sort();
-        let n = values.len();
-        let at = |i: usize| values.get(i).copied().unwrap_or_default();
-        if n % 2 == 1 {
-            at(n / 2)
-        } else {
-            (at((n / 2).saturating_sub(1)) + at(n / 2)) / 2
-        }
-    };
-    let mut p50s: Vec<Duration> = rounds.iter().map(|r| r.0).collect();
-    let mut p99s: Vec<Duration> = rounds.iter().map(|r| r.1).collect();
-    (middle(&mut p50s), middle(&mut p99s))
+/// One round of [`audit_cost`]: its latency, and the gateway's CPU time per call (all of
+/// it, and the audit writer's share).
+struct Round {
+    p50: Duration,
+    p99: Duration,
+    cpu_us: f64,
+    writer_us: f64,
+}
+
+/// The median of `values` (zero when there are none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let at = |i: usize| values.get(i).copied().unwrap_or_default();
+    if n % 2 == 1 {
+        at(n / 2)
+    } else {
+        (at((n / 2).saturating_sub(1)) + at(n / 2)) / 2.0
+    }
 }
 
 fn micros(d: Duration) -> f64 {

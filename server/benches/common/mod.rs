@@ -32,6 +32,49 @@ pub fn p50_p99(samples: &mut [std::time::Duration]) -> (std::time::Duration, std
     (at(0.5), at(0.99))
 }
 
+/// CPU time (user and system) of the process or thread whose `stat` file is `stat`
+/// (`/proc/PID/stat` or `/proc/PID/task/TID/stat`), in seconds at clock-tick resolution;
+/// zero when it cannot be read.
+#[allow(
+    dead_code,
+    reason = "not every harness that includes this module measures CPU time"
+)]
+pub fn cpu_seconds(stat: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(stat).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15, in USER_HZ (100 on Linux) ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of the threads of process `pid` named `name` (their `comm`).
+#[allow(
+    dead_code,
+    reason = "not every harness that includes this module measures CPU time"
+)]
+pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
+    let tasks = std::path::PathBuf::from(format!("/proc/{pid}/task"));
+    std::fs::read_dir(&tasks)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .map(|task| cpu_seconds(&task.path().join("stat")))
+        .sum()
+}
+
 /// Starts `sluice serve --config CONFIG` (the binary of this build) and waits for it to
 /// listen; the process and its base URL. Its log is drained so it never blocks on a pipe.
 #[allow(
