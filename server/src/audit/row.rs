@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde::Serialize;
 use sluice_engine::{Decision, DecisionInput};
 
 use super::json_text;
@@ -81,6 +81,18 @@ pub struct Row {
     pub input: String,
 }
 
+/// The `findings` column: what the detectors found, by class and count, never the text.
+/// Serialised straight from here: building it as a JSON tree first cost the writer a
+/// twelfth of its time.
+#[derive(Serialize)]
+struct Summary<'a> {
+    pii: BTreeMap<&'a str, u64>,
+    secrets: BTreeMap<&'a str, u64>,
+    injection_score: f64,
+    injection_signals: &'a [String],
+    tool_poisoning: usize,
+}
+
 fn count_by_class(spans: &[sluice_engine::input::Span]) -> BTreeMap<&str, u64> {
     let mut counts = BTreeMap::new();
     for span in spans {
@@ -104,15 +116,13 @@ impl Row {
     /// the matched text) and the input is stored masked.
     pub fn new(input: Cow<'_, DecisionInput>, decision: &Decision, call: &CallFacts) -> Row {
         let findings = &input.findings;
-        let pii = count_by_class(&findings.pii);
-        let secrets = count_by_class(&findings.secrets);
-        let summary = json!({
-            "pii": pii,
-            "secrets": secrets,
-            "injection_score": findings.injection.score,
-            "injection_signals": findings.injection.signals,
-            "tool_poisoning": findings.tool_poisoning.len(),
-        });
+        let summary = Summary {
+            pii: count_by_class(&findings.pii),
+            secrets: count_by_class(&findings.secrets),
+            injection_score: findings.injection.score,
+            injection_signals: &findings.injection.signals,
+            tool_poisoning: findings.tool_poisoning.len(),
+        };
         let principal = &input.principal;
         let resource = &input.resource;
         Row {
@@ -132,7 +142,7 @@ impl Row {
             allow: decision.allow,
             reasons: json_text(&decision.reasons),
             obligations: json_text(&decision.obligations),
-            findings: summary.to_string(),
+            findings: json_text(&summary),
             pii_count: i32::try_from(findings.pii.len()).unwrap_or(i32::MAX),
             secret_count: i32::try_from(findings.secrets.len()).unwrap_or(i32::MAX),
             injection_score: findings.injection.score,

@@ -542,3 +542,33 @@ fn the_writer_runs_on_spare_time_until_rows_pile_up() {
     audit.shutdown();
     assert_eq!(count(&dir.path().join("audit.duckdb")), 102);
 }
+
+#[test]
+fn the_findings_column_counts_classes_and_keeps_its_layout() {
+    let (mut input, decision) = decided("prompt-allowed");
+    let span = |class: &str| sluice_engine::input::Span {
+        class: class.to_string(),
+        pointer: "/content/messages/0/content".to_string(),
+        ..Default::default()
+    };
+    input.findings.pii = vec![span("email"), span("phone"), span("email")];
+    input.findings.secrets = vec![span("aws_access_key")];
+    input.findings.injection.score = 0.75;
+    input.findings.injection.signals = vec!["override".to_string(), "persona".to_string()];
+    input.findings.tool_poisoning = vec![sluice_engine::input::ToolPoisoning {
+        tool: "search".to_string(),
+        signal: "hidden_instruction".to_string(),
+    }];
+    let r = row(&input, &decision, &CallFacts::default());
+    // The text compliance queries read, key order included.
+    assert_eq!(
+        r.findings,
+        r#"{"pii":{"email":2,"phone":1},"secrets":{"aws_access_key":1},"injection_score":0.75,"injection_signals":["override","persona"],"tool_poisoning":1}"#
+    );
+    input.findings = Default::default();
+    let r = row(&input, &decision, &CallFacts::default());
+    assert_eq!(
+        r.findings,
+        r#"{"pii":{},"secrets":{},"injection_score":0.0,"injection_signals":[],"tool_poisoning":0}"#
+    );
+}
