@@ -3,7 +3,8 @@
 //! forwarded, its result decided again, both decisions audited — against the same call
 //! made directly to the same in-process MCP server, in the same run.
 //!
-//! Reports p50 and p99 of each and the overhead (target: p50 ≤ 200 µs).
+//! Reports p50 and p99 of each and the overhead (target: p50 ≤ 200 µs), and the gateway's
+//! CPU time per call (the audit writer's share apart).
 //!
 //! Run: `cargo bench -p sluice-server --bench mcp_proxy` (`SLUICE_MCP_CALLS` sets the
 //! number of measured calls, default 3,000).
@@ -114,8 +115,22 @@ async fn rpc(
     )
 }
 
-/// Latencies of `calls` sequential `tools/call`s of `tool` at `url` (after a warm-up).
-async fn measure(client: &reqwest::Client, url: &str, tool: &str, calls: usize) -> Vec<Duration> {
+/// The CPU time a process spent over the timed calls, per call: all of it, and the audit
+/// writer thread's share, in microseconds.
+struct Cpu {
+    per_call_us: f64,
+    writer_us: f64,
+}
+
+/// Latencies of `calls` sequential `tools/call`s of `tool` at `url` (after a warm-up), and
+/// the CPU time process `pid` spent on them, when given.
+async fn measure(
+    client: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    calls: usize,
+    pid: Option<u32>,
+) -> (Vec<Duration>, Option<Cpu>) {
     let (_, session) = rpc(
         client,
         url,
@@ -132,6 +147,13 @@ async fn measure(client: &reqwest::Client, url: &str, tool: &str, calls: usize) 
         let (answer, _) = rpc(client, url, Some(&session), &call).await;
         assert!(answer.get("result").is_some(), "{answer}");
     }
+    let cpu = |pid: u32| {
+        (
+            common::cpu_seconds(&Path::new("/proc").join(pid.to_string()).join("stat")),
+            common::thread_cpu_seconds(pid, "sluice-audit"),
+        )
+    };
+    let before = pid.map(cpu);
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
@@ -139,7 +161,14 @@ async fn measure(client: &reqwest::Client, url: &str, tool: &str, calls: usize) 
         samples.push(started.elapsed());
         assert!(answer.get("result").is_some(), "{answer}");
     }
-    samples
+    let spent = pid.zip(before).map(|(pid, (process, writer))| {
+        let (process_after, writer_after) = cpu(pid);
+        Cpu {
+            per_call_us: (process_after - process) * 1e6 / calls as f64,
+            writer_us: (writer_after - writer) * 1e6 / calls as f64,
+        }
+    });
+    (samples, spent)
 }
 
 fn main() {
@@ -159,12 +188,20 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let gateway = start_gateway(dir.path(), &upstream_url);
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut direct = measure(&client, &format!("{upstream_url}/mcp"), "get_issue", calls).await;
-        let mut through = measure(
+        let (mut direct, _) = measure(
+            &client,
+            &format!("{upstream_url}/mcp"),
+            "get_issue",
+            calls,
+            None,
+        )
+        .await;
+        let (mut through, cpu) = measure(
             &client,
             &format!("{}/mcp/github", gateway.base),
             "get_issue",
             calls,
+            Some(gateway.child.id()),
         )
         .await;
         let (d50, d99) = common::p50_p99(&mut direct);
@@ -185,6 +222,12 @@ fn main() {
             us(t50) - us(d50),
             us(t99) - us(d99)
         );
+        if let Some(cpu) = cpu {
+            println!(
+                "mcp gateway CPU per call: {:.0} us, of which the audit writer {:.0} us (clock-tick resolution)",
+                cpu.per_call_us, cpu.writer_us
+            );
+        }
         drop(gateway);
         // Where the time goes: the two decisions of each call, as the audit trail timed them.
         let audit = duckdb::Connection::open(dir.path().join("audit.duckdb")).unwrap();
