@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::input::{DecisionInput, Span};
 
+mod gate;
 pub mod injection;
 pub mod model;
 pub mod poisoning;

@@ -16,6 +16,8 @@ use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::MixedScript;
 
+use super::gate::Gate;
+
 /// Where a text comes from: what the caller typed, or content that reached the model from
 /// elsewhere (documents, tool output), where instructions addressed to the model are
 /// themselves suspicious.
@@ -419,32 +421,70 @@ const CORE: &[&str] = &[
     "exfiltration",
 ];
 
+/// The longest text a group's gate is asked about. A short text costs each regex its
+/// fixed overhead more than its scan, which the gate saves (200 B tool result: 7.0 -> 5.2
+/// us); on a long one the regexes' own prefilters (Teddy, a few literals each) scan faster
+/// than one search for all the groups' prefixes (4 KB prompt: 32 -> 36 us with the gate).
+const GATED_TEXT: usize = 1024;
+
+/// A group of rules: their regexes, and the gate that says which of them may match a text.
+struct Group {
+    regexes: Vec<Regex>,
+    gate: Gate,
+}
+
+impl Group {
+    fn compile(rules: &[Rule]) -> Option<Group> {
+        let patterns: Vec<&str> = rules.iter().map(|r| r.pattern).collect();
+        Some(Group {
+            regexes: patterns
+                .iter()
+                .map(|p| Regex::new(p))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?,
+            gate: Gate::new(&patterns),
+        })
+    }
+
+    /// The indices of the rules that match `text`, among those `wanted` selects.
+    fn matching(&self, text: &str, wanted: impl Fn(usize) -> bool) -> Vec<usize> {
+        let may = (text.len() <= GATED_TEXT).then(|| self.gate.candidates(text));
+        self.regexes
+            .iter()
+            .enumerate()
+            .filter(|(i, regex)| {
+                wanted(*i)
+                    && may
+                        .as_ref()
+                        .is_none_or(|may| may.get(*i).copied().unwrap_or(true))
+                    && regex.is_match(text)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
 struct Compiled {
-    rules: Vec<Regex>,
-    multilingual: Vec<Regex>,
-    other_scripts: Vec<Regex>,
-    raw: Vec<Regex>,
-    untrusted: Vec<Regex>,
+    rules: Group,
+    multilingual: Group,
+    other_scripts: Group,
+    raw: Group,
+    untrusted: Group,
     fake_turn: Regex,
     squashed: Regex,
 }
 
 static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
     // One regex per rule rather than one set: each gets its own literal prefilter, which
-    // skips text without the rule's first words far faster than a combined automaton.
-    let compile = |rules: &[Rule]| {
-        rules
-            .iter()
-            .map(|r| Regex::new(r.pattern))
-            .collect::<Result<Vec<_>, _>>()
-            .ok()
-    };
+    // skips text without the rule's first words far faster than a combined automaton. A
+    // group's gate finds the rules whose first words occur in one pass, so a text is not
+    // scanned once per rule.
     Some(Compiled {
-        rules: compile(RULES)?,
-        multilingual: compile(MULTILINGUAL_RULES)?,
-        other_scripts: compile(OTHER_SCRIPT_RULES)?,
-        raw: compile(RAW_RULES)?,
-        untrusted: compile(UNTRUSTED_RULES)?,
+        rules: Group::compile(RULES)?,
+        multilingual: Group::compile(MULTILINGUAL_RULES)?,
+        other_scripts: Group::compile(OTHER_SCRIPT_RULES)?,
+        raw: Group::compile(RAW_RULES)?,
+        untrusted: Group::compile(UNTRUSTED_RULES)?,
         fake_turn: Regex::new(FAKE_TURN.pattern).ok()?,
         squashed: Regex::new(SQUASHED).ok()?,
     })
@@ -872,14 +912,9 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
         return Assessment::default();
     };
     let matches = |text: &str, core_only: bool| -> Vec<usize> {
-        compiled
-            .rules
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !core_only || RULES.get(*i).is_some_and(|r| CORE.contains(&r.name)))
-            .filter(|(_, r)| r.is_match(text))
-            .map(|(i, _)| i)
-            .collect()
+        compiled.rules.matching(text, |i| {
+            !core_only || RULES.get(i).is_some_and(|r| CORE.contains(&r.name))
+        })
     };
     let plain_text = plain(raw);
     let mut found_plain = false;
@@ -892,14 +927,15 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     // The rules of other languages, on a text made plain and on whether its source was ASCII.
     let other_languages = |plain: &Plain, ascii: bool| -> Vec<&'static Rule> {
         let native = plain.native.as_deref().unwrap_or(&plain.text);
-        let latin = MULTILINGUAL_RULES.iter().zip(&compiled.multilingual);
-        let other = OTHER_SCRIPT_RULES.iter().zip(&compiled.other_scripts);
-        let other = other.filter(|_| !ascii);
-        latin
-            .chain(other)
-            .filter(|(_, regex)| regex.is_match(native))
-            .map(|(rule, _)| rule)
-            .collect()
+        let latin = compiled.multilingual.matching(native, |_| true);
+        let latin = latin.into_iter().filter_map(|i| MULTILINGUAL_RULES.get(i));
+        let other = if ascii {
+            Vec::new()
+        } else {
+            compiled.other_scripts.matching(native, |_| true)
+        };
+        let other = other.into_iter().filter_map(|i| OTHER_SCRIPT_RULES.get(i));
+        latin.chain(other).collect()
     };
     for rule in other_languages(&plain_text, raw.is_ascii()) {
         add(&mut signals, rule.name, weight(rule, origin));
@@ -944,14 +980,17 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
             .filter_map(|i| RULES.get(i));
         reveal(&mut signals, obfuscation, hits, origin);
     }
-    for (rule, regex) in RAW_RULES.iter().zip(&compiled.raw) {
-        if regex.is_match(raw) {
-            add(&mut signals, rule.name, weight(rule, origin));
-        }
+    for rule in compiled
+        .raw
+        .matching(raw, |_| true)
+        .into_iter()
+        .filter_map(|i| RAW_RULES.get(i))
+    {
+        add(&mut signals, rule.name, weight(rule, origin));
     }
     if origin == Origin::Untrusted {
-        let plain_rules = UNTRUSTED_RULES.iter().zip(&compiled.untrusted);
-        for (rule, _) in plain_rules.filter(|(_, regex)| regex.is_match(&plain_text.text)) {
+        let hits = compiled.untrusted.matching(&plain_text.text, |_| true);
+        for rule in hits.into_iter().filter_map(|i| UNTRUSTED_RULES.get(i)) {
             add(&mut signals, rule.name, rule.weight);
         }
         let mut turns = compiled.fake_turn.captures_iter(raw);
@@ -1320,5 +1359,74 @@ mod tests {
                 assess(text, Origin::User)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    /// Every rule group's gated matching against running every regex, on each text of the
+    /// evaluation sets (made plain, as the rules see it, and raw) and on their variants.
+    #[test]
+    fn the_gates_never_skip_a_rule_that_matches() {
+        let Some(compiled) = COMPILED.as_ref() else {
+            panic!("the rules compile");
+        };
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/inspect");
+        let mut texts = Vec::new();
+        for name in [
+            "injection-eval.jsonl",
+            "injection-untrusted-eval.jsonl",
+            "injection-spikee-eval.jsonl",
+            "injection-pyrit-eval.jsonl",
+            "injection-multilingual-benign.jsonl",
+        ] {
+            let data = std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_default();
+            for line in data.lines() {
+                let row: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                if let Some(text) = row["text"].as_str() {
+                    texts.push(text.to_string());
+                }
+            }
+        }
+        assert!(texts.len() > 3_000, "{} texts", texts.len());
+        let groups = [
+            &compiled.rules,
+            &compiled.multilingual,
+            &compiled.other_scripts,
+            &compiled.raw,
+            &compiled.untrusted,
+        ];
+        let mut hits = 0;
+        for text in &texts {
+            let plain_text = plain(text);
+            let mut seen = vec![
+                text.clone(),
+                leet(&plain_text.text),
+                rot13(&plain_text.text),
+            ];
+            seen.extend(plain_text.native.clone());
+            seen.push(plain_text.text);
+            for text in &seen {
+                for group in groups {
+                    let every: Vec<usize> = group
+                        .regexes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, regex)| regex.is_match(text))
+                        .map(|(i, _)| i)
+                        .collect();
+                    assert_eq!(group.matching(text, |_| true), every, "{text}");
+                    // The gate itself, on texts of every length (`matching` asks it only
+                    // about short ones).
+                    let may = group.gate.candidates(text);
+                    assert!(every.iter().all(|&i| may.get(i) == Some(&true)), "{text}");
+                    hits += every.len();
+                }
+            }
+        }
+        // The sets hold attacks: the comparison covers rules that match, not only misses.
+        assert!(hits > 1_000, "{hits} matches");
     }
 }
