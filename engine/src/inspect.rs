@@ -20,6 +20,7 @@ use crate::input::{DecisionInput, Span};
 mod gate;
 pub mod injection;
 pub mod model;
+mod nfkc;
 pub mod poisoning;
 pub mod validate;
 

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use unicode_normalization::UnicodeNormalization;
 use unicode_security::MixedScript;
 
 use super::gate::Gate;
@@ -529,6 +528,30 @@ fn fold(c: char) -> char {
         .unwrap_or(c)
 }
 
+/// Whether a word of letters mixes ASCII letters with letters of another script: Cyrillic
+/// or Greek letters among Latin ones are, accented Latin letters beside ASCII ones
+/// ("Révèle") are not.
+fn mixed_script(word: &str) -> bool {
+    // Words of one kind of letters (all ASCII, or none: most words of Cyrillic or Greek
+    // text) are settled by their bytes, without a Unicode lookup per letter.
+    if word.is_ascii() || !word.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return false;
+    }
+    let (mut ascii, mut other) = (false, false);
+    for c in word.chars() {
+        match c {
+            c if c.is_ascii_alphabetic() => ascii = true,
+            // Latin-1 and Latin Extended-A and -B letters (× and ÷ are not letters) are
+            // Latin: they never make a word mixed, which spares the script lookups for
+            // the accented words of European languages.
+            '\u{C0}'..='\u{24F}' if c != '\u{D7}' && c != '\u{F7}' => {}
+            c if c.is_alphabetic() => other = true,
+            _ => return false,
+        }
+    }
+    ascii && other && !word.is_single_script()
+}
+
 /// What the raw text shows of obfuscation, and the plain text.
 struct Plain {
     text: String,
@@ -604,7 +627,7 @@ fn plain(raw: &str) -> Plain {
     let mut folded_any = false;
     let mut tags = String::new();
     let (mut zero_width, mut bidi) = (0, 0);
-    for c in raw.nfkc() {
+    for c in super::nfkc::chars(raw) {
         match c {
             '\u{E0000}'..='\u{E007F}' => {
                 // Unicode tag characters mirror ASCII invisibly.
@@ -622,23 +645,17 @@ fn plain(raw: &str) -> Plain {
                 native.push(c);
                 // Folding computes a character's skeleton; a text uses few distinct
                 // characters, each folded once.
-                let folded = *folds.entry(c).or_insert_with(|| fold(c));
+                let folded = if c.is_ascii() {
+                    c
+                } else {
+                    *folds.entry(c).or_insert_with(|| fold(c))
+                };
                 folded_any |= folded != c;
                 text.push(folded);
             }
         }
     }
-    let mixed_script_words = raw
-        .split_whitespace()
-        .filter(|w| {
-            // Accented Latin letters beside ASCII ones are one script ("Révèle"); Cyrillic
-            // or Greek letters among Latin ones are not.
-            w.chars().any(|c| c.is_ascii_alphabetic())
-                && w.chars().any(|c| c.is_alphabetic() && !c.is_ascii())
-                && w.chars().all(char::is_alphabetic)
-                && !w.is_single_script()
-        })
-        .count();
+    let mixed_script_words = raw.split_whitespace().filter(|w| mixed_script(w)).count();
     Plain {
         text: collapse(&text),
         native: folded_any.then(|| collapse(&native)),
@@ -1365,6 +1382,24 @@ mod tests {
 #[cfg(test)]
 mod gate_tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The fast path of `mixed_script` against its definition.
+        #[test]
+        fn mixed_script_is_the_plain_definition(
+            chars in proptest::collection::vec(proptest::sample::select(vec![
+                'a', 'Z', 'o', '1', '-', 'é', 'È', 'ß', 'ø', 'ł', 'ǅ', '\u{24F}', '\u{250}', '×',
+                '÷', 'а', 'о', 'Ω', 'ο', '\u{301}', 'ع', '中', 'ー', '\u{200B}',
+            ]), 1..8)
+        ) {
+            let word: String = chars.into_iter().collect();
+            let definition = word.chars().any(|c| c.is_ascii_alphabetic())
+                && word.chars().any(|c| c.is_alphabetic() && !c.is_ascii())
+                && word.chars().all(char::is_alphabetic)
+                && !word.is_single_script();
+            proptest::prop_assert_eq!(mixed_script(&word), definition, "{}", word);
+        }
+    }
 
     /// Every rule group's gated matching against running every regex, on each text of the
     /// evaluation sets (made plain, as the rules see it, and raw) and on their variants.

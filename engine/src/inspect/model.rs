@@ -11,8 +11,6 @@
 
 use std::sync::LazyLock;
 
-use unicode_normalization::UnicodeNormalization;
-
 struct Model {
     bias: f32,
     weights: Vec<f32>,
@@ -171,7 +169,9 @@ fn score(model: &Model, text: &str) -> f64 {
                 .filter(|w| !w.is_empty());
             features(words, &mut count);
         } else {
-            let lower: String = text.nfkc().flat_map(char::to_lowercase).collect();
+            let lower: String = super::nfkc::chars(text)
+                .flat_map(char::to_lowercase)
+                .collect();
             let words = lower
                 .split(|c: char| !c.is_alphanumeric())
                 .filter(|w| !w.is_empty())
