@@ -408,20 +408,15 @@ async fn audit_cost(dir: &Path, upstream: &str, length: Duration) -> (Vec<Round>
         let gateway = start_gateway(&dir, upstream, audit && !noise_only);
         let url = format!("{}/v1/chat/completions", gateway.base);
         fixed_rate(&url, 2000, Duration::from_secs(1)).await;
-        let pid = gateway.child.id();
-        let stat = Path::new("/proc").join(pid.to_string()).join("stat");
-        let (process, writer) = (
-            common::cpu_seconds(&stat),
-            common::thread_cpu_seconds(pid, "sluice-audit"),
-        );
+        let cpu = common::GatewayCpu::now(gateway.child.id());
         let (p50, p99, failed) = fixed_rate(&url, 2000, length).await;
         assert_eq!(failed, 0, "calls failed at 2000 req/s, audit {audit}");
-        let calls = 2000.0 * length.as_secs_f64();
+        let (cpu_us, writer_us) = cpu.per_call_since(2000.0 * length.as_secs_f64());
         if audit { &mut on } else { &mut off }.push(Round {
             p50,
             p99,
-            cpu_us: (common::cpu_seconds(&stat) - process) * 1e6 / calls,
-            writer_us: (common::thread_cpu_seconds(pid, "sluice-audit") - writer) * 1e6 / calls,
+            cpu_us,
+            writer_us,
         });
     }
     (on, off)

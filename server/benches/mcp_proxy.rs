@@ -115,22 +115,16 @@ async fn rpc(
     )
 }
 
-/// The CPU time a process spent over the timed calls, per call: all of it, and the audit
-/// writer thread's share, in microseconds.
-struct Cpu {
-    per_call_us: f64,
-    writer_us: f64,
-}
-
 /// Latencies of `calls` sequential `tools/call`s of `tool` at `url` (after a warm-up), and
-/// the CPU time process `pid` spent on them, when given.
+/// the CPU time gateway `pid` spent on them per call, when given (all of it, and the audit
+/// writer's share, in microseconds).
 async fn measure(
     client: &reqwest::Client,
     url: &str,
     tool: &str,
     calls: usize,
     pid: Option<u32>,
-) -> (Vec<Duration>, Option<Cpu>) {
+) -> (Vec<Duration>, Option<(f64, f64)>) {
     let (_, session) = rpc(
         client,
         url,
@@ -147,13 +141,7 @@ async fn measure(
         let (answer, _) = rpc(client, url, Some(&session), &call).await;
         assert!(answer.get("result").is_some(), "{answer}");
     }
-    let cpu = |pid: u32| {
-        (
-            common::cpu_seconds(&Path::new("/proc").join(pid.to_string()).join("stat")),
-            common::thread_cpu_seconds(pid, "sluice-audit"),
-        )
-    };
-    let before = pid.map(cpu);
+    let before = pid.map(common::GatewayCpu::now);
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
@@ -161,13 +149,7 @@ async fn measure(
         samples.push(started.elapsed());
         assert!(answer.get("result").is_some(), "{answer}");
     }
-    let spent = pid.zip(before).map(|(pid, (process, writer))| {
-        let (process_after, writer_after) = cpu(pid);
-        Cpu {
-            per_call_us: (process_after - process) * 1e6 / calls as f64,
-            writer_us: (writer_after - writer) * 1e6 / calls as f64,
-        }
-    });
+    let spent = before.map(|cpu| cpu.per_call_since(calls as f64));
     (samples, spent)
 }
 
@@ -222,10 +204,9 @@ fn main() {
             us(t50) - us(d50),
             us(t99) - us(d99)
         );
-        if let Some(cpu) = cpu {
+        if let Some((per_call, writer)) = cpu {
             println!(
-                "mcp gateway CPU per call: {:.0} us, of which the audit writer {:.0} us (clock-tick resolution)",
-                cpu.per_call_us, cpu.writer_us
+                "mcp gateway CPU per call: {per_call:.0} us, of which the audit writer {writer:.0} us (clock-tick resolution)"
             );
         }
         drop(gateway);

@@ -58,11 +58,7 @@ pub fn cpu_seconds(stat: &std::path::Path) -> f64 {
 }
 
 /// CPU seconds of the threads of process `pid` named `name` (their `comm`).
-#[allow(
-    dead_code,
-    reason = "not every harness that includes this module measures CPU time"
-)]
-pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
+fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
     let tasks = std::path::PathBuf::from(format!("/proc/{pid}/task"));
     std::fs::read_dir(&tasks)
         .into_iter()
@@ -73,6 +69,48 @@ pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
         })
         .map(|task| cpu_seconds(&task.path().join("stat")))
         .sum()
+}
+
+/// The CPU time a `sluice` process has spent so far: all of it, and its audit writer
+/// thread's.
+#[allow(
+    dead_code,
+    reason = "not every harness that includes this module measures CPU time"
+)]
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayCpu {
+    pid: u32,
+    process: f64,
+    writer: f64,
+}
+
+#[allow(
+    dead_code,
+    reason = "not every harness that includes this module measures CPU time"
+)]
+impl GatewayCpu {
+    /// The CPU time process `pid` has spent so far.
+    pub fn now(pid: u32) -> GatewayCpu {
+        GatewayCpu {
+            pid,
+            process: cpu_seconds(
+                &std::path::Path::new("/proc")
+                    .join(pid.to_string())
+                    .join("stat"),
+            ),
+            writer: thread_cpu_seconds(pid, "sluice-audit"),
+        }
+    }
+
+    /// Microseconds of CPU per call spent since `self` over `calls` calls: all of it, and
+    /// the audit writer's share.
+    pub fn per_call_since(self, calls: f64) -> (f64, f64) {
+        let now = GatewayCpu::now(self.pid);
+        (
+            (now.process - self.process) * 1e6 / calls,
+            (now.writer - self.writer) * 1e6 / calls,
+        )
+    }
 }
 
 /// Starts `sluice serve --config CONFIG` (the binary of this build) and waits for it to
