@@ -42,6 +42,60 @@ pub(crate) fn given<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a
     body.get(field).filter(|v| !v.is_null())
 }
 
+pub(crate) use to_anthropic::data_url;
+
+/// A `function` tool of an OpenAI request: what each provider's tool list is made from.
+pub(crate) struct FunctionTool<'a> {
+    /// `function.name`.
+    pub name: &'a str,
+    /// `function.description`, when it is a string.
+    pub description: Option<&'a str>,
+    /// `function.parameters`, or an object schema without properties when it is absent.
+    pub parameters: Value,
+}
+
+/// The `tools` of an OpenAI request, each checked to be a `function` with a name; `to`
+/// names, in the error, the provider that takes no other kind.
+pub(crate) fn function_tools<'a>(
+    body: &'a Map<String, Value>,
+    to: &str,
+) -> Result<Vec<FunctionTool<'a>>, BadRequest> {
+    let tools = match given(body, "tools") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(bad("`tools` must be an array", "tools")),
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            if tool.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(bad(
+                    format!("only tools of type `function` can be sent to {to}"),
+                    format!("tools[{i}].type"),
+                ));
+            }
+            let function = tool.get("function");
+            let Some(name) = str_of(function, "name") else {
+                return Err(bad(
+                    "a tool needs a string `function.name`",
+                    format!("tools[{i}].function.name"),
+                ));
+            };
+            let parameters = function
+                .and_then(|f| f.get("parameters"))
+                .filter(|p| p.is_object())
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            Ok(FunctionTool {
+                name,
+                description: str_of(function, "description"),
+                parameters,
+            })
+        })
+        .collect()
+}
+
 /// OpenAI's sampling parameters, checked, as Anthropic and Bedrock's Converse take them
 /// (each under its own names).
 #[derive(Debug, Default)]
@@ -122,9 +176,10 @@ fn stop_reason(finish_reason: Option<&str>) -> &'static str {
     }
 }
 
-/// OpenAI's `usage` for Anthropic's: `prompt_tokens` counts cached tokens too, as OpenAI's
-/// does, and the cache reads show as `prompt_tokens_details.cached_tokens`.
-fn openai_usage(usage: &Usage) -> Value {
+/// OpenAI's `usage` for Anthropic's (or Converse's, read into the same struct):
+/// `prompt_tokens` counts cached tokens too, as OpenAI's does, and the cache reads show as
+/// `prompt_tokens_details.cached_tokens`.
+pub(crate) fn openai_usage(usage: &Usage) -> Value {
     let prompt = usage.prompt_tokens();
     let mut out = Map::new();
     out.insert("prompt_tokens".into(), json!(prompt));

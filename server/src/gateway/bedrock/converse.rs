@@ -17,6 +17,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::sigv4::encode_path_segment;
+use crate::gateway::anthropic::Usage;
 use crate::gateway::error::Kind;
 use crate::gateway::openai::{self, BadRequest};
 use crate::gateway::translate::{self, bad, given, str_of};
@@ -56,12 +57,6 @@ fn tool_id(id: &str) -> String {
             }
         })
         .collect()
-}
-
-/// `data:<media type>;base64,<data>` split into its media type and data.
-fn data_url(url: &str) -> Option<(&str, &str)> {
-    let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
-    Some((meta.strip_suffix(";base64")?, data))
 }
 
 fn image_format(media_type: &str) -> Option<&'static str> {
@@ -142,7 +137,7 @@ fn user_part(part: &Value, i: usize, j: usize, out: &mut Vec<Value>) -> Result<(
             };
             let param = format!("{param}.image_url.url");
             let (media_type, data) = match url {
-                Some(url) if url.starts_with("data:") => data_url(url).ok_or_else(|| {
+                Some(url) if url.starts_with("data:") => translate::data_url(url).ok_or_else(|| {
                     bad(
                         "an image data URL must be base64-encoded (`data:image/png;base64,...`)",
                         param.clone(),
@@ -175,7 +170,8 @@ fn user_part(part: &Value, i: usize, j: usize, out: &mut Vec<Value>) -> Result<(
         Some("file") => {
             let file = part.get("file");
             let param = format!("{param}.file");
-            let Some((media_type, data)) = str_of(file, "file_data").and_then(data_url) else {
+            let Some((media_type, data)) = str_of(file, "file_data").and_then(translate::data_url)
+            else {
                 return Err(bad(
                     "only files sent inline as base64 `file_data` can be passed to Bedrock",
                     param,
@@ -387,43 +383,18 @@ fn inference_config(body: &Map<String, Value>) -> Result<Map<String, Value>, Bad
 }
 
 fn tool_specs(body: &Map<String, Value>) -> Result<Vec<Value>, BadRequest> {
-    let tools = match given(body, "tools") {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => return Err(bad("`tools` must be an array", "tools")),
-    };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            if tool.get("type").and_then(Value::as_str) != Some("function") {
-                return Err(bad(
-                    "only tools of type `function` can be sent to Bedrock",
-                    format!("tools[{i}].type"),
-                ));
-            }
-            let function = tool.get("function");
-            let Some(name) = str_of(function, "name") else {
-                return Err(bad(
-                    "a tool needs a string `function.name`",
-                    format!("tools[{i}].function.name"),
-                ));
-            };
-            let mut spec = Map::new();
-            spec.insert("name".into(), json!(name));
-            // Bedrock refuses an empty description.
-            if let Some(description) = str_of(function, "description").filter(|d| !d.is_empty()) {
-                spec.insert("description".into(), json!(description));
-            }
-            let schema = function
-                .and_then(|f| f.get("parameters"))
-                .filter(|p| p.is_object())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            spec.insert("inputSchema".into(), json!({"json": schema}));
-            Ok(json!({"toolSpec": spec}))
-        })
-        .collect()
+    let tools = translate::function_tools(body, "Bedrock")?;
+    let specs = tools.into_iter().map(|tool| {
+        let mut spec = Map::new();
+        spec.insert("name".into(), json!(tool.name));
+        // Bedrock refuses an empty description.
+        if let Some(description) = tool.description.filter(|d| !d.is_empty()) {
+            spec.insert("description".into(), json!(description));
+        }
+        spec.insert("inputSchema".into(), json!({"json": tool.parameters}));
+        json!({"toolSpec": spec})
+    });
+    Ok(specs.collect())
 }
 
 /// `toolConfig`, if any. Converse has no "none" choice: with `tool_choice: "none"` the
@@ -601,51 +572,16 @@ fn finish_reason(stop_reason: Option<&str>) -> &'static str {
     }
 }
 
-/// Converse's `usage` (`inputTokens` leaves out the tokens read from or written to the
-/// prompt cache, which come separately).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Usage {
-    input: u64,
-    output: u64,
-    cache_read: Option<u64>,
-    cache_write: u64,
-}
-
-impl Usage {
-    fn of(usage: Option<&Value>) -> Usage {
-        let field = |name: &str| usage.and_then(|u| u.get(name)).and_then(Value::as_u64);
-        Usage {
-            input: field("inputTokens").unwrap_or(0),
-            output: field("outputTokens").unwrap_or(0),
-            cache_read: field("cacheReadInputTokens"),
-            cache_write: field("cacheWriteInputTokens").unwrap_or(0),
-        }
-    }
-
-    /// Every prompt token, cached or not: what OpenAI calls `prompt_tokens`.
-    fn prompt_tokens(&self) -> u64 {
-        self.input
-            .saturating_add(self.cache_write)
-            .saturating_add(self.cache_read.unwrap_or(0))
-    }
-
-    /// OpenAI's `usage`, cache reads as `prompt_tokens_details.cached_tokens`.
-    fn openai(&self) -> Value {
-        let prompt = self.prompt_tokens();
-        let mut out = Map::new();
-        out.insert("prompt_tokens".into(), json!(prompt));
-        out.insert("completion_tokens".into(), json!(self.output));
-        out.insert(
-            "total_tokens".into(),
-            json!(prompt.saturating_add(self.output)),
-        );
-        if let Some(cached) = self.cache_read {
-            out.insert(
-                "prompt_tokens_details".into(),
-                json!({"cached_tokens": cached}),
-            );
-        }
-        Value::Object(out)
+/// Converse's `usage`, in the struct Anthropic's is read into: `inputTokens` leaves out
+/// the tokens read from or written to the prompt cache, which come separately, as
+/// Anthropic's `input_tokens` does.
+fn usage_of(usage: Option<&Value>) -> Usage {
+    let field = |name: &str| usage.and_then(|u| u.get(name)).and_then(Value::as_u64);
+    Usage {
+        input: field("inputTokens").unwrap_or(0),
+        output: field("outputTokens").unwrap_or(0),
+        cache_read: field("cacheReadInputTokens"),
+        cache_creation: field("cacheWriteInputTokens").unwrap_or(0),
     }
 }
 
@@ -688,7 +624,7 @@ pub fn converse_to_openai(body: &Value, model: &str) -> Value {
             "logprobs": null,
             "finish_reason": finish_reason(str_of(Some(body), "stopReason")),
         }],
-        "usage": Usage::of(body.get("usage")).openai(),
+        "usage": translate::openai_usage(&usage_of(body.get("usage"))),
     })
 }
 

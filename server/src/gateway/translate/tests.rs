@@ -1226,3 +1226,34 @@ fn streams_survive_a_round_trip() {
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 8);
     assert_eq!(chunks.last(), Some(&json!("[DONE]")));
 }
+
+/// The tool list both Anthropic and Bedrock's is made from: the provider named in the
+/// refusal of other tool types, and an object schema for a function without parameters.
+#[test]
+fn function_tools_name_the_provider_and_default_the_schema() {
+    let body = json!({"tools": [{"type": "web_search"}]});
+    let error = function_tools(body.as_object().unwrap(), "Bedrock")
+        .err()
+        .unwrap();
+    assert_eq!(
+        error.message,
+        "only tools of type `function` can be sent to Bedrock"
+    );
+    assert_eq!(error.param.as_deref(), Some("tools[0].type"));
+    let body = json!({"tools": [
+        {"type": "function", "function": {"name": "f", "description": "d"}},
+        {"type": "function", "function": {"name": "g", "parameters": {"type": "object", "required": ["x"]}}},
+    ]});
+    let tools = function_tools(body.as_object().unwrap(), "Bedrock").unwrap();
+    let seen: Vec<_> = tools
+        .iter()
+        .map(|t| (t.name, t.description, t.parameters.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("f", Some("d"), json!({"type": "object", "properties": {}})),
+            ("g", None, json!({"type": "object", "required": ["x"]})),
+        ]
+    );
+}

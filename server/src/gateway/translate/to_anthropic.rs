@@ -172,7 +172,7 @@ pub(super) fn openai_max_tokens(body: &Map<String, Value>) -> Result<u64, BadReq
 }
 
 /// `data:<media type>;base64,<data>` split into its media type and data.
-pub(super) fn data_url(url: &str) -> Option<(&str, &str)> {
+pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
     let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
     Some((meta.strip_suffix(";base64")?, data))
 }
@@ -361,42 +361,17 @@ pub(super) fn anthropic_tool_result(message: &Value, i: usize) -> Result<Value, 
 }
 
 pub(super) fn anthropic_tools(body: &Map<String, Value>) -> Result<Vec<Value>, BadRequest> {
-    let tools = match given(body, "tools") {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => return Err(bad("`tools` must be an array", "tools")),
-    };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            if tool.get("type").and_then(Value::as_str) != Some("function") {
-                return Err(bad(
-                    "only tools of type `function` can be sent to this model's provider",
-                    format!("tools[{i}].type"),
-                ));
-            }
-            let function = tool.get("function");
-            let Some(name) = str_of(function, "name") else {
-                return Err(bad(
-                    "a tool needs a string `function.name`",
-                    format!("tools[{i}].function.name"),
-                ));
-            };
-            let mut out = Map::new();
-            out.insert("name".into(), json!(name));
-            if let Some(description) = str_of(function, "description") {
-                out.insert("description".into(), json!(description));
-            }
-            let schema = function
-                .and_then(|f| f.get("parameters"))
-                .filter(|p| p.is_object())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            out.insert("input_schema".into(), schema);
-            Ok(Value::Object(out))
-        })
-        .collect()
+    let tools = function_tools(body, "this model's provider")?;
+    let tools = tools.into_iter().map(|tool| {
+        let mut out = Map::new();
+        out.insert("name".into(), json!(tool.name));
+        if let Some(description) = tool.description {
+            out.insert("description".into(), json!(description));
+        }
+        out.insert("input_schema".into(), tool.parameters);
+        Value::Object(out)
+    });
+    Ok(tools.collect())
 }
 
 pub(super) fn anthropic_tool_choice(

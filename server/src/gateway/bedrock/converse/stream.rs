@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use sluice_engine::input::{Message, ToolCall};
 
 use super::super::eventstream::Frame;
-use super::{Usage, exception_kind, finish_reason, str_of};
+use super::{Usage, exception_kind, finish_reason, str_of, translate, usage_of};
 use crate::gateway::error::{Format, GatewayError};
 use crate::gateway::openai::{self, Answer};
 use crate::gateway::sse::data_event;
@@ -150,7 +150,7 @@ impl ConverseStreamToOpenAi {
                 out.push(self.chunk(json!({}), Some(finish_reason(Some(reason)))));
             }
             Some("metadata") => {
-                self.usage = Usage::of(event.get("usage"));
+                self.usage = usage_of(event.get("usage"));
                 self.metadata = true;
             }
             // `contentBlockStop`, and events this version does not know.
@@ -206,7 +206,7 @@ impl ConverseStreamToOpenAi {
         if self.include_usage {
             let chunk = json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": 0,
-                "model": self.model, "choices": [], "usage": self.usage.openai(),
+                "model": self.model, "choices": [], "usage": translate::openai_usage(&self.usage),
             });
             out.push(data_event(&chunk.to_string()));
         }
