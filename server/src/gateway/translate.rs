@@ -96,6 +96,107 @@ pub(crate) fn function_tools<'a>(
         .collect()
 }
 
+/// An assistant message of an OpenAI request, checked: its texts and its tool calls, as
+/// Anthropic's and Bedrock's assistant turns are made from.
+pub(crate) struct AssistantTurn<'a> {
+    /// The non-empty texts: `content` as a string, or its `text` and `refusal` parts.
+    pub texts: Vec<&'a str>,
+    /// The tool calls, in order.
+    pub calls: Vec<AssistantCall<'a>>,
+}
+
+/// A tool call of an assistant message.
+pub(crate) struct AssistantCall<'a> {
+    /// `id`, never empty.
+    pub id: &'a str,
+    /// `function.name`.
+    pub name: &'a str,
+    /// `function.arguments` as a JSON object (`{}` when absent or blank).
+    pub input: Value,
+}
+
+/// Reads the assistant message at `messages[i]`.
+pub(crate) fn assistant_turn(message: &Value, i: usize) -> Result<AssistantTurn<'_>, BadRequest> {
+    let mut texts = Vec::new();
+    match message.get("content") {
+        Some(Value::String(text)) if !text.is_empty() => texts.push(text.as_str()),
+        Some(Value::Array(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                let text = match part.get("type").and_then(Value::as_str) {
+                    Some("text") => part.get("text").and_then(Value::as_str),
+                    Some("refusal") => part.get("refusal").and_then(Value::as_str),
+                    _ => {
+                        return Err(bad(
+                            "assistant content parts must be `text` or `refusal`",
+                            format!("messages[{i}].content[{j}].type"),
+                        ));
+                    }
+                };
+                texts.extend(text.filter(|t| !t.is_empty()));
+            }
+        }
+        _ => {}
+    }
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(calls)) => calls.as_slice(),
+        Some(_) => {
+            return Err(bad(
+                "`tool_calls` must be an array",
+                format!("messages[{i}].tool_calls"),
+            ));
+        }
+    };
+    let calls = calls
+        .iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let param = format!("messages[{i}].tool_calls[{j}]");
+            let Some(id) = call
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+            else {
+                return Err(bad(
+                    "a tool call needs a string `id`",
+                    format!("{param}.id"),
+                ));
+            };
+            let function = call.get("function");
+            let Some(name) = str_of(function, "name") else {
+                return Err(bad(
+                    "a tool call needs a string `function.name`",
+                    format!("{param}.function.name"),
+                ));
+            };
+            let input = call_arguments(function.and_then(|f| f.get("arguments")), &param)?;
+            Ok(AssistantCall { id, name, input })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(AssistantTurn { texts, calls })
+}
+
+/// Tool call arguments (a JSON string, or an object) as an input object; `param` names the
+/// call in the error.
+fn call_arguments(arguments: Option<&Value>, param: &str) -> Result<Value, BadRequest> {
+    let refused = || {
+        bad(
+            "tool call arguments must be a JSON object encoded as a string",
+            format!("{param}.function.arguments"),
+        )
+    };
+    match arguments {
+        None | Some(Value::Null) => Ok(json!({})),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(json!({})),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => Ok(value),
+            _ => Err(refused()),
+        },
+        Some(value @ Value::Object(_)) => Ok(value.clone()),
+        Some(_) => Err(refused()),
+    }
+}
+
 /// OpenAI's sampling parameters, checked, as Anthropic and Bedrock's Converse take them
 /// (each under its own names).
 #[derive(Debug, Default)]

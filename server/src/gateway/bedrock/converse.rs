@@ -228,82 +228,13 @@ fn user_blocks(content: Option<&Value>, i: usize) -> Result<Vec<Value>, BadReque
     }
 }
 
-/// Tool call arguments (a JSON string) as a `toolUse` input object.
-fn tool_input(arguments: Option<&Value>, param: &str) -> Result<Value, BadRequest> {
-    let refused = || {
-        bad(
-            "tool call arguments must be a JSON object encoded as a string",
-            format!("{param}.function.arguments"),
-        )
-    };
-    match arguments {
-        None | Some(Value::Null) => Ok(json!({})),
-        Some(Value::String(text)) if text.trim().is_empty() => Ok(json!({})),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-            Ok(value @ Value::Object(_)) => Ok(value),
-            _ => Err(refused()),
-        },
-        Some(value @ Value::Object(_)) => Ok(value.clone()),
-        Some(_) => Err(refused()),
-    }
-}
-
 fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, BadRequest> {
-    let mut blocks = Vec::new();
-    match message.get("content") {
-        Some(Value::String(text)) if !text.is_empty() => blocks.push(json!({"text": text})),
-        Some(Value::Array(parts)) => {
-            for (j, part) in parts.iter().enumerate() {
-                let text = match part.get("type").and_then(Value::as_str) {
-                    Some("text") => part.get("text").and_then(Value::as_str),
-                    Some("refusal") => part.get("refusal").and_then(Value::as_str),
-                    _ => {
-                        return Err(bad(
-                            "assistant content parts must be `text` or `refusal`",
-                            format!("messages[{i}].content[{j}].type"),
-                        ));
-                    }
-                };
-                if let Some(text) = text.filter(|t| !t.is_empty()) {
-                    blocks.push(json!({"text": text}));
-                }
-            }
-        }
-        _ => {}
-    }
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => &[][..],
-        Some(Value::Array(calls)) => calls.as_slice(),
-        Some(_) => {
-            return Err(bad(
-                "`tool_calls` must be an array",
-                format!("messages[{i}].tool_calls"),
-            ));
-        }
-    };
-    for (j, call) in calls.iter().enumerate() {
-        let param = format!("messages[{i}].tool_calls[{j}]");
-        let Some(id) = call
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-        else {
-            return Err(bad(
-                "a tool call needs a string `id`",
-                format!("{param}.id"),
-            ));
-        };
-        let function = call.get("function");
-        let Some(name) = str_of(function, "name") else {
-            return Err(bad(
-                "a tool call needs a string `function.name`",
-                format!("{param}.function.name"),
-            ));
-        };
-        let input = tool_input(function.and_then(|f| f.get("arguments")), &param)?;
-        blocks.push(json!({"toolUse": {"toolUseId": tool_id(id), "name": name, "input": input}}));
-    }
-    Ok(blocks)
+    let turn = translate::assistant_turn(message, i)?;
+    let texts = turn.texts.into_iter().map(|text| json!({"text": text}));
+    let calls = turn.calls.into_iter().map(|call| {
+        json!({"toolUse": {"toolUseId": tool_id(call.id), "name": call.name, "input": call.input}})
+    });
+    Ok(texts.chain(calls).collect())
 }
 
 fn tool_result(message: &Value, i: usize) -> Result<Value, BadRequest> {

@@ -285,6 +285,18 @@ fn openai_requests_anthropic_cannot_serve_are_refused_by_parameter() {
             ]}]}),
             "messages[1].content[0].type",
         ),
+        // As Bedrock's translation refuses them: calls that are not a list, and a call
+        // without an id (Anthropic requires one to pair its result with).
+        (
+            json!({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": {}}]}),
+            "messages[1].tool_calls",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [
+                {"id": "", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ]}]}),
+            "messages[1].tool_calls[0].id",
+        ),
         (
             json!({"messages": [{"role": "tool", "content": "r"}]}),
             "messages[0].tool_call_id",

@@ -264,79 +264,25 @@ pub(super) fn anthropic_id(id: &str) -> String {
 }
 
 pub(super) fn anthropic_assistant(message: &Value, i: usize) -> Result<Option<Value>, BadRequest> {
-    let mut blocks = Vec::new();
-    match message.get("content") {
-        Some(Value::String(text)) if !text.is_empty() => {
-            blocks.push(json!({"type": "text", "text": text}));
-        }
-        Some(Value::Array(parts)) => {
-            for (j, part) in parts.iter().enumerate() {
-                let text = match part.get("type").and_then(Value::as_str) {
-                    Some("text") => part.get("text").and_then(Value::as_str),
-                    Some("refusal") => part.get("refusal").and_then(Value::as_str),
-                    _ => {
-                        return Err(bad(
-                            "assistant content parts must be `text` or `refusal`",
-                            format!("messages[{i}].content[{j}].type"),
-                        ));
-                    }
-                };
-                if let Some(text) = text.filter(|t| !t.is_empty()) {
-                    blocks.push(json!({"type": "text", "text": text}));
-                }
-            }
-        }
-        _ => {}
+    let turn = assistant_turn(message, i)?;
+    // A plain text answer stays a string, as it came.
+    if let (Some(Value::String(text)), true) = (message.get("content"), turn.calls.is_empty())
+        && !text.is_empty()
+    {
+        return Ok(Some(json!({"role": "assistant", "content": text})));
     }
-    let calls = match message.get("tool_calls") {
-        Some(Value::Array(calls)) => calls.as_slice(),
-        _ => &[],
-    };
-    for (j, call) in calls.iter().enumerate() {
-        let param = format!("messages[{i}].tool_calls[{j}]");
-        let Some(id) = call.get("id").and_then(Value::as_str) else {
-            return Err(bad(
-                "a tool call needs a string `id`",
-                format!("{param}.id"),
-            ));
-        };
-        let function = call.get("function");
-        let Some(name) = str_of(function, "name") else {
-            return Err(bad(
-                "a tool call needs a string `function.name`",
-                format!("{param}.function.name"),
-            ));
-        };
-        let input = match function.and_then(|f| f.get("arguments")) {
-            None | Some(Value::Null) => json!({}),
-            Some(Value::String(text)) if text.trim().is_empty() => json!({}),
-            Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-                Ok(value @ Value::Object(_)) => value,
-                _ => {
-                    return Err(bad(
-                        "tool call arguments must be a JSON object encoded as a string",
-                        format!("{param}.function.arguments"),
-                    ));
-                }
-            },
-            Some(value @ Value::Object(_)) => value.clone(),
-            Some(_) => {
-                return Err(bad(
-                    "tool call arguments must be a JSON object encoded as a string",
-                    format!("{param}.function.arguments"),
-                ));
-            }
-        };
-        blocks.push(
-            json!({"type": "tool_use", "id": anthropic_id(id), "name": name, "input": input}),
-        );
+    let texts = turn
+        .texts
+        .into_iter()
+        .map(|text| json!({"type": "text", "text": text}));
+    let calls = turn.calls.into_iter().map(|call| {
+        json!({"type": "tool_use", "id": anthropic_id(call.id), "name": call.name, "input": call.input})
+    });
+    let blocks: Vec<Value> = texts.chain(calls).collect();
+    if blocks.is_empty() {
+        return Ok(None);
     }
-    let content = match (message.get("content"), calls.is_empty()) {
-        (Some(Value::String(text)), true) if !text.is_empty() => Value::String(text.clone()),
-        _ if blocks.is_empty() => return Ok(None),
-        _ => Value::Array(blocks),
-    };
-    Ok(Some(json!({"role": "assistant", "content": content})))
+    Ok(Some(json!({"role": "assistant", "content": blocks})))
 }
 
 pub(super) fn anthropic_tool_result(message: &Value, i: usize) -> Result<Value, BadRequest> {
