@@ -96,6 +96,86 @@ pub(crate) fn function_tools<'a>(
         .collect()
 }
 
+/// A content part of an OpenAI request's message, checked: what Anthropic's and Bedrock's
+/// content blocks are made from.
+pub(crate) enum UserPart<'a> {
+    /// A `text` part (possibly empty).
+    Text(&'a str),
+    /// An `image_url` part holding a base64 data URL.
+    InlineImage { media_type: &'a str, data: &'a str },
+    /// An `image_url` part holding an http(s) link.
+    LinkedImage(&'a str),
+    /// A `file` part with base64 `file_data`.
+    File {
+        media_type: &'a str,
+        data: &'a str,
+        filename: Option<&'a str>,
+    },
+}
+
+/// Reads the content part that `param` names (`messages[0].content[1]`); `to` names, in
+/// the error, the provider that cannot take a part of another kind.
+pub(crate) fn user_part<'a>(
+    part: &'a Value,
+    param: &str,
+    to: &str,
+) -> Result<UserPart<'a>, BadRequest> {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => match part.get("text") {
+            Some(Value::String(text)) => Ok(UserPart::Text(text)),
+            _ => Err(bad(
+                "a text part needs a string `text`",
+                format!("{param}.text"),
+            )),
+        },
+        Some("image_url") => {
+            let url = match part.get("image_url") {
+                Some(Value::String(url)) => Some(url.as_str()),
+                other => str_of(other, "url"),
+            };
+            let param = format!("{param}.image_url.url");
+            match url {
+                Some(url) if url.starts_with("data:") => match data_url(url) {
+                    Some((media_type, data)) => Ok(UserPart::InlineImage { media_type, data }),
+                    None => Err(bad(
+                        "an image data URL must be base64-encoded (`data:image/png;base64,...`)",
+                        param,
+                    )),
+                },
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    Ok(UserPart::LinkedImage(url))
+                }
+                _ => Err(bad(
+                    "an image needs a base64 data URL (`data:image/png;base64,...`) or an http(s) link",
+                    param,
+                )),
+            }
+        }
+        Some("file") => {
+            let file = part.get("file");
+            match str_of(file, "file_data").and_then(data_url) {
+                Some((media_type, data)) => Ok(UserPart::File {
+                    media_type,
+                    data,
+                    filename: str_of(file, "filename"),
+                }),
+                None => Err(bad(
+                    format!("only files sent inline as base64 `file_data` can be passed to {to}"),
+                    format!("{param}.file"),
+                )),
+            }
+        }
+        Some(other) => Err(bad(
+            format!("content parts of type `{other}` cannot be sent to {to}"),
+            format!("{param}.type"),
+        )),
+        None => Err(bad(
+            "each content part needs a string `type`",
+            format!("{param}.type"),
+        )),
+    }
+}
+
 /// An assistant message of an OpenAI request, checked: its texts and its tool calls, as
 /// Anthropic's and Bedrock's assistant turns are made from.
 pub(crate) struct AssistantTurn<'a> {

@@ -118,44 +118,14 @@ fn check_base64(data: &str, what: &str, param: String) -> Result<(), BadRequest>
 /// The Converse blocks for one OpenAI user content part (`param` names the part): the
 /// block, and a cache point after it when the part asks for prompt caching.
 fn user_part(part: &Value, i: usize, j: usize, out: &mut Vec<Value>) -> Result<(), BadRequest> {
+    use translate::UserPart;
     let param = format!("messages[{i}].content[{j}]");
-    match part.get("type").and_then(Value::as_str) {
-        Some("text") => match part.get("text") {
-            Some(Value::String(text)) if text.is_empty() => {}
-            Some(Value::String(text)) => out.push(json!({"text": text})),
-            _ => {
-                return Err(bad(
-                    "a text part needs a string `text`",
-                    format!("{param}.text"),
-                ));
-            }
-        },
-        Some("image_url") => {
-            let url = match part.get("image_url") {
-                Some(Value::String(url)) => Some(url.as_str()),
-                other => str_of(other, "url"),
-            };
+    match translate::user_part(part, &param, "Bedrock")? {
+        // Bedrock refuses blank text blocks.
+        UserPart::Text("") => {}
+        UserPart::Text(text) => out.push(json!({"text": text})),
+        UserPart::InlineImage { media_type, data } => {
             let param = format!("{param}.image_url.url");
-            let (media_type, data) = match url {
-                Some(url) if url.starts_with("data:") => translate::data_url(url).ok_or_else(|| {
-                    bad(
-                        "an image data URL must be base64-encoded (`data:image/png;base64,...`)",
-                        param.clone(),
-                    )
-                })?,
-                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                    return Err(bad(
-                        "Bedrock takes images as bytes, not links: send the image inline as a base64 data URL (`data:image/png;base64,...`)",
-                        param,
-                    ));
-                }
-                _ => {
-                    return Err(bad(
-                        "an image needs a base64 data URL (`data:image/png;base64,...`)",
-                        param,
-                    ));
-                }
-            };
             let Some(format) = image_format(media_type) else {
                 return Err(bad(
                     format!(
@@ -167,16 +137,18 @@ fn user_part(part: &Value, i: usize, j: usize, out: &mut Vec<Value>) -> Result<(
             check_base64(data, "image", param)?;
             out.push(json!({"image": {"format": format, "source": {"bytes": data}}}));
         }
-        Some("file") => {
-            let file = part.get("file");
+        UserPart::LinkedImage(_) => {
+            return Err(bad(
+                "Bedrock takes images as bytes, not links: send the image inline as a base64 data URL (`data:image/png;base64,...`)",
+                format!("{param}.image_url.url"),
+            ));
+        }
+        UserPart::File {
+            media_type,
+            data,
+            filename,
+        } => {
             let param = format!("{param}.file");
-            let Some((media_type, data)) = str_of(file, "file_data").and_then(translate::data_url)
-            else {
-                return Err(bad(
-                    "only files sent inline as base64 `file_data` can be passed to Bedrock",
-                    param,
-                ));
-            };
             let Some(format) = document_format(media_type) else {
                 return Err(bad(
                     format!("files of type `{media_type}` cannot be sent to Bedrock"),
@@ -184,22 +156,10 @@ fn user_part(part: &Value, i: usize, j: usize, out: &mut Vec<Value>) -> Result<(
                 ));
             };
             check_base64(data, "file", format!("{param}.file_data"))?;
-            let name = document_name(str_of(file, "filename"), format!("document-{i}-{j}"));
+            let name = document_name(filename, format!("document-{i}-{j}"));
             out.push(
                 json!({"document": {"format": format, "name": name, "source": {"bytes": data}}}),
             );
-        }
-        Some(other) => {
-            return Err(bad(
-                format!("content parts of type `{other}` cannot be sent to Bedrock"),
-                format!("{param}.type"),
-            ));
-        }
-        None => {
-            return Err(bad(
-                "each content part needs a string `type`",
-                format!("{param}.type"),
-            ));
         }
     }
     // Prompt caching hints, as some OpenAI-format clients send them, keep their meaning.

@@ -179,69 +179,21 @@ pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
 
 /// An Anthropic block for an OpenAI content part (`param` names the part).
 pub(super) fn anthropic_block(part: &Value, param: &str) -> Result<Value, BadRequest> {
-    let mut block = match part.get("type").and_then(Value::as_str) {
-        Some("text") => match part.get("text") {
-            Some(Value::String(text)) => json!({"type": "text", "text": text}),
-            _ => {
-                return Err(bad(
-                    "a text part needs a string `text`",
-                    format!("{param}.text"),
-                ));
-            }
-        },
-        Some("image_url") => {
-            let url = match part.get("image_url") {
-                Some(Value::String(url)) => Some(url.as_str()),
-                other => str_of(other, "url"),
-            };
-            let source = match url {
-                Some(url) if url.starts_with("data:") => match data_url(url) {
-                    Some((media_type, data)) => {
-                        json!({"type": "base64", "media_type": media_type, "data": data})
-                    }
-                    None => {
-                        return Err(bad(
-                            "an image data URL must be base64-encoded (`data:image/png;base64,...`)",
-                            format!("{param}.image_url.url"),
-                        ));
-                    }
-                },
-                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                    json!({"type": "url", "url": url})
-                }
-                _ => {
-                    return Err(bad(
-                        "an image needs an http(s) or base64 data URL",
-                        format!("{param}.image_url.url"),
-                    ));
-                }
-            };
-            json!({"type": "image", "source": source})
+    let mut block = match user_part(part, param, "this model's provider")? {
+        UserPart::Text(text) => json!({"type": "text", "text": text}),
+        UserPart::InlineImage { media_type, data } => json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }),
+        UserPart::LinkedImage(url) => {
+            json!({"type": "image", "source": {"type": "url", "url": url}})
         }
-        Some("file") => match str_of(part.get("file"), "file_data").and_then(data_url) {
-            Some((media_type, data)) => json!({
-                "type": "document",
-                "source": {"type": "base64", "media_type": media_type, "data": data},
-            }),
-            None => {
-                return Err(bad(
-                    "only files sent inline as base64 `file_data` can be passed to this model's provider",
-                    format!("{param}.file"),
-                ));
-            }
-        },
-        Some(other) => {
-            return Err(bad(
-                format!("content parts of type `{other}` cannot be sent to this model's provider"),
-                format!("{param}.type"),
-            ));
-        }
-        None => {
-            return Err(bad(
-                "each content part needs a string `type`",
-                format!("{param}.type"),
-            ));
-        }
+        UserPart::File {
+            media_type, data, ..
+        } => json!({
+            "type": "document",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }),
     };
     // Prompt caching hints, as some OpenAI-format clients send them, keep their meaning.
     if let (Some(cache), Some(map)) = (part.get("cache_control"), block.as_object_mut()) {
