@@ -96,6 +96,53 @@ pub(crate) fn function_tools<'a>(
         .collect()
 }
 
+/// OpenAI's `tool_choice`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ToolChoice<'a> {
+    /// `auto`: the model decides.
+    Auto,
+    /// `none`: no tool call.
+    None,
+    /// `required`: some tool call.
+    Required,
+    /// `{"type": "function", "function": {"name": ...}}`: a call of this one.
+    Function(&'a str),
+}
+
+/// The request's `tool_choice`, when given.
+pub(crate) fn tool_choice(body: &Map<String, Value>) -> Result<Option<ToolChoice<'_>>, BadRequest> {
+    let choice = match given(body, "tool_choice") {
+        None => return Ok(None),
+        Some(Value::String(mode)) => match mode.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            _ => {
+                return Err(bad(
+                    "`tool_choice` must be `auto`, `none`, `required` or a function",
+                    "tool_choice",
+                ));
+            }
+        },
+        Some(choice @ Value::Object(_)) => match str_of(choice.get("function"), "name") {
+            Some(name) => ToolChoice::Function(name),
+            None => {
+                return Err(bad(
+                    "`tool_choice` needs a string `function.name`",
+                    "tool_choice.function.name",
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(bad(
+                "`tool_choice` must be a string or an object",
+                "tool_choice",
+            ));
+        }
+    };
+    Ok(Some(choice))
+}
+
 /// A content part of an OpenAI request's message, checked: what Anthropic's and Bedrock's
 /// content blocks are made from.
 pub(crate) enum UserPart<'a> {

@@ -20,7 +20,7 @@ use super::sigv4::encode_path_segment;
 use crate::gateway::anthropic::Usage;
 use crate::gateway::error::Kind;
 use crate::gateway::openai::{self, BadRequest};
-use crate::gateway::translate::{self, bad, given, str_of};
+use crate::gateway::translate::{self, ToolChoice, bad, given, str_of};
 
 mod stream;
 
@@ -300,35 +300,13 @@ fn tool_config(
     if tools.is_empty() {
         return Ok(None);
     }
-    let choice = match given(body, "tool_choice") {
+    let choice = match translate::tool_choice(body)? {
         None => None,
-        Some(Value::String(mode)) => match mode.as_str() {
-            "auto" => Some(json!({"auto": {}})),
-            "required" => Some(json!({"any": {}})),
-            "none" if has_tool_blocks => None,
-            "none" => return Ok(None),
-            _ => {
-                return Err(bad(
-                    "`tool_choice` must be `auto`, `none`, `required` or a function",
-                    "tool_choice",
-                ));
-            }
-        },
-        Some(choice @ Value::Object(_)) => match str_of(choice.get("function"), "name") {
-            Some(name) => Some(json!({"tool": {"name": name}})),
-            None => {
-                return Err(bad(
-                    "`tool_choice` needs a string `function.name`",
-                    "tool_choice.function.name",
-                ));
-            }
-        },
-        Some(_) => {
-            return Err(bad(
-                "`tool_choice` must be a string or an object",
-                "tool_choice",
-            ));
-        }
+        Some(ToolChoice::Auto) => Some(json!({"auto": {}})),
+        Some(ToolChoice::Required) => Some(json!({"any": {}})),
+        Some(ToolChoice::None) if has_tool_blocks => None,
+        Some(ToolChoice::None) => return Ok(None),
+        Some(ToolChoice::Function(name)) => Some(json!({"tool": {"name": name}})),
     };
     let mut config = Map::new();
     config.insert("tools".into(), Value::Array(tools));

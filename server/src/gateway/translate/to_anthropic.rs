@@ -276,35 +276,13 @@ pub(super) fn anthropic_tool_choice(
     body: &Map<String, Value>,
 ) -> Result<Option<Value>, BadRequest> {
     let parallel_off = body.get("parallel_tool_calls") == Some(&Value::Bool(false));
-    let mut choice = match given(body, "tool_choice") {
+    let mut choice = match tool_choice(body)? {
         None if parallel_off => json!({"type": "auto"}),
         None => return Ok(None),
-        Some(Value::String(mode)) => match mode.as_str() {
-            "auto" => json!({"type": "auto"}),
-            "none" => json!({"type": "none"}),
-            "required" => json!({"type": "any"}),
-            _ => {
-                return Err(bad(
-                    "`tool_choice` must be `auto`, `none`, `required` or a function",
-                    "tool_choice",
-                ));
-            }
-        },
-        Some(choice @ Value::Object(_)) => match str_of(choice.get("function"), "name") {
-            Some(name) => json!({"type": "tool", "name": name}),
-            None => {
-                return Err(bad(
-                    "`tool_choice` needs a string `function.name`",
-                    "tool_choice.function.name",
-                ));
-            }
-        },
-        Some(_) => {
-            return Err(bad(
-                "`tool_choice` must be a string or an object",
-                "tool_choice",
-            ));
-        }
+        Some(ToolChoice::Auto) => json!({"type": "auto"}),
+        Some(ToolChoice::None) => json!({"type": "none"}),
+        Some(ToolChoice::Required) => json!({"type": "any"}),
+        Some(ToolChoice::Function(name)) => json!({"type": "tool", "name": name}),
     };
     if parallel_off
         && str_of(Some(&choice), "type") != Some("none")
