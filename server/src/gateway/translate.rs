@@ -22,8 +22,8 @@ use super::sse::data_event;
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// The system instruction standing in for OpenAI's `response_format` JSON modes, which
-/// Anthropic's API does not have.
-const JSON_INSTRUCTION: &str =
+/// neither Anthropic's API nor Bedrock's Converse has.
+pub(crate) const JSON_INSTRUCTION: &str =
     "Respond with a single valid JSON object and nothing else: no prose, no code fences.";
 
 pub(crate) fn bad(message: impl Into<String>, param: impl Into<String>) -> BadRequest {
@@ -94,6 +94,34 @@ pub(crate) fn function_tools<'a>(
             })
         })
         .collect()
+}
+
+/// The system instruction standing in for OpenAI's `response_format` JSON modes, for
+/// providers that have none: none for `text` or no format.
+pub(crate) fn response_format_instruction(
+    body: &Map<String, Value>,
+) -> Result<Option<String>, BadRequest> {
+    let Some(format) = given(body, "response_format") else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(JSON_INSTRUCTION.to_string())),
+        Some("json_schema") => {
+            let schema = format
+                .get("json_schema")
+                .and_then(|s| s.get("schema"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            Ok(Some(format!(
+                "{JSON_INSTRUCTION} The object must conform to this JSON Schema: {schema}"
+            )))
+        }
+        _ => Err(bad(
+            "`response_format.type` must be `text`, `json_object` or `json_schema`",
+            "response_format.type",
+        )),
+    }
 }
 
 /// OpenAI's `tool_choice`, checked.

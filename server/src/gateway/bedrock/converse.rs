@@ -26,10 +26,6 @@ mod stream;
 
 pub use stream::ConverseStreamToOpenAi;
 
-/// The system instruction standing in for OpenAI's `response_format` JSON modes.
-const JSON_INSTRUCTION: &str =
-    "Respond with a single valid JSON object and nothing else: no prose, no code fences.";
-
 /// The longest tool use id Bedrock accepts.
 const MAX_TOOL_ID: usize = 64;
 
@@ -316,30 +312,6 @@ fn tool_config(
     Ok(Some(Value::Object(config)))
 }
 
-fn response_format_instruction(body: &Map<String, Value>) -> Result<Option<String>, BadRequest> {
-    let Some(format) = given(body, "response_format") else {
-        return Ok(None);
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(JSON_INSTRUCTION.to_string())),
-        Some("json_schema") => {
-            let schema = format
-                .get("json_schema")
-                .and_then(|s| s.get("schema"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            Ok(Some(format!(
-                "{JSON_INSTRUCTION} The object must conform to this JSON Schema: {schema}"
-            )))
-        }
-        _ => Err(bad(
-            "`response_format.type` must be `text`, `json_object` or `json_schema`",
-            "response_format.type",
-        )),
-    }
-}
-
 /// Translates an OpenAI chat completion request into a Converse request body (for
 /// `Converse` and `ConverseStream` alike; the model goes in the path, see [`paths`]).
 ///
@@ -391,7 +363,7 @@ pub fn openai_to_converse(body: &Map<String, Value>) -> Result<Value, BadRequest
             "messages",
         ));
     }
-    if let Some(instruction) = response_format_instruction(body)? {
+    if let Some(instruction) = translate::response_format_instruction(body)? {
         system.push(json!({"text": instruction}));
     }
     let inference = inference_config(body)?;

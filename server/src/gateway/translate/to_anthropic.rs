@@ -96,28 +96,7 @@ pub fn openai_to_anthropic_request(
             "messages",
         ));
     }
-    if let Some(format) = given(body, "response_format") {
-        match format.get("type").and_then(Value::as_str) {
-            Some("text") => {}
-            Some("json_object") => system.push(JSON_INSTRUCTION.to_string()),
-            Some("json_schema") => {
-                let schema = format
-                    .get("json_schema")
-                    .and_then(|s| s.get("schema"))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                system.push(format!(
-                    "{JSON_INSTRUCTION} The object must conform to this JSON Schema: {schema}"
-                ));
-            }
-            _ => {
-                return Err(bad(
-                    "`response_format.type` must be `text`, `json_object` or `json_schema`",
-                    "response_format.type",
-                ));
-            }
-        }
-    }
+    system.extend(response_format_instruction(body)?);
 
     let mut out = Map::new();
     out.insert("model".into(), json!(model));

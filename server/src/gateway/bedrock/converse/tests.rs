@@ -97,7 +97,7 @@ fn openai_request_becomes_a_converse_body() {
             "system": [
                 {"text": "You are a travel assistant."},
                 {"text": "Answer in French."},
-                {"text": JSON_INSTRUCTION}
+                {"text": translate::JSON_INSTRUCTION}
             ],
             "inferenceConfig": {
                 "maxTokens": 512,
@@ -157,7 +157,7 @@ fn json_schema_mode_becomes_an_instruction() {
     }))
     .unwrap();
     let system = out["system"][0]["text"].as_str().unwrap();
-    assert!(system.starts_with(JSON_INSTRUCTION));
+    assert!(system.starts_with(translate::JSON_INSTRUCTION));
     assert!(system.ends_with(r#"{"type":"object"}"#));
     let text = converse(json!({
         "messages": [{"role": "user", "content": "Hi"}],
