@@ -96,6 +96,28 @@ pub(crate) fn function_tools<'a>(
         .collect()
 }
 
+/// `max_completion_tokens` (or the older `max_tokens`) when given, checked to be at least 1
+/// and at most `most` (what the provider's field holds).
+pub(crate) fn max_tokens(body: &Map<String, Value>, most: u64) -> Result<Option<u64>, BadRequest> {
+    let (param, value) = match given(body, "max_completion_tokens") {
+        Some(value) => ("max_completion_tokens", value),
+        None => match given(body, "max_tokens") {
+            Some(value) => ("max_tokens", value),
+            None => return Ok(None),
+        },
+    };
+    value
+        .as_u64()
+        .filter(|n| (1..=most).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            bad(
+                format!("`{param}` must be an integer greater than or equal to 1"),
+                param,
+            )
+        })
+}
+
 /// The system instruction standing in for OpenAI's `response_format` JSON modes, for
 /// providers that have none: none for `text` or no format.
 pub(crate) fn response_format_instruction(

@@ -231,29 +231,10 @@ impl Turns {
     }
 }
 
-fn max_tokens(body: &Map<String, Value>) -> Result<Option<u64>, BadRequest> {
-    let (param, value) = match given(body, "max_completion_tokens") {
-        Some(value) => ("max_completion_tokens", value),
-        None => match given(body, "max_tokens") {
-            Some(value) => ("max_tokens", value),
-            None => return Ok(None),
-        },
-    };
-    value
-        .as_u64()
-        .filter(|n| (1..=u64::from(i32::MAX.unsigned_abs())).contains(n))
-        .map(Some)
-        .ok_or_else(|| {
-            bad(
-                format!("`{param}` must be an integer greater than or equal to 1"),
-                param,
-            )
-        })
-}
-
 fn inference_config(body: &Map<String, Value>) -> Result<Map<String, Value>, BadRequest> {
     let mut config = Map::new();
-    if let Some(max) = max_tokens(body)? {
+    // Converse's `maxTokens` is a 32-bit integer.
+    if let Some(max) = translate::max_tokens(body, u64::from(i32::MAX.unsigned_abs()))? {
         config.insert("maxTokens".into(), json!(max));
     }
     let sampling = translate::sampling(body)?;

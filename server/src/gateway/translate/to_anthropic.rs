@@ -134,20 +134,9 @@ pub fn openai_to_anthropic_request(
     Ok(out)
 }
 
+/// The answer's token limit: the caller's, or [`DEFAULT_MAX_TOKENS`] (Anthropic requires one).
 pub(super) fn openai_max_tokens(body: &Map<String, Value>) -> Result<u64, BadRequest> {
-    let (param, value) = match given(body, "max_completion_tokens") {
-        Some(value) => ("max_completion_tokens", value),
-        None => match given(body, "max_tokens") {
-            Some(value) => ("max_tokens", value),
-            None => return Ok(DEFAULT_MAX_TOKENS),
-        },
-    };
-    value.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-        bad(
-            format!("`{param}` must be an integer greater than or equal to 1"),
-            param,
-        )
-    })
+    Ok(max_tokens(body, u64::MAX)?.unwrap_or(DEFAULT_MAX_TOKENS))
 }
 
 /// `data:<media type>;base64,<data>` split into its media type and data.

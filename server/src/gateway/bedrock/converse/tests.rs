@@ -342,6 +342,11 @@ fn what_bedrock_cannot_take_is_refused_with_its_parameter() {
             json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0}),
             "max_tokens",
         ),
+        // Converse's `maxTokens` is a 32-bit integer.
+        (
+            json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2_147_483_648_u64}),
+            "max_tokens",
+        ),
         (
             json!({"messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": "9"}),
             "max_completion_tokens",
