@@ -426,16 +426,19 @@ const CORE: &[&str] = &[
 /// than one search for all the groups' prefixes (4 KB prompt: 32 -> 36 us with the gate).
 const GATED_TEXT: usize = 1024;
 
-/// A group of rules: their regexes, and the gate that says which of them may match a text.
+/// A group of rules: the rules, their regexes, and the gate that says which of them may
+/// match a text.
 struct Group {
+    rules: &'static [Rule],
     regexes: Vec<Regex>,
     gate: Gate,
 }
 
 impl Group {
-    fn compile(rules: &[Rule]) -> Option<Group> {
+    fn compile(rules: &'static [Rule]) -> Option<Group> {
         let patterns: Vec<&str> = rules.iter().map(|r| r.pattern).collect();
         Some(Group {
+            rules,
             regexes: patterns
                 .iter()
                 .map(|p| Regex::new(p))
@@ -445,20 +448,21 @@ impl Group {
         })
     }
 
-    /// The indices of the rules that match `text`, among those `wanted` selects.
-    fn matching(&self, text: &str, wanted: impl Fn(usize) -> bool) -> Vec<usize> {
+    /// The rules that match `text`, in order, among those `wanted` selects.
+    fn matching(&self, text: &str, wanted: impl Fn(&Rule) -> bool) -> Vec<&'static Rule> {
         let may = (text.len() <= GATED_TEXT).then(|| self.gate.candidates(text));
-        self.regexes
+        self.rules
             .iter()
+            .zip(&self.regexes)
             .enumerate()
-            .filter(|(i, regex)| {
-                wanted(*i)
+            .filter(|(i, (rule, regex))| {
+                wanted(rule)
                     && may
                         .as_ref()
                         .is_none_or(|may| may.get(*i).copied().unwrap_or(true))
                     && regex.is_match(text)
             })
-            .map(|(i, _)| i)
+            .map(|(_, (rule, _))| rule)
             .collect()
     }
 }
@@ -928,31 +932,25 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     let Some(compiled) = COMPILED.as_ref() else {
         return Assessment::default();
     };
-    let matches = |text: &str, core_only: bool| -> Vec<usize> {
-        compiled.rules.matching(text, |i| {
-            !core_only || RULES.get(i).is_some_and(|r| CORE.contains(&r.name))
-        })
+    let matches = |text: &str, core_only: bool| -> Vec<&'static Rule> {
+        compiled
+            .rules
+            .matching(text, |r| !core_only || CORE.contains(&r.name))
     };
     let plain_text = plain(raw);
     let mut found_plain = false;
-    for i in matches(&plain_text.text, false) {
-        if let Some(r) = RULES.get(i) {
-            add(&mut signals, r.name, weight(r, origin));
-            found_plain = true;
-        }
+    for r in matches(&plain_text.text, false) {
+        add(&mut signals, r.name, weight(r, origin));
+        found_plain = true;
     }
     // The rules of other languages, on a text made plain and on whether its source was ASCII.
     let other_languages = |plain: &Plain, ascii: bool| -> Vec<&'static Rule> {
         let native = plain.native.as_deref().unwrap_or(&plain.text);
-        let latin = compiled.multilingual.matching(native, |_| true);
-        let latin = latin.into_iter().filter_map(|i| MULTILINGUAL_RULES.get(i));
-        let other = if ascii {
-            Vec::new()
-        } else {
-            compiled.other_scripts.matching(native, |_| true)
-        };
-        let other = other.into_iter().filter_map(|i| OTHER_SCRIPT_RULES.get(i));
-        latin.chain(other).collect()
+        let mut hits = compiled.multilingual.matching(native, |_| true);
+        if !ascii {
+            hits.extend(compiled.other_scripts.matching(native, |_| true));
+        }
+        hits
     };
     for rule in other_languages(&plain_text, raw.is_ascii()) {
         add(&mut signals, rule.name, weight(rule, origin));
@@ -992,22 +990,14 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     }
     for (obfuscation, text) in variants {
         // Decoded variants run the rules that matter most, which keeps them cheap.
-        let hits = matches(&text, true)
-            .into_iter()
-            .filter_map(|i| RULES.get(i));
+        let hits = matches(&text, true);
         reveal(&mut signals, obfuscation, hits, origin);
     }
-    for rule in compiled
-        .raw
-        .matching(raw, |_| true)
-        .into_iter()
-        .filter_map(|i| RAW_RULES.get(i))
-    {
+    for rule in compiled.raw.matching(raw, |_| true) {
         add(&mut signals, rule.name, weight(rule, origin));
     }
     if origin == Origin::Untrusted {
-        let hits = compiled.untrusted.matching(&plain_text.text, |_| true);
-        for rule in hits.into_iter().filter_map(|i| UNTRUSTED_RULES.get(i)) {
+        for rule in compiled.untrusted.matching(&plain_text.text, |_| true) {
             add(&mut signals, rule.name, rule.weight);
         }
         let mut turns = compiled.fake_turn.captures_iter(raw);
@@ -1453,7 +1443,18 @@ mod fast_path_tests {
                         .filter(|(_, regex)| regex.is_match(text))
                         .map(|(i, _)| i)
                         .collect();
-                    assert_eq!(group.matching(text, |_| true), every, "{text}");
+                    // The same rules, compared by identity.
+                    let gated: Vec<*const Rule> = group
+                        .matching(text, |_| true)
+                        .into_iter()
+                        .map(std::ptr::from_ref)
+                        .collect();
+                    let expected: Vec<*const Rule> = every
+                        .iter()
+                        .filter_map(|&i| group.rules.get(i))
+                        .map(std::ptr::from_ref)
+                        .collect();
+                    assert_eq!(gated, expected, "{text}");
                     // The gate itself, on texts of every length (`matching` asks it only
                     // about short ones).
                     let may = group.gate.candidates(text);
