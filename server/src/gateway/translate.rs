@@ -42,7 +42,11 @@ pub(crate) fn given<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a
     body.get(field).filter(|v| !v.is_null())
 }
 
-pub(crate) use to_anthropic::data_url;
+/// `data:<media type>;base64,<data>` split into its media type and data.
+pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
+    let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
+    Some((meta.strip_suffix(";base64")?, data))
+}
 
 /// A `function` tool of an OpenAI request: what each provider's tool list is made from.
 pub(crate) struct FunctionTool<'a> {

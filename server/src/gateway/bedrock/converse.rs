@@ -20,7 +20,7 @@ use super::sigv4::encode_path_segment;
 use crate::gateway::anthropic::Usage;
 use crate::gateway::error::Kind;
 use crate::gateway::openai::{self, BadRequest};
-use crate::gateway::translate::{self, ToolChoice, bad, given, str_of};
+use crate::gateway::translate::{self, ToolChoice, UserPart, bad, given, str_of};
 
 mod stream;
 
@@ -114,7 +114,6 @@ fn check_base64(data: &str, what: &str, param: String) -> Result<(), BadRequest>
 /// The Converse blocks for one OpenAI user content part (`param` names the part): the
 /// block, and a cache point after it when the part asks for prompt caching.
 fn user_part(part: &Value, i: usize, j: usize, out: &mut Vec<Value>) -> Result<(), BadRequest> {
-    use translate::UserPart;
     let param = format!("messages[{i}].content[{j}]");
     match translate::user_part(part, &param, "Bedrock")? {
         // Bedrock refuses blank text blocks.

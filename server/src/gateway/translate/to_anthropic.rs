@@ -139,12 +139,6 @@ pub(super) fn openai_max_tokens(body: &Map<String, Value>) -> Result<u64, BadReq
     Ok(max_tokens(body, u64::MAX)?.unwrap_or(DEFAULT_MAX_TOKENS))
 }
 
-/// `data:<media type>;base64,<data>` split into its media type and data.
-pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
-    let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
-    Some((meta.strip_suffix(";base64")?, data))
-}
-
 /// An Anthropic block for an OpenAI content part (`param` names the part).
 pub(super) fn anthropic_block(part: &Value, param: &str) -> Result<Value, BadRequest> {
     let mut block = match user_part(part, param, "this model's provider")? {
