@@ -357,6 +357,21 @@ pub(crate) fn assistant_turn(message: &Value, i: usize) -> Result<AssistantTurn<
     Ok(AssistantTurn { texts, calls })
 }
 
+/// The `tool_call_id` of the tool message at `messages[i]`: the call it answers, never
+/// empty (neither Anthropic nor Bedrock could pair an empty one with its call).
+pub(crate) fn tool_call_id(message: &Value, i: usize) -> Result<&str, BadRequest> {
+    message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            bad(
+                "a tool message needs a string `tool_call_id`",
+                format!("messages[{i}].tool_call_id"),
+            )
+        })
+}
+
 /// Tool call arguments (a JSON string, or an object) as an input object; `param` names the
 /// call in the error.
 fn call_arguments(arguments: Option<&Value>, param: &str) -> Result<Value, BadRequest> {

@@ -193,16 +193,7 @@ fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, BadRequest>
 }
 
 fn tool_result(message: &Value, i: usize) -> Result<Value, BadRequest> {
-    let Some(id) = message
-        .get("tool_call_id")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-    else {
-        return Err(bad(
-            "a tool message needs a string `tool_call_id`",
-            format!("messages[{i}].tool_call_id"),
-        ));
-    };
+    let id = translate::tool_call_id(message, i)?;
     let text = openai::text_of(message.get("content"));
     Ok(json!({"toolResult": {"toolUseId": tool_id(id), "content": [{"text": text}]}}))
 }

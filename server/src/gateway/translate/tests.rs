@@ -285,8 +285,9 @@ fn openai_requests_anthropic_cannot_serve_are_refused_by_parameter() {
             ]}]}),
             "messages[1].content[0].type",
         ),
-        // As Bedrock's translation refuses them: calls that are not a list, and a call
-        // without an id (Anthropic requires one to pair its result with).
+        // As Bedrock's translation refuses them: calls that are not a list, a call without
+        // an id, and a tool message with an empty `tool_call_id` (Anthropic pairs calls and
+        // results by id).
         (
             json!({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": {}}]}),
             "messages[1].tool_calls",
@@ -299,6 +300,10 @@ fn openai_requests_anthropic_cannot_serve_are_refused_by_parameter() {
         ),
         (
             json!({"messages": [{"role": "tool", "content": "r"}]}),
+            "messages[0].tool_call_id",
+        ),
+        (
+            json!({"messages": [{"role": "tool", "tool_call_id": "", "content": "r"}]}),
             "messages[0].tool_call_id",
         ),
         (json!({"messages": user, "max_tokens": 0}), "max_tokens"),

@@ -200,12 +200,7 @@ pub(super) fn anthropic_assistant(message: &Value, i: usize) -> Result<Option<Va
 }
 
 pub(super) fn anthropic_tool_result(message: &Value, i: usize) -> Result<Value, BadRequest> {
-    let Some(id) = message.get("tool_call_id").and_then(Value::as_str) else {
-        return Err(bad(
-            "a tool message needs a string `tool_call_id`",
-            format!("messages[{i}].tool_call_id"),
-        ));
-    };
+    let id = tool_call_id(message, i)?;
     let content = match message.get("content") {
         Some(Value::String(text)) => Value::String(text.clone()),
         Some(Value::Array(parts)) => Value::Array(
