@@ -11,7 +11,8 @@
 //! CPU time per call (the audit writer's share apart).
 //!
 //! Run: `cargo bench -p sluice-server --bench mcp_proxy` (`SLUICE_MCP_CALLS` sets the
-//! number of measured calls, default 3,000).
+//! number of measured calls each way, default 3,000, in `SLUICE_MCP_ROUNDS` rounds that
+//! alternate direct and through Sluice, default 10).
 
 #![expect(
     clippy::unwrap_used,
@@ -119,16 +120,14 @@ async fn rpc(
     )
 }
 
-/// Latencies of `calls` sequential `tools/call`s of `tool` at `url` (after a warm-up), and
-/// the CPU time gateway `pid` spent on them per call, when given (all of it, and the audit
-/// writer's share, in microseconds).
-async fn measure(
-    client: &reqwest::Client,
-    url: &str,
-    tool: &str,
-    calls: usize,
-    pid: Option<u32>,
-) -> (Vec<Duration>, Option<(f64, f64)>) {
+/// The call every measurement makes.
+fn tool_call() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "get_issue", "arguments": {"owner": "acme", "repo": "api", "number": 7}}})
+}
+
+/// Opens an MCP session at `url` and warms it up; the session id.
+async fn open(client: &reqwest::Client, url: &str) -> String {
     let (_, session) = rpc(
         client,
         url,
@@ -139,22 +138,21 @@ async fn measure(
     )
     .await;
     let session = session.expect("a session id");
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": tool, "arguments": {"owner": "acme", "repo": "api", "number": 7}}});
-    for _ in 0..200 {
-        let (answer, _) = rpc(client, url, Some(&session), &call).await;
-        assert!(answer.get("result").is_some(), "{answer}");
-    }
-    let before = pid.map(common::GatewayCpu::now);
+    batch(client, url, &session, 200).await;
+    session
+}
+
+/// Latencies of `calls` sequential `tools/call`s in session `session` at `url`.
+async fn batch(client: &reqwest::Client, url: &str, session: &str, calls: usize) -> Vec<Duration> {
+    let call = tool_call();
     let mut samples = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        let (answer, _) = rpc(client, url, Some(&session), &call).await;
+        let (answer, _) = rpc(client, url, Some(session), &call).await;
         samples.push(started.elapsed());
         assert!(answer.get("result").is_some(), "{answer}");
     }
-    let spent = before.map(|cpu| cpu.per_call_since(calls as f64));
-    (samples, spent)
+    samples
 }
 
 /// Set in the environment of the process that serves as the MCP server.
@@ -214,6 +212,7 @@ fn main() {
         return;
     }
     let calls: usize = common::env_number("SLUICE_MCP_CALLS", 3_000);
+    let rounds: usize = common::env_number("SLUICE_MCP_ROUNDS", 10).max(1);
     let server = Upstream::spawn();
     let upstream_url = server.url.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -221,22 +220,28 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let gateway = start_gateway(dir.path(), &upstream_url);
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let (mut direct, _) = measure(
-            &client,
-            &format!("{upstream_url}/mcp"),
-            "get_issue",
-            calls,
-            None,
-        )
-        .await;
-        let (mut through, cpu) = measure(
-            &client,
-            &format!("{}/mcp/github", gateway.base),
-            "get_issue",
-            calls,
-            Some(gateway.child.id()),
-        )
-        .await;
+        let direct_url = format!("{upstream_url}/mcp");
+        let through_url = format!("{}/mcp/github", gateway.base);
+        let direct_session = open(&client, &direct_url).await;
+        let through_session = open(&client, &through_url).await;
+        // Direct and through Sluice take turns, so that a slow spell of the machine (a
+        // shared host) weighs on both sides alike; the overhead of each round shows how
+        // much such spells move it.
+        let per_round = calls.div_ceil(rounds);
+        let cpu = common::GatewayCpu::now(gateway.child.id());
+        let (mut direct, mut through) = (Vec::new(), Vec::new());
+        let mut round_overheads = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let mut d = batch(&client, &direct_url, &direct_session, per_round).await;
+            let mut t = batch(&client, &through_url, &through_session, per_round).await;
+            direct.extend_from_slice(&d);
+            through.extend_from_slice(&t);
+            let p50 = |samples: &mut Vec<Duration>| common::p50_p99(samples).0;
+            round_overheads.push(p50(&mut t).as_secs_f64() - p50(&mut d).as_secs_f64());
+        }
+        let calls = through.len();
+        let (per_call, writer) = cpu.per_call_since(calls as f64);
+        round_overheads.sort_by(f64::total_cmp);
         let (d50, d99) = common::p50_p99(&mut direct);
         let (t50, t99) = common::p50_p99(&mut through);
         let us = |d: Duration| d.as_secs_f64() * 1e6;
@@ -255,11 +260,19 @@ fn main() {
             us(t50) - us(d50),
             us(t99) - us(d99)
         );
-        if let Some((per_call, writer)) = cpu {
-            println!(
-                "mcp gateway CPU per call: {per_call:.0} us, of which the audit writer {writer:.0} us (clock-tick resolution)"
-            );
-        }
+        let round = |q: f64| {
+            let at = ((round_overheads.len() - 1) as f64 * q).round() as usize;
+            round_overheads.get(at).copied().unwrap_or_default() * 1e6
+        };
+        println!(
+            "mcp proxy overhead p50 of each of {rounds} rounds: min {:.0} us, median {:.0} us, max {:.0} us",
+            round(0.0),
+            round(0.5),
+            round(1.0)
+        );
+        println!(
+            "mcp gateway CPU per call: {per_call:.0} us, of which the audit writer {writer:.0} us (clock-tick resolution)"
+        );
         drop(gateway);
         drop(server);
         // Where the time goes: the two decisions of each call, as the audit trail timed them.
