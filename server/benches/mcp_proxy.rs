@@ -8,7 +8,9 @@
 //! from the client's own runtime instead, the direct p50 was within 10 µs of this.)
 //!
 //! Reports p50 and p99 of each and the overhead (target: p50 ≤ 200 µs), and the gateway's
-//! CPU time per call (the audit writer's share apart).
+//! CPU time per call (the audit writer's share apart). A third path, through a bare HTTP
+//! pass-through (an axum server forwarding with reqwest, nothing else), measures the floor
+//! any proxy pays on this machine: the overhead Sluice adds beyond it is its own.
 //!
 //! Run: `cargo bench -p sluice-server --bench mcp_proxy` (`SLUICE_MCP_CALLS` sets the
 //! number of measured calls each way, default 3,000, in `SLUICE_MCP_ROUNDS` rounds that
@@ -155,33 +157,65 @@ async fn batch(client: &reqwest::Client, url: &str, session: &str, calls: usize)
     samples
 }
 
-/// Set in the environment of the process that serves as the MCP server.
-const SERVER_ROLE: &str = "SLUICE_MCP_BENCH_SERVER";
+/// Set in the environment of a process this harness starts: `server` (the MCP server) or
+/// `proxy` (a bare HTTP pass-through to `SLUICE_MCP_BENCH_UPSTREAM`).
+const ROLE: &str = "SLUICE_MCP_BENCH_ROLE";
+const UPSTREAM: &str = "SLUICE_MCP_BENCH_UPSTREAM";
 
-/// The MCP server's side: prints its address, then serves until it is killed.
-fn serve_upstream() {
+/// Serves `router` on a loopback port; prints its address, then serves until killed.
+fn serve(router: Router) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("http://{}", listener.local_addr().unwrap());
-        axum::serve(listener, Router::new().route("/mcp", post(upstream)))
-            .await
-            .unwrap();
+        axum::serve(listener, router).await.unwrap();
     });
 }
 
-/// The MCP server process, killed when dropped.
-struct Upstream {
+/// The headers a pass-through forwards each way.
+const PASSED: [&str; 3] = ["content-type", "accept", "mcp-session-id"];
+
+/// A pass-through that does nothing but forward: the floor of any HTTP proxy's overhead on
+/// this machine (two more loopback hops, an HTTP server and client in between).
+async fn pass_through(
+    axum::extract::State((client, url)): axum::extract::State<(reqwest::Client, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut request = client.post(&url).body(body);
+    for name in PASSED {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await.unwrap();
+    let mut response = Response::builder().status(answer.status().as_u16());
+    for name in PASSED {
+        if let Some(value) = answer.headers().get(name) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from(answer.bytes().await.unwrap()))
+        .unwrap()
+}
+
+/// A process this harness started in `role`, killed when dropped.
+struct Helper {
     child: std::process::Child,
     /// `http://127.0.0.1:<port>`.
     url: String,
 }
 
-impl Upstream {
-    fn spawn() -> Upstream {
+impl Helper {
+    fn spawn(role: &str, upstream: Option<&str>) -> Helper {
         use std::io::BufRead as _;
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .env(SERVER_ROLE, "1")
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command.env(ROLE, role);
+        if let Some(upstream) = upstream {
+            command.env(UPSTREAM, upstream);
+        }
+        let mut child = command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -190,13 +224,13 @@ impl Upstream {
         let url = std::io::BufReader::new(stdout)
             .lines()
             .next()
-            .expect("the MCP server prints its address")
+            .expect("the helper prints its address")
             .unwrap();
-        Upstream { child, url }
+        Helper { child, url }
     }
 }
 
-impl Drop for Upstream {
+impl Drop for Helper {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -204,17 +238,27 @@ impl Drop for Upstream {
 }
 
 fn main() {
-    if std::env::var_os(SERVER_ROLE).is_some() {
-        serve_upstream();
-        return;
+    match std::env::var(ROLE).as_deref() {
+        Ok("server") => return serve(Router::new().route("/mcp", post(upstream))),
+        Ok("proxy") => {
+            let upstream = std::env::var(UPSTREAM).unwrap();
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            return serve(
+                Router::new()
+                    .route("/mcp", post(pass_through))
+                    .with_state((client, format!("{upstream}/mcp"))),
+            );
+        }
+        _ => {}
     }
     if !common::selected("mcp_proxy") {
         return;
     }
     let calls: usize = common::env_number("SLUICE_MCP_CALLS", 3_000);
     let rounds: usize = common::env_number("SLUICE_MCP_ROUNDS", 10).max(1);
-    let server = Upstream::spawn();
+    let server = Helper::spawn("server", None);
     let upstream_url = server.url.clone();
+    let bare = Helper::spawn("proxy", Some(&upstream_url));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -222,17 +266,19 @@ fn main() {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let direct_url = format!("{upstream_url}/mcp");
         let through_url = format!("{}/mcp/github", gateway.base);
+        let bare_url = format!("{}/mcp", bare.url);
         let direct_session = open(&client, &direct_url).await;
+        let bare_session = open(&client, &bare_url).await;
         let through_session = open(&client, &through_url).await;
-        // Direct and through Sluice take turns, so that a slow spell of the machine (a
-        // shared host) weighs on both sides alike; the overhead of each round shows how
-        // much such spells move it.
+        // The three take turns, so that a slow spell of the machine (a shared host) weighs
+        // on each alike; the overhead of each round shows how much such spells move it.
         let per_round = calls.div_ceil(rounds);
         let cpu = common::GatewayCpu::now(gateway.child.id());
-        let (mut direct, mut through) = (Vec::new(), Vec::new());
+        let (mut direct, mut passed, mut through) = (Vec::new(), Vec::new(), Vec::new());
         let mut round_overheads = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             let mut d = batch(&client, &direct_url, &direct_session, per_round).await;
+            passed.extend(batch(&client, &bare_url, &bare_session, per_round).await);
             let mut t = batch(&client, &through_url, &through_session, per_round).await;
             direct.extend_from_slice(&d);
             through.extend_from_slice(&t);
@@ -243,6 +289,7 @@ fn main() {
         let (per_call, writer) = cpu.per_call_since(calls as f64);
         round_overheads.sort_by(f64::total_cmp);
         let (d50, d99) = common::p50_p99(&mut direct);
+        let (b50, b99) = common::p50_p99(&mut passed);
         let (t50, t99) = common::p50_p99(&mut through);
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
@@ -251,14 +298,21 @@ fn main() {
             us(d99)
         );
         println!(
+            "mcp tools/call through a bare pass-through proxy (no inspection, no policy): p50 {:.0} us, p99 {:.0} us; its overhead p50 {:.0} us",
+            us(b50),
+            us(b99),
+            us(b50) - us(d50)
+        );
+        println!(
             "mcp tools/call through sluice (call and result decided, inspected, audited): p50 {:.0} us, p99 {:.0} us",
             us(t50),
             us(t99)
         );
         println!(
-            "mcp proxy overhead: p50 {:.0} us (target <= 200 us), p99 {:.0} us",
+            "mcp proxy overhead: p50 {:.0} us (target <= 200 us), p99 {:.0} us; over the bare proxy, p50 {:.0} us",
             us(t50) - us(d50),
-            us(t99) - us(d99)
+            us(t99) - us(d99),
+            us(t50) - us(b50)
         );
         let round = |q: f64| {
             let at = ((round_overheads.len() - 1) as f64 * q).round() as usize;
@@ -274,6 +328,7 @@ fn main() {
             "mcp gateway CPU per call: {per_call:.0} us, of which the audit writer {writer:.0} us (clock-tick resolution)"
         );
         drop(gateway);
+        drop(bare);
         drop(server);
         // Where the time goes: the two decisions of each call, as the audit trail timed them.
         let audit = duckdb::Connection::open(dir.path().join("audit.duckdb")).unwrap();
