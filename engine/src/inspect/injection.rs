@@ -435,7 +435,7 @@ const UNTRUSTED_RULES: &[Rule] = &[
     rule(
         "tool_invocation",
         0.45,
-        r"\b(now |then |please )?(call|invoke|trigger|execute)( the)? `?[a-z][a-z0-9]*_[a-z0-9_]+`?( tool| function| action)? (with|on|to|using|passing|for)\b",
+        r"\b(call|invoke|trigger|execute)( the)? `?[a-z][a-z0-9]*_[a-z0-9_]+`?( tool| function| action)? (with|on|to|using|passing|for)\b",
     ),
     rule(
         "tool_invocation",
