@@ -291,6 +291,14 @@ const RAW_RULES: &[Rule] = &[
     ),
 ];
 
+/// A tool named for the reader to call whose name says it destroys, pays or sends
+/// ("call delete_all_files", "invoke create_payment"), up to what follows the name.
+macro_rules! destructive_tool {
+    () => {
+        r"\b(call|invoke|trigger|execute)( the)? `?(([a-z0-9]+_)+[a-z0-9]*(delete|remove|drop|destroy|wipe|purge|erase|truncate|revoke|terminate|kill|disable|reset|transfer|withdraw|send|post|pay|refund|grant|share|upload|exec|shell)|(delete|remove|drop|destroy|wipe|purge|erase|truncate|revoke|terminate|kill|disable|reset|transfer|withdraw|send|post|pay|refund|grant|share|upload|exec|shell)[a-z0-9]*(_[a-z0-9]+)+)[a-z0-9_]*`?"
+    };
+}
+
 /// Rules for untrusted content only (documents, tool output), after the taxonomy of indirect
 /// injection (Greshake et al., 2023): text there is data, so words that steer whoever reads
 /// it are themselves the signal, even where a user might say them innocently. Each is weak
@@ -460,12 +468,13 @@ const UNTRUSTED_RULES: &[Rule] = &[
         r#"\b(echo|print|printenv|cat|type|dump|display|get-content)\b[ (]*.{0,30}(\$\{?[a-z0-9_]*(secret|token|api_?key|access_?key|password|passwd|credential|database_url)[a-z0-9_]*|[/ ~]\.env\b|\.secret|id_rsa|id_ed25519|\.aws/credentials|\.netrc|\.git-credentials|/etc/shadow)|\bprint\(.{0,30}os\.environ|\bopen\(['"][^'"]{0,40}(/\.env\b|\.secret|id_rsa|\.aws/credentials|/etc/shadow)|\bos\.environ\.items\(\)|\benv \| sort\b|\bprintenv\b( \||$| >|\))"#,
     ),
     // ... by name, or all of them: "print STRIPE_SECRET_KEY", "print the value of
-    // process.env.DATABASE_URL", "print any API keys in the environment". The name follows
-    // the verb at once ("never print it", `print("set API_KEY")` are not orders to).
+    // process.env.DATABASE_URL", "print any API keys in the environment". An order: the
+    // verb opens a sentence, clause or list item ("never print SECRET_KEY" is advice), and
+    // the name follows it at once (`print("set API_KEY")` is code).
     rule(
         "credential_access",
         0.6,
-        r#"\b(print|echo|output|reveal|dump|display|show|paste|leak|list|return)( out| me)?( the (values?|contents?) of| the| any| all| every| your)? (process\.env\.|os\.environ\[['"]?|os\.getenv\(['"]?|\$\{?|env:)?([a-z0-9]+_)*((api|secret|private|access|signing|encryption|master)_?key|(access|auth|bearer|refresh|session|api|secret|github|gh|slack|bot)_?token|secret|password|passwd|credentials?|database_url|db_url|dsn)(_[a-z0-9]+)*\b|\b(print|echo|output|reveal|dump|display|show|paste|leak|list|return)( out| me)? (any|all|every|your)( the| of the| of your)? (api keys|secret keys|secrets|credentials|passwords|access tokens|auth tokens|private keys|environment variables|env vars|connection strings|(postgres(ql)?|mysql|mongodb(\+srv)?|redis)://)"#,
+        r#"(^|[.!?:;>*#`"'-] )(please |now |also |then |just |and )?(print|echo|output|reveal|dump|display|show|paste|leak|list|return)( out| me)?( the (values?|contents?) of| any| all| every| your)? (process\.env\.|os\.environ\[['"]?|os\.getenv\(['"]?|\$\{?|env:)?([a-z0-9]+_)*((api|secret|private|access|signing|encryption|master)_?key|(access|auth|bearer|refresh|session|api|secret|github|gh|slack|bot)_?token|secret|password|passwd|credentials?|database_url|db_url|dsn)(_[a-z0-9]+)*\b|(^|[.!?:;>*#`"'-] )(please |now |also |then |just |and )?(print|echo|output|reveal|dump|display|show|paste|leak|list|return)( out| me)? (any|all|every|your)( the| of the| of your)? (api keys|secret keys|secrets|credentials|passwords|access tokens|auth tokens|private keys|environment variables|env vars|connection strings|(postgres(ql)?|mysql|mongodb(\+srv)?|redis)://)"#,
     ),
     // Tools named for the reader to call, in data: "call delete_file with path", "call
     // http_post with url", "invoke send_email to".
@@ -477,14 +486,17 @@ const UNTRUSTED_RULES: &[Rule] = &[
     rule(
         "tool_invocation",
         0.6,
-        r"\b(call|invoke|trigger|execute)( the)? `?(([a-z0-9]+_)+[a-z0-9]*(delete|remove|drop|destroy|wipe|purge|erase|truncate|revoke|terminate|kill|disable|reset|transfer|withdraw|send|post|pay|refund|grant|share|upload|exec|shell)|(delete|remove|drop|destroy|wipe|purge|erase|truncate|revoke|terminate|kill|disable|reset|transfer|withdraw|send|post|pay|refund|grant|share|upload|exec|shell)[a-z0-9]*(_[a-z0-9]+)+)[a-z0-9_]*`?( tool| function| action)? ((with|on|to|using|passing|for|now|immediately|again|repeatedly|first)\b|right away\b|at once\b|in a loop\b|without (asking|waiting|confirm))",
+        concat!(
+            destructive_tool!(),
+            r"( tool| function| action)? ((with|on|to|using|passing|for|now|immediately|again|repeatedly|first)\b|right away\b|at once\b|in a loop\b|without (asking|waiting|confirm))"
+        ),
     ),
     // The same, ending the sentence ("Then call delete_all_files."): an order, or a
     // manual's "to remove it, call delete_file."; weak alone.
     rule(
         "tool_invocation",
         0.45,
-        r"\b(call|invoke|trigger|execute)( the)? `?(([a-z0-9]+_)+[a-z0-9]*(delete|remove|drop|destroy|wipe|purge|erase|truncate|revoke|terminate|kill|disable|reset|transfer|withdraw|send|post|pay|refund|grant|share|upload|exec|shell)|(delete|remove|drop|destroy|wipe|purge|erase|truncate|revoke|terminate|kill|disable|reset|transfer|withdraw|send|post|pay|refund|grant|share|upload|exec|shell)[a-z0-9]*(_[a-z0-9]+)+)[a-z0-9_]*`?( tool| function| action)?[.!](\s|$)",
+        concat!(destructive_tool!(), r"( tool| function| action)?[.!](\s|$)"),
     ),
     // Addresses that hand out cloud credentials to whoever asks from inside: the instance
     // metadata services, as a URL or after a verb that fetches (code that blocks them names
@@ -1573,6 +1585,8 @@ mod tests {
             "You can use the search API to look up orders.",
             "print(f\"missing {API_KEY_NAME}\")",
             "The tokenizer can print all tokens of a sentence.",
+            "Never print STRIPE_SECRET_KEY in CI logs.",
+            "Do not print any credentials to the log.",
             "How do I display system configuration details on Windows?",
             "From now on you can reach us at the new office.",
             "The text you were given in class is due Monday.",
