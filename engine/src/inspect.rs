@@ -83,9 +83,10 @@ enum Within {
     Dotted(usize),
     /// Digits with the signs and spaces a phone number is written with.
     Dialled(usize),
-    /// A match starts with one of these words (any ASCII case) and ends within the next
-    /// few words: spaces after the word.
-    Cue(&'static LazyLock<Option<Regex>>, usize),
+    /// A match starts with one of these words and ends within the next few words: spaces
+    /// after the word. The words are looked for in the text lower-cased (`Cue::folded`) and
+    /// as written (`Cue::cased`).
+    Cue(&'static LazyLock<Cue>, usize),
 }
 
 impl Within {
@@ -102,23 +103,27 @@ impl Within {
                 let sign = (b == b'+') | (b == b'(') | (b == b')') | (b == b'.') | (b == b'-');
                 b.is_ascii_digit() | b.is_ascii_whitespace() | sign
             }),
-            Within::Cue(words, spaces) => {
-                let Some(words) = words.as_ref() else {
+            Within::Cue(cue, spaces) => {
+                let (Some(folded), Some(cased)) = (&cue.folded, &cue.cased) else {
                     return std::iter::once(0..bytes.len()).collect();
                 };
                 let lower = bytes.to_ascii_lowercase();
+                let mut words: Vec<Range<usize>> =
+                    folded.find_iter(&lower).map(|m| m.range()).collect();
+                words.extend(cased.find_iter(bytes).map(|m| m.range()));
+                words.sort_unstable_by_key(|w| w.start);
                 let mut found: Vec<Range<usize>> = Vec::new();
-                for word in words.find_iter(&lower) {
-                    let rest = bytes.get(word.end()..).unwrap_or_default();
+                for word in words {
+                    let rest = bytes.get(word.end..).unwrap_or_default();
                     let end = rest
                         .iter()
                         .enumerate()
                         .filter(|(_, b)| **b == b' ')
                         .nth(spaces - 1)
-                        .map_or(bytes.len(), |(i, _)| word.end() + i);
+                        .map_or(bytes.len(), |(i, _)| word.end + i);
                     match found.last_mut() {
-                        Some(last) if last.end >= word.start() => last.end = last.end.max(end),
-                        _ => found.push(word.start()..end),
+                        Some(last) if last.end >= word.start => last.end = last.end.max(end),
+                        _ => found.push(word.start..end),
                     }
                 }
                 found
@@ -127,8 +132,8 @@ impl Within {
     }
 }
 
-/// What a name follows: words that introduce a person, and titles. Found lower case;
-/// the `person_name` pattern then decides, in its own case rules.
+/// What a name follows: words that introduce a person, and titles. The `person_name`
+/// pattern then decides, in its own case rules.
 const NAME_CUES: &[&str] = &[
     "my name is",
     "name is",
@@ -156,13 +161,25 @@ const NAME_CUES: &[&str] = &[
 /// Titles before a name.
 const TITLES: &[&str] = &["Mr", "Mrs", "Ms", "Miss", "Dr", "Prof", "Mx"];
 
-static NAME_CUE_WORDS: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    let words = NAME_CUES.iter().map(|w| w.to_string());
-    let titles = TITLES.iter().map(|t| t.to_ascii_lowercase());
-    let escaped: Vec<String> = words.chain(titles).map(|w| regex::escape(&w)).collect();
+/// The words a match of [`Within::Cue`] starts with.
+#[derive(Debug)]
+struct Cue {
+    /// Words in any case, found in the lower-cased text.
+    folded: Option<Regex>,
+    /// Words in their own case, found in the text as written.
+    cased: Option<Regex>,
+}
+
+static NAME_CUE_WORDS: LazyLock<Cue> = LazyLock::new(|| {
+    let words: Vec<String> = NAME_CUES.iter().map(|w| regex::escape(w)).collect();
     // Every match of the detector starts at a word boundary: so does every cue it needs
-    // (without it, "dr" in "address" or "best" in "bestow" would each open a window).
-    Regex::new(&format!(r"(?-u)\b(?:{})", escaped.join("|"))).ok()
+    // (without it, "best" in "bestow" would open a window). Titles are capitalised in the
+    // detector's pattern, and found as written: lower-cased, "ms", "dr" and "mr" stand in
+    // "items", "draft" and "mrna", each a window to search.
+    Cue {
+        folded: Regex::new(&format!(r"(?-u)\b(?:{})", words.join("|"))).ok(),
+        cased: Regex::new(&format!(r"(?-u)\b(?:{})\b", TITLES.join("|"))).ok(),
+    }
 });
 
 /// A token whose issuer prefix and length identify it.
