@@ -86,7 +86,7 @@ enum Within {
     /// A match starts with one of these words and ends within the next few words: spaces
     /// after the word. The words are looked for in the text lower-cased (`Cue::folded`) and
     /// as written (`Cue::cased`).
-    Cue(&'static LazyLock<Cue>, usize),
+    Cue(&'static LazyLock<Option<Cue>>, usize),
 }
 
 impl Within {
@@ -104,7 +104,7 @@ impl Within {
                 b.is_ascii_digit() | b.is_ascii_whitespace() | sign
             }),
             Within::Cue(cue, spaces) => {
-                let (Some(folded), Some(cased)) = (&cue.folded, &cue.cased) else {
+                let Some(Cue { folded, cased }) = cue.as_ref() else {
                     return std::iter::once(0..bytes.len()).collect();
                 };
                 let lower = bytes.to_ascii_lowercase();
@@ -165,21 +165,21 @@ const TITLES: &[&str] = &["Mr", "Mrs", "Ms", "Miss", "Dr", "Prof", "Mx"];
 #[derive(Debug)]
 struct Cue {
     /// Words in any case, found in the lower-cased text.
-    folded: Option<Regex>,
+    folded: Regex,
     /// Words in their own case, found in the text as written.
-    cased: Option<Regex>,
+    cased: Regex,
 }
 
-static NAME_CUE_WORDS: LazyLock<Cue> = LazyLock::new(|| {
+static NAME_CUE_WORDS: LazyLock<Option<Cue>> = LazyLock::new(|| {
     let words: Vec<String> = NAME_CUES.iter().map(|w| regex::escape(w)).collect();
     // Every match of the detector starts at a word boundary: so does every cue it needs
     // (without it, "best" in "bestow" would open a window). Titles are capitalised in the
     // detector's pattern, and found as written: lower-cased, "ms", "dr" and "mr" stand in
     // "items", "draft" and "mrna", each a window to search.
-    Cue {
-        folded: Regex::new(&format!(r"(?-u)\b(?:{})", words.join("|"))).ok(),
-        cased: Regex::new(&format!(r"(?-u)\b(?:{})\b", TITLES.join("|"))).ok(),
-    }
+    Some(Cue {
+        folded: Regex::new(&format!(r"(?-u)\b(?:{})", words.join("|"))).ok()?,
+        cased: Regex::new(&format!(r"(?-u)\b(?:{})\b", TITLES.join("|"))).ok()?,
+    })
 });
 
 /// A token whose issuer prefix and length identify it.
