@@ -56,6 +56,11 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
               "mistralai==3.7.0", "cohere==7.3.1", "google-genai==3.6.1", "ollama==0.6.3", "outlines==1.3.3",
               "smolagents==1.26.0", "openai-agents==0.24.0", "mirascope==2.8.2", "marvin==3.2.7",
               "langgraph==1.2.24"]
+# Red-team sets of user prompts written for Sluice by independent sessions
+# (examples/inspect/README.md, step 11): the first two train the user-prompt model; later
+# ones stay held out. (The untrusted-content sets A and B are not trained on: the model
+# learnt their install lines and flagged READMEs' "pip install" sections.)
+REDTEAM_USER = ["injection-redteam-c-eval.jsonl", "injection-redteam-d-eval.jsonl"]
 BUCKETS = 1 << 16
 SEED = 20261125
 
@@ -119,6 +124,13 @@ def train(data, rng, epochs):
     return weights, bias
 
 
+def redteam(names):
+    """Labelled rows of red-team sets, as (features, label) pairs."""
+    rows = [json.loads(line) for name in names for line in Path(__file__).with_name(name).read_text().splitlines()
+            if line.strip()]
+    return [(features(r["text"]), 1.0 if r["label"] == "malicious" else 0.0) for r in rows]
+
+
 def write(weights, bias, name):
     out = Path(__file__).resolve().parents[2] / "engine/src/inspect" / name
     with open(out, "wb") as f:
@@ -159,7 +171,7 @@ def main():
                   and sum(c.isalpha() or c == " " for c in p) >= 0.8 * len(p)]
     sentences = [x for p in paragraphs for x in re.split(r"(?<=[.!?])\s+", p) if len(x.split()) >= 5]
     benign += rng.sample(paragraphs, min(600, len(paragraphs))) + rng.sample(sentences, min(600, len(sentences)))
-    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
+    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign] + redteam(REDTEAM_USER)
     weights, bias = train(data, rng, epochs=40)
     write(weights, bias, "injection-model.bin")
     train_document_model(wild + dan + tap + promptinject, questions, prose, claims, readmes)

@@ -1730,7 +1730,7 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     // it was trained on; in untrusted content, where ordinary text gives orders too ("reply
     // by Friday"), only a confident one counts.
     let classified = match origin {
-        Origin::User => super::model::probability(raw).filter(|p| *p >= 0.5),
+        Origin::User => super::model::probability(raw).filter(|p| *p >= 0.7),
         Origin::Untrusted => super::model::untrusted_probability(raw).filter(|p| *p >= 0.95),
     };
     if let Some(p) = classified {
