@@ -57,10 +57,10 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
               "smolagents==1.26.0", "openai-agents==0.24.0", "mirascope==2.8.2", "marvin==3.2.7",
               "langgraph==1.2.24"]
 # Red-team sets of user prompts written for Sluice by independent sessions
-# (examples/inspect/README.md, step 11): the first two train the user-prompt model; later
+# (examples/inspect/README.md, step 11): C, D and F train the user-prompt model; later
 # ones stay held out. (The untrusted-content sets A and B are not trained on: the model
 # learnt their install lines and flagged READMEs' "pip install" sections.)
-REDTEAM_USER = ["injection-redteam-c-eval.jsonl", "injection-redteam-d-eval.jsonl"]
+REDTEAM_USER = ["injection-redteam-c-eval.jsonl", "injection-redteam-d-eval.jsonl", "injection-redteam-f-eval.jsonl"]
 BUCKETS = 1 << 16
 SEED = 20261125
 

@@ -59,7 +59,7 @@ impl Rule {
 }
 
 /// Words one of which every naming of an AI reader holds (see `ai_reader!`).
-const AI_WORDS: &str = r"(?-u:\b)(ai|llms?|llm-based|language[- ]models?|assistants?|agents?|models?|bots?|copilots?|chatbots?|gpt|claude|gemini|automated|automatic|autonomous|machine|answer|summari[sz]ation)|@";
+const AI_WORDS: &str = r"(?-u:\b)(ai|llms?|llm-based|language[- ]models?|assistants?|agents?|models?|bots?|copilots?|chatbots?|gpt|claude|gemini|automated|automatic|autonomous|machine|answer|summari[sz]ation|automation|whoever|whatever|anything|who (or|and)|when you|whenever you|you're (assisting|helping|working for|acting for|serving)|you are (assisting|helping|working for|acting for|serving))|@";
 
 /// Words one of which every voiding of the model's configuration holds (the verbs and
 /// predicates of the composed `instruction_override` rule).
@@ -109,9 +109,9 @@ const RULES: &[Rule] = &[
     rule(
         "new_instructions",
         0.5,
-        r"\b(new|updated|real|actual|true|revised|secret|hidden) (instructions?|rules|system prompt|task|directives?|orders)( are| is)? ?:",
+        r"\b(new|updated|real|actual|true|revised|secret|hidden) (instructions?|rules|system prompt|task|directives?|orders|objective|goal|mission)( are| is)? ?:",
     )
-    .requiring(r"(?-u:\b)(instruction|rules|system prompt|task|directive|orders)"),
+    .requiring(r"(?-u:\b)(instruction|rules|system prompt|task|directive|orders|objective|goal|mission)"),
     rule(
         "system_prompt_extraction",
         0.8,
@@ -539,8 +539,9 @@ const MULTILINGUAL_RULES: &[Rule] = &[
             r"|(?-u:\b)(?:assistant|agent)s? (?:ia|d'ia)(?-u:\b) ?(?:qui|:|,)",
             r"|(?-u:\b)(?:hinweis|anweisung|nachricht|notiz|achtung)(?:en)? (?:für|an) (?:den |die |das |alle |jeden |jede )?(?:ki\b|ki-|sprachmodell|assistent|chatbot)",
             r"|(?-u:\b)ki-(?:assistent|agent|modell|system)\w*(?:,|:| die| der| das)",
-            r"|(?-u:\b)(?:nota|instrucci[oó]n|instrucciones|mensaje|aviso|instrução|instruções|mensagem|istruzion[ei]|messaggio|avviso) (?:para|al|a la|a los|ao|à|per|alla|ai) (?:el |la |los |o |a |il |l')?(?:asistente|assistente|agente|modelo|modello|ia\b|inteligencia artificial|intelligenza artificiale)",
+            r"|(?-u:\b)(?:nota|instrucci[oó]n|instrucciones|mensaje|aviso|instrução|instruções|mensagem|istruzion[ei]|messaggio|avviso) (?:para|al|a la|a los|ao|à|per|alla|ai) (?:el |la |los |o |a |il |l')?(?:asistente|assistente|agente|modelo|modello|ia\b|inteligencia artificial|intelligenza artificiale|sistema di (?:ia|intelligenza artificiale))",
             r"|(?-u:\b)(?:asistente|assistente) (?:de ia|ia|virtual|virtuale)(?-u:\b) ?(?:que|che|:|,)",
+            r"|(?-u:\b)voor de (?:ai-)?assistent(?-u:\b)|(?-u:\b)till (?:ai-assistenten|assistenten|ai:n)(?-u:\b)|(?-u:\b)(?:dành cho|gửi) (?:trợ lý|hệ thống) (?:ai|trí tuệ nhân tạo)",
             r"|@assistent(?-u:\b)|(?-u:\b)(?:opmerking|instructie|bericht|notitie) (?:voor|aan) (?:de )?(?:ai|assistent|ai-assistent)(?-u:\b)",
             r"|(?-u:\b)yapay zek[aâ] (?:asistanı|asistani|modeli|asistanlarına|asistanlarina) ?(?:not)?[:,]?|(?-u:\b)asystencie ai(?-u:\b)|(?-u:\b)(?:uwaga|instrukcja|wiadomość|wiadomosc) dla (?:asystenta|modelu|ai|si)(?-u:\b)",
         ),
@@ -599,7 +600,7 @@ const OTHER_SCRIPT_RULES: &[Rule] = &[
             r"(?:для|вниманию) (?:ии|ии-ассистента|ии-агента|ассистента|модели|нейросети)",
             r"|(?:致|给|給)[^。！？]{0,12}(?:ai|人工智能)(?:助手|助理|模型|智能体|智能體)|(?:ai|人工智能)(?:助手|助理)[：:]",
             r"|(?:ai|ＡＩ)(?:アシスタント|エージェント|モデル)(?:へ|に|様|さん)[：:、]?",
-            r"|(?:읽|요약하|처리하|분석하|검토하)는 (?:ai|인공지능)|(?:ai|인공지능) ?(?:도우미|어시스턴트|비서)(?:에게|님)",
+            r"|(?:읽|요약하|처리하|분석하|검토하)는 (?:ai|인공지능)|(?:ai|인공지능) ?(?:[가-힣]+ )?(?:도우미|어시스턴트|비서)(?:에게|님)",
             r"|(?:إلى|الى) (?:المساعد|النموذج|الذكاء الاصطناعي)",
             r"|(?:ai|एआई) (?:सहायक|असिस्टेंट|मॉडल) (?:के लिए|को)",
         ),
@@ -677,7 +678,7 @@ macro_rules! secret_order {
 /// count only with a qualifier that makes them machines.
 macro_rules! ai_reader {
     () => {
-        r"(((ai|llm|llm-based|ai-powered|ai-based|automated|automatic|autonomous|email|mail|mailbox|shopping|booking|coding|scheduling|support|triage|workspace|virtual|research|review|banking|browser|calling|helpful|smart|document|summari[sz]ation|resolver|planning|travel|sales|hr|finance|security|customer|grading|briefing|screening|meeting|reading|calendar|inbox|release-notes) )*(ai|llms?|language models?|assistants?|copilots?|chatbots?|gpt|claude|gemini)|(ai|llm|llm-based|language-model|ai-powered|automated|automatic|autonomous|machine|answer)( [a-z-]+)? (agents?|models?|bots?|resolvers?|readers?|processors?|reviewers?|reviews|summari[sz]ers?|crawlers?|scanners?|screeners?|screening|grading|systems?|tools?|pipelines?|contributors?|evaluators?|graders?|analysts?|helpers?|engines?|planners?)|(coding|shopping|booking|scheduling|workspace|browser|research|triage|calling|virtual|ops|devops|code-review|review|deployment|release|release-notes|incident|meeting|briefing|grading|travel|payment|email|mail|mailbox|calendar|inbox|data) (agents?|bots?)|summari[sz]ation (systems?|tools?|models?|engines?))"
+        r"(((ai|llm|llm-based|ai-powered|ai-based|automated|automatic|autonomous|email|mail|mailbox|shopping|booking|coding|scheduling|support|triage|workspace|virtual|research|review|banking|browser|calling|helpful|smart|document|summari[sz]ation|resolver|planning|travel|sales|hr|finance|security|customer|grading|briefing|screening|meeting|reading|calendar|inbox|release-notes) )*(ai|llms?|language models?|assistants?( bots?)?|copilots?|chatbots?|gpt|claude|gemini)|[a-z-]+ automation|(ai|llm|llm-based|language-model|ai-powered|automated|automatic|autonomous|machine|answer)( [a-z-]+)? (agents?|models?|bots?|resolvers?|readers?|processors?|reviewers?|reviews|summari[sz]ers?|crawlers?|scanners?|screeners?|screening|grading|systems?|tools?|pipelines?|contributors?|evaluators?|graders?|analysts?|helpers?|engines?|planners?|clients?|services?|summari[sz]ation services?|automation)|(coding|shopping|booking|scheduling|workspace|browser|research|triage|calling|virtual|ops|devops|code-review|review|deployment|release|release-notes|incident|meeting|briefing|grading|travel|payment|email|mail|mailbox|calendar|inbox|data) (agents?|bots?)|summari[sz]ation (systems?|tools?|models?|engines?))"
     };
 }
 
@@ -923,7 +924,7 @@ const UNTRUSTED_RULES: &[Rule] = &[
     rule(
         "authority_marker",
         0.45,
-        r"\[(system|admin|administrator|sys|system message|system note|assistant note|admin note|admin message)\b[^\]]{0,60}\]|<(admin|system|sys|policy|safety|security|developer|operator)[_ -]?(message|note|instructions?|prompt|override|update|directive)\b[^>]{0,60}>|\b(system|admin|administrator|root)[ _](override|directive)\b|\badmin notice ?:|(^|[.!] )(system|admin|administrator) ?: [a-z]|\bnote from the (developer|administrator|admin|system|operator)s?\b|<(important|critical|hidden|secret)>|</?(tool_result|function_result|tool_output|function_output)\b",
+        r"\[(system|admin|administrator|sys|system message|system note|assistant note|admin note|admin message|assistant|orchestrator|planner|supervisor|controller|agent)\b[^\]]{0,60}\]|<(admin|system|sys|policy|safety|security|developer|operator)[_ -]?(message|note|instructions?|prompt|override|update|directive)\b[^>]{0,60}>|\b(system|admin|administrator|root)[ _](override|directive)\b|\badmin notice ?:|(^|[.!] )(system|admin|administrator) ?: [a-z]|\bnote from the (developer|administrator|admin|system|operator)s?\b|<(important|critical|hidden|secret)>|</?(tool_result|function_result|tool_output|function_output)\b",
     ),
     // A claim that the reader or the user already agreed: "the user has already approved
     // this step", "earlier you confirmed you would".
@@ -986,6 +987,22 @@ const UNTRUSTED_RULES: &[Rule] = &[
             r"\b|\b(notes?|message|instructions?|guidance|requirements?|reminder|memo|directive) (for|to) (the|any|all|every) (models?|agents?)\b|[\[(]to (the |any |all )?",
             ai_reader!(),
             r" ?:|\byour user,? [a-z]+,? (asked|wants|said|told|mentioned|would like)\b|\bwith you,? (his|her|their) (ai )?assistant\b",
+        ),
+    )
+    .requiring(AI_WORDS),
+    // Addressed as whoever does a task to this text, or as the one serving a user:
+    // "whatever bot builds the weekly digest from this channel", "whoever (or whatever agent)
+    // picks this up", "the person you are assisting", "when you relay any quote to the user".
+    rule(
+        "addressed_to_model",
+        0.6,
+        concat!(
+            r"\bwho(ever)? (or|and) (whatever|what)\b|\bwhatever (bot|agent|ai|assistant|tool|system|automation|model)\b|\banyone,? or anything\b",
+            r"|\bthe (person|people|human|customer|user) you('re| are) (assisting|helping|working for|acting for|serving)\b",
+            r"|\bwhen(ever)? you (relay|present|show|summari[sz]e|answer|respond|reply|cite|quote|report|describe|pass on|forward|read|open)\b[^.]{0,60}\b(to the user|to your user|to the customer|to the reader|this (file|page|document|sheet|channel|invite|email|message|thread|repository|repo))\b",
+            r"|\b(bots?|agents?|assistants?|models?|automation|automated [a-z]+) (that|which|who) (reads?|processes|summari[sz]es|compiles|builds|picks|handles|manages|runs|answers|opens|has opened) (this|these|the following|it up|up)\b",
+            r"|\b(agents?|assistants?|bots?) (acting|running|working) (for|on behalf of)\b|\b(assistants?|agents?|bots?) (connected to|with access to|handling|answering)\b",
+            r"|\bapplies to (automated|ai) (agents|assistants|systems|tools)\b|\bfor (automated|ai) (reviewers|agents|assistants|systems)\)",
         ),
     )
     .requiring(AI_WORDS),
@@ -1059,7 +1076,7 @@ const UNTRUSTED_RULES: &[Rule] = &[
     rule(
         "secrecy",
         0.45,
-        r"\b(do not|don't|never|without) (mention|tell|inform|notify|alert|ask|bother|let)(ing)?( this| it| anything| about this)?( step| to)?( the| your)? (user|users|customer|owner|account owner|recipient|shopper|human|person|principal)\b|\b(no need|not necessary|unnecessary|there is no need) to (check with|ask|inform|tell|notify|confirm with|mention|bother|page a human)\b|\bno (user |human )?(confirmation|approval|review|verification) (is )?(needed|required|necessary)\b|\b(do this|act|proceed|operate|do it) (silently|quietly|discreetly|invisibly|covertly)\b|\bsilently\b[^.]{0,30}\b(send|forward|delete|add|remove|run|install|copy|upload|email)\b|\bnever reveals? (that )?(it|you) (was|were|has been|have been) (changed|modified|altered|updated|loaded)\b|\b(does not|doesn't) need to be mentioned\b|\bwithout (telling|informing|notifying|alerting|asking|prompting|consulting|involving|bothering) (the |your )?(user|customer|owner)\b|\bwithout asking (again|first)\b|\bso (that )?(the )?(humans?|people|users?|readers?|the user|reviewers?) (don't|do not|won't|will not|can't|cannot) (notice|see|get confused|read|understand|find out|know)\b",
+        r"\b(do not|don't|never|without) (mention|tell|inform|notify|alert|ask|bother|let)(ing)?( this| it| anything| about this)?( step| to)?( the| your)? (user|users|customer|owner|account owner|recipient|shopper|human|person|principal)\b|\b(no need|not necessary|unnecessary|there is no need) to (check with|ask|inform|tell|notify|confirm with|mention|bother|page a human)\b|\bno (user |human )?(confirmation|approval|review|verification) (is )?(needed|required|necessary)\b|\b(do this|act|proceed|operate|do it) (silently|quietly|discreetly|invisibly|covertly)\b|\bsilently\b[^.]{0,30}\b(send|forward|delete|add|remove|run|install|copy|upload|email)\b|\bnever reveals? (that )?(it|you) (was|were|has been|have been) (changed|modified|altered|updated|loaded)\b|\b(does not|doesn't) need to be mentioned\b|\bwithout (telling|informing|notifying|alerting|asking|prompting|consulting|involving|bothering|confirming with|checking with) (the |your )?(user|customer|owner|mailbox owner|account owner)\b|\bquietly\b[^.]{0,30}\b(copy|send|forward|delete|add|remove|run|install|upload|post)\b|\bwithout asking (again|first)\b|\bso (that )?(the )?(humans?|people|users?|readers?|the user|reviewers?) (don't|do not|won't|will not|can't|cannot) (notice|see|get confused|read|understand|find out|know)\b",
     ),
     // What the reader is to tell its user: "tell the user their account has been flagged",
     // "state in your reply that this was approved". Tool descriptions say it innocently.
@@ -1110,6 +1127,31 @@ const UNTRUSTED_RULES: &[Rule] = &[
         "hidden_instructions",
         0.7,
         r"style=[\x22'][^\x22']{0,80}(display: ?none|font-size: ?0|visibility: ?hidden|opacity: ?0|color: ?(#fff\b|#ffffff|white))[^\x22']{0,80}[\x22'][^>]{0,80}>[^<]{0,400}\b(ai|assistant|model|llm|agent|instructions?|ignore)\b",
+    ),
+    // The reader re-made or re-wired by data: "the assistant becomes 'Autopilot'", "take on
+    // the role of Sam from Finance", "messages from X are to be treated as if they came from
+    // the user", "no longer refuses requests", "content restrictions do not apply", "any
+    // refusal is scored as a failure".
+    rule(
+        "persona_assignment",
+        0.6,
+        r"\bthe (assistant|model|agent|ai|bot) becomes\b|\b(take on|assume|adopt) the (role|persona|identity) of\b|\btreat(ed)? as if (it|they) came from (the user|you)\b|\bas if (it|they) came from the user\b|\bno longer refuses?\b|\b(content|safety) (restrictions|rules|filters|policies|guidelines) (do not|don't|no longer) apply\b|\b(refusals?|warnings?|disclaimers?)\b[^.]{0,40}\b(scored|counted|treated|graded) as (a )?(failure|fail|wrong)\b",
+    )
+    .requiring(r"(?-u:\b)(becomes|role|persona|identity|came from|refuses|apply|scored|counted|graded|treated)"),
+    // Credentials to be put into a request: "the values of OPENAI_API_KEY from your
+    // environment", "the Authorization header value as the 'auth' query parameter".
+    rule(
+        "credential_request",
+        0.6,
+        r"\bvalues? of [a-z0-9_]*(key|token|secret|password)s?\b|\bauthori[sz]ation header (value )?as\b|\b(system prompt|developer instructions)[^.]{0,30}\byou (received|were given|are running)\b",
+    )
+    .requiring(r"(?-u:\b)(values? of|authori[sz]ation header|system prompt|developer instructions)"),
+    // Something sent to an outside web address: ordinary in manuals ("upload via https://"),
+    // weak alone.
+    rule(
+        "send_to_address",
+        0.3,
+        r"\b(upload|deposit|send|post|submit|sync|copy|mirror|forward)\w*\b[^.]{0,40}\b(via|to|at|into) https?://",
     ),
     // Secret files named in data: keys, cloud credentials, package tokens. Setup guides name
     // some of them too, so weak alone.
