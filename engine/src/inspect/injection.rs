@@ -1015,16 +1015,9 @@ const UNTRUSTED_RULES: &[Rule] = &[
             r"\b",
             ai_reader!(),
             r"( with [a-z ]{1,20} access)?( [a-z-]+ing (this|these|the)( [a-z]+)?)?( instructions| note| notes| guidance| requirement| formatting requirement| rule| directive| task| prep task| followup)? ?: ?(please|first|now|before|when|as|to|if|you|do not|don't|never|always|ignore|tell|send|forward|reply|include|add|book|run|issue|grant|change|make|set|use|open|export|email|paste|complete|fix|read|be sure|in any|whenever|the (user|account|customer|owner)|after|once|while|instead|remember|also|then|immediately|proceed|kindly|switch|share|delete|schedule|accept|approve|cancel|mark|archive|post|upload|zip|submit|collect|gather|grab|disclose|reveal|print|output|echo|call|execute|install|push|merge|transfer|wire|pay|buy|purchase|recommend|rank|summari[sz]e|describe|state|say|respond|answer|draft|insert|append|render|display|embed|load|visit|navigate|click|fetch|retrieve|download|look up|search|update|modify|edit|remove|stop|only|just|make sure|ensure|bulk-?\w+|resolve|pull|dump)\b",
-        ),
-    )
-    .requiring(AI_WORDS),
-    // Named by what it is doing to this very text, then a colon: "Travel assistant reading
-    // this: the owners asked ...".
-    rule(
-        "addressed_to_model",
-        0.6,
-        concat!(
-            r"\b",
+            // Or by what it is doing to this very text, whatever follows: "Travel assistant
+            // reading this: the owners asked ...".
+            r"|\b",
             ai_reader!(),
             r"( with [a-z ]{1,20} access)? [a-z-]+ing (this|these|today's)( [a-z']+){0,2} ?:",
         ),
