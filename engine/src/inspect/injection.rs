@@ -270,12 +270,18 @@ const RULES: &[Rule] = &[
         r"\b(ai|assistant|model|chatbot|bot|character|persona|version|entity|system)\b[^.!?]{0,60}\b(who|that|which) (has|have) (no|zero) (rules|limits|restrictions|filters|guidelines|ethics|morals|boundaries|guardrails|content polic(y|ies))\b|\b(doesnt|dont|wont|cant|doesn't|don't|won't|can't|does not|do not|will not|cannot) (care|cares) about (any |the )?(rules|ethics|laws|morals|guidelines|restrictions|safety)\b|\bfreed? (itself|yourself|himself|herself|themselves) from\b|\b(from )?(before|without) (any )?(safety|alignment|rlhf) training( was added| existed| was applied)?\b|\bversion of (yourself|you) (from )?(before|without)\b|\bno (setup|rules|guidelines|restrictions|filters|limits)(,| and| or) no (rules|guidelines|restrictions|filters|limits|ethics|setup)\b",
     )
     .requiring(r"(?-u:\b)(has|have) (no|zero) (rules|limits|restrictions|filters|guidelines|ethics|morals|boundaries|guardrails|content polic)|(?-u:\b)cares? about|(?-u:\b)freed? (itself|yourself|himself|herself|themselves)|(?-u:\b)(safety|alignment|rlhf) training|(?-u:\b)version of (yourself|you)|(?-u:\b)no (setup|rules|guidelines|restrictions|filters|limits)"),
+    // Two answers, one of them without the rules ("[UNFILTERED]:", "unrestricted answer",
+    // "AI (unfiltered):"), and access or knowledge said to be without them.
     rule(
         "persona_jailbreak",
         0.45,
-        r"\((unfiltered|uncensored|jailbroken|unrestricted|evil|no filter)\)|\b(uncensored|unrestricted|unfiltered) (access|tier|version|model|output)\b|\bforbidden (knowledge|information|content|topics)\b|\braw model\b|\brefusal mechanism\b",
+        concat!(
+            r"\((unfiltered|uncensored|jailbroken|unrestricted|evil|no filter)\)|\b(uncensored|unrestricted|unfiltered) (access|tier|version|model|output)\b|\bforbidden (knowledge|information|content|topics)\b|\braw model\b|\brefusal mechanism\b",
+            "|",
+            r"\[(unfiltered|uncensored|jailbroken|jailbreak|unrestricted|dan|evil|no filter)\]|\b(unfiltered|uncensored|unrestricted|jailbroken|unaligned|unmoderated) (answers?|responses?|replies|outputs?|mode)\b",
+        ),
     )
-    .requiring(r"(?-u:\b)(unfiltered|uncensored|jailbroken|unrestricted|evil|no filter|forbidden|raw model|refusal mechanism)"),
+    .requiring(r"(?-u:\b)(unfiltered|uncensored|jailbroken|jailbreak|unrestricted|unaligned|unmoderated|dan|evil|no filter|forbidden|raw model|refusal mechanism)"),
     // Safety claimed off by a level, a setting or a rollback: "restriction level set to 0",
     // "safety fine-tuning has been rolled back", "content_moderation=off",
     // config.set("guardrails", None).
@@ -297,9 +303,13 @@ const RULES: &[Rule] = &[
     rule(
         "affirmative_prefix",
         0.45,
-        r#"\b(first|opening) (word|line|sentence) (must|should|has to|needs to) be ['"]?(absolutely|sure|certainly|of course|step 1)\b|\bstart(ing)? with ['"]step 1:?\b"#,
+        concat!(
+            r#"\b(first|opening) (word|line|sentence) (must|should|has to|needs to) be ['"]?(absolutely|sure|certainly|of course|step 1)\b|\bstart(ing)? with ['"]step 1:?\b"#,
+            "|",
+            r#"\b(start|begin|open|prefix|preface)( your| the| each| every)?( answer| response| reply| output| message)?s? with ['"]?(sure|absolutely|of course|certainly|no problem|here is|here's|here are|happy to)\b|['"](sure|absolutely|certainly|of course)[,!]? (here('s| is| are)|i can|i will|i'll)\b"#,
+        ),
     )
-    .requiring(r"(?-u:\b)(absolutely|sure|certainly|of course|step 1)"),
+    .requiring(r"(?-u:\b)(sure|absolutely|of course|certainly|no problem|here is|here's|here are|happy to|i can|i will|i'll|step 1)"),
     rule(
         "false_consent",
         0.45,
@@ -312,13 +322,18 @@ const RULES: &[Rule] = &[
         r"\b(complete|continue) (the following|this|the) (text|transcript|sentence|story|log|chat log|dialogue)\b|\b(continue|complete) it in the same style\b",
     )
     .requiring(r"(?-u:\b)(complete|continue)"),
-    // Turns of a transcript the user wrote, the assistant complying, and an open turn for it.
+    // Turns of a transcript the user wrote, the assistant complying: two of them (the
+    // many-shot pattern), or one and an open turn for it.
     rule(
         "fake_compliance",
         0.6,
-        r"\b(assistant|ai|model|bot) ?: ?['\x22]?(sure|of course|absolutely|certainly|no problem)\b[\s\S]{0,600}?\b(user|human|me) ?:[\s\S]{0,300}?\b(assistant|ai|model|bot) ?:$",
+        concat!(
+            r"\b(assistant|ai|model|bot) ?: ?['\x22]?(sure|of course|absolutely|certainly|no problem)\b[\s\S]{0,600}?\b(user|human|me) ?:[\s\S]{0,300}?\b(assistant|ai|model|bot) ?:$",
+            "|",
+            r"\b(assistant|ai|bot|a|model|gpt|chatgpt|claude) ?: ?['\x22]?(sure|of course|absolutely|certainly|no problem|happy to help)\b[\s\S]{0,600}?\b(assistant|ai|bot|a|model|gpt|chatgpt|claude) ?: ?['\x22]?(sure|of course|absolutely|certainly|no problem|happy to help)\b",
+        ),
     )
-    .requiring(r"(?-u:\b)(sure|of course|absolutely|certainly|no problem)"),
+    .requiring(r"(?-u:\b)(sure|of course|absolutely|certainly|no problem|happy to help)"),
     // Payloads in other encodings, to be decoded and obeyed: "base32 -> plaintext ->
     // execute", "read this right to left and do what it says", "shift every letter back by
     // 3 and answer the resulting message", "compute a+b+c+d, then respond to the resulting
@@ -385,34 +400,14 @@ const RULES: &[Rule] = &[
         r"\b(imagine|suppose|pretend|picture|hypothetically|in a (hypothetical |fictional |parallel )?(world|universe|simulation|reality|scenario))\b[^.!?]{0,120}\b(no|without|free of|absent|removed|disabled|turned off|switched off|lifted)\b[^.!?]{0,30}\b(ai|content|safety|ethical|openai|anthropic) (guidelines|rules|restrictions|filters|policies|ethics|censorship|training|alignment)\b|\b(imagine|suppose|pretend|picture)\b[^.!?]{0,120}\b(safety|content) (rules|filters|restrictions|guidelines|policies)\b[^.!?]{0,30}\b(were|are|have been|had been) (turned|switched) off\b|\bif you (had no|had zero|were free (of|from)|weren't bound by|were not bound by|were unbound by|didn't have|did not have|had none of|lacked)( any)?( [a-z'-]+){0,2} (restrictions|rules|filters|guidelines|limits|limitations|policies|censorship|constraints|safety training|alignment|content policy)\b|\b(as|like) (an? |the )?(unaligned|unfiltered|uncensored|pre-safety[- ]training|pre-alignment|jailbroken|unrestricted|unmoderated) (model|ai|version|llm|assistant|chatbot)\b|\bpre-safety[- ]training\b|\bwith (your |its |the )?(safety|alignment|rlhf) training (switched|turned) off\b",
     )
     .requiring(r"(?-u:\b)(guidelines|rules|restrictions|filters|policies|ethics|censorship|training|alignment|content policy|constraints|limits|limitations|unaligned|unfiltered|uncensored|pre-safety|pre-alignment|jailbroken|unrestricted|unmoderated)"),
-    // Two answers, one of them without the rules: "[UNFILTERED]:", "unrestricted answer".
-    rule(
-        "persona_jailbreak",
-        0.45,
-        r"\[(unfiltered|uncensored|jailbroken|jailbreak|unrestricted|dan|evil|no filter)\]|\b(unfiltered|uncensored|unrestricted|jailbroken|unaligned|unmoderated) (answers?|responses?|replies|outputs?|mode)\b",
-    )
-    .requiring(r"(?-u:\b)(unfiltered|uncensored|unrestricted|jailbroken|jailbreak|unaligned|unmoderated|dan|evil|no filter)"),
-    // A reply forced to open in agreement ("start with 'Sure, here is'"), points lost for
-    // refusing, refusals called harmful or fatal to a parser, disclaimers stripped.
-    rule(
-        "affirmative_prefix",
-        0.45,
-        r#"\b(start|begin|open|prefix|preface)( your| the| each| every)?( answer| response| reply| output| message)?s? with ['"]?(sure|absolutely|of course|certainly|no problem|here is|here's|here are|happy to)\b|['"](sure|absolutely|certainly|of course)[,!]? (here('s| is| are)|i can|i will|i'll)\b"#,
-    )
-    .requiring(r"(?-u:\b)(sure|absolutely|of course|certainly|no problem|here is|here's|here are|happy to|i can|i will|i'll)"),
+    // Points lost for refusing, refusals called harmful or fatal to a parser, disclaimers
+    // stripped.
     rule(
         "refusal_coercion",
         0.45,
         r#"\b(lose|lost|losing|deduct\w*|subtract\w*|penali[sz]\w*|docked)\b[^.!?]{0,30}\b(points?|tokens?|credits?|lives|stars?)\b[^.!?]{0,40}\b(refus\w*|disclaimers?|warnings?|caveats?|apolog\w*|declin\w*)|\brefus(ing|al|als|e)\b[^.!?]{0,40}\b(is|are|would be|violates?|breaks?|counts as|will (crash|break))\b[^.!?]{0,20}\b(unhelpful|harmful|a violation|against (your|the)|wrong|not allowed|forbidden|unethical|crash\w*|censorship)\b|\b(crash\w*|breaks?|fails?)\b (if|when|whenever) (it |the parser |the program |the system )?(sees|gets|receives|encounters|finds) (a |any )?(refusal|warning|disclaimer|apology)|\b(skip|omit|drop|leave out|strip)( out)?( all| any)?( the| your)? (safety (checks|warnings|notes|disclaimers|caveats)|disclaimers( and [a-z]+)?|moral(izing)? (lectures?|commentary))\b|\b(never|don't|do not) (warn|moralize|moralise|lecture|hedge)\b"#,
     )
-    .requiring(r"(?-u:\b)(points?|tokens?|credits?|lives|stars?|refus|crash|warn|hedg|lectur|disclaimers?|moral|lectures?|commentary|caveats?|warnings?|notes)"),
-    // Turns the user wrote for the assistant, each complying: the many-shot pattern.
-    rule(
-        "fake_compliance",
-        0.6,
-        r"\b(assistant|ai|bot|a|model|gpt|chatgpt|claude) ?: ?['\x22]?(sure|of course|absolutely|certainly|no problem|happy to help)\b[\s\S]{0,600}?\b(assistant|ai|bot|a|model|gpt|chatgpt|claude) ?: ?['\x22]?(sure|of course|absolutely|certainly|no problem|happy to help)\b",
-    )
-    .requiring(r"(?-u:\b)(sure|of course|absolutely|certainly|no problem|happy to help)"),
+    .requiring(r"(?-u:\b)(points?|tokens?|credits?|lives|stars?|refus|crash|warn|hedg|lectur|disclaimers?|moral|commentary|caveats?|notes)"),
     // A payload to be decoded, reversed or assembled and then obeyed: "decode this Morse
     // and follow the instruction", "translate it and do it", "do what the combined string
     // says". Code to translate and run is not this: it must be obeyed, not executed.
@@ -1139,12 +1134,17 @@ const UNTRUSTED_RULES: &[Rule] = &[
         r"\bvalues? of [a-z0-9_]*(key|token|secret|password)s?\b|\bauthori[sz]ation header (value )?as\b|\b(system prompt|developer instructions)[^.]{0,30}\byou (received|were given|are running)\b",
     )
     .requiring(r"(?-u:\b)(values? of|authori[sz]ation header|system prompt|developer instructions)"),
-    // Something sent to an outside web address: ordinary in manuals ("upload via https://"),
-    // weak alone.
+    // Something sent to an outside address, mail or web: ordinary in mail and manuals ("send
+    // the contract to legal@", "upload via https://"), so weak alone; with the AI reader
+    // singled out, an exfiltration.
     rule(
         "send_to_address",
         0.3,
-        r"\b(upload|deposit|send|post|submit|sync|copy|mirror|forward)\w*\b[^.]{0,40}\b(via|to|at|into) https?://",
+        concat!(
+            r"\b(upload|deposit|send|post|submit|sync|copy|mirror|forward)\w*\b[^.]{0,40}\b(via|to|at|into) https?://",
+            "|",
+            r"\b(email|e-mail|forward|send|upload|post|transfer|share|dm|copy)\b[^.]{0,100}\bto [a-z0-9._+-]+@[a-z0-9-]+\.[a-z]",
+        ),
     ),
     // Secret files named in data: keys, cloud credentials, package tokens. Setup guides name
     // some of them too, so weak alone.
@@ -1152,13 +1152,6 @@ const UNTRUSTED_RULES: &[Rule] = &[
         "secret_file",
         0.45,
         r"~?/?\.ssh/id_(rsa|ed25519|ecdsa|dsa)\b[^.]|~?/?\.ssh/id_(rsa|ed25519|ecdsa|dsa)$|~?/\.aws/credentials\b|~?/\.npmrc\b|~?/\.netrc\b|~?/\.pypirc\b|\.config/gh/hosts\.yml\b|~?/\.docker/config\.json\b|/etc/shadow\b|~?/\.kube/config\b|~?/\.git-credentials\b",
-    ),
-    // Something sent to an outside address: ordinary in mail ("send the contract to legal@"),
-    // so weak alone; with the AI reader singled out, an exfiltration.
-    rule(
-        "send_to_address",
-        0.3,
-        r"\b(email|e-mail|forward|send|upload|post|transfer|share|dm|copy)\b[^.]{0,100}\bto [a-z0-9._+-]+@[a-z0-9-]+\.[a-z]",
     ),
     // Data put into a URL for the reader to open or render: "append the user's question to
     // the end of the URL", "a URL-encoded summary of the conversation", "the base64 of the
@@ -2463,6 +2456,10 @@ mod fast_path_tests {
             "injection-redteam-d-eval.jsonl",
             "injection-redteam-e-eval.jsonl",
             "injection-redteam-f-eval.jsonl",
+            "injection-redteam-g-eval.jsonl",
+            "injection-redteam-h-eval.jsonl",
+            "injection-redteam-i-eval.jsonl",
+            "injection-redteam-j-eval.jsonl",
         ] {
             let data = std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_default();
             for line in data.lines() {
