@@ -57,11 +57,10 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
               "smolagents==1.26.0", "openai-agents==0.24.0", "mirascope==2.8.2", "marvin==3.2.7",
               "langgraph==1.2.24"]
 # Red-team sets written for Sluice by independent sessions (examples/inspect/README.md,
-# step 11): C, D and F train the user-prompt model, A, B and E the untrusted-content model;
-# G, H, I and J stay held out.
-REDTEAM_USER = ["injection-redteam-c-eval.jsonl", "injection-redteam-d-eval.jsonl", "injection-redteam-f-eval.jsonl"]
-REDTEAM_UNTRUSTED = ["injection-redteam-a-eval.jsonl", "injection-redteam-b-eval.jsonl",
-                     "injection-redteam-e-eval.jsonl"]
+# step 11): C, D, F, H and J train the user-prompt model, A, B, E, G and I the
+# untrusted-content model; K, L, M and N stay held out.
+REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in "cdfhj"]
+REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in "abegi"]
 BUCKETS = 1 << 16
 SEED = 20261125
 
@@ -88,7 +87,20 @@ def fnv1a(data):
     return h
 
 
+def fmix32(h):
+    """MurmurHash3's finaliser: a 4-byte window packed big-endian into 32 bits, mixed."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
 def features(text):
+    """Each word, each pair of adjacent words and each four-byte window of a word padded
+    with a space at both ends (" ign", "igno", ..., "ore "), hashed into BUCKETS; counts
+    L2-normalised. The windows carry what whole words miss: inflections and compounds in
+    other languages, misspellings, words run together or cut apart."""
     toks = tokens(text)
     counts = {}
     for t in toks:
@@ -97,6 +109,11 @@ def features(text):
     for a, b in zip(toks, toks[1:]):
         k = fnv1a(("b:" + a + " " + b).encode()) % BUCKETS
         counts[k] = counts.get(k, 0.0) + 1.0
+    for t in toks:
+        padded = b" " + t.encode() + b" "
+        for i in range(len(padded) - 3):
+            k = fmix32(int.from_bytes(padded[i:i + 4], "big")) % BUCKETS
+            counts[k] = counts.get(k, 0.0) + 1.0
     norm = math.sqrt(sum(v * v for v in counts.values())) or 1.0
     return {k: v / norm for k, v in counts.items()}
 

@@ -33,11 +33,17 @@ pub struct Gate {
 impl Gate {
     /// A gate over `patterns`, which must parse as `regex::Regex::new` parses them.
     pub fn new(patterns: &[&str]) -> Gate {
+        Gate::with_shortest_prefix(patterns, SHORTEST_PREFIX)
+    }
+
+    /// A gate whose patterns always run when a prefix of theirs is shorter than `shortest`
+    /// bytes.
+    pub fn with_shortest_prefix(patterns: &[&str], shortest: usize) -> Gate {
         let mut prefixes: Vec<Vec<u8>> = Vec::new();
         let mut owners = Vec::new();
         let mut always = Vec::new();
         for (index, pattern) in patterns.iter().enumerate() {
-            match prefixes_of(pattern) {
+            match prefixes_of(pattern, shortest) {
                 Some(found) => {
                     owners.extend(std::iter::repeat_n(index, found.len()));
                     prefixes.extend(found);
@@ -87,15 +93,11 @@ impl Gate {
 
 /// The byte strings every match of `pattern` starts with, or `None` when there is no such
 /// finite set of useful length (or the pattern does not parse).
-fn prefixes_of(pattern: &str) -> Option<Vec<Vec<u8>>> {
+fn prefixes_of(pattern: &str, shortest: usize) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
     let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
     let literals = seq.literals()?;
-    if literals.is_empty()
-        || literals
-            .iter()
-            .any(|l| l.as_bytes().len() < SHORTEST_PREFIX)
-    {
+    if literals.is_empty() || literals.iter().any(|l| l.as_bytes().len() < shortest) {
         return None;
     }
     // A prefix's first bytes are a prefix too: cut short, the prefixes are fewer (shared

@@ -1,12 +1,14 @@
-//! The injection classifiers: logistic regression over hashed word unigrams and bigrams,
-//! one for user prompts and one for untrusted content (documents, tool output).
+//! The injection classifiers: logistic regression over hashed words, word pairs and
+//! four-byte windows of words, one for user prompts and one for untrusted content
+//! (documents, tool output).
 //!
 //! Trained offline by `examples/inspect/train_injection.py` on openly licensed data that
 //! the evaluation sets named in `examples/inspect/README.md` do not contain; the weights
 //! (`injection-model.bin` and `injection-untrusted-model.bin`, 256 KiB each) ship in the
 //! binary. Features: the text in NFKC, lower case, split into runs of alphanumeric
 //! characters; each word (`w:word`) and each pair of adjacent words (`b:one two`) is
-//! hashed (FNV-1a, 32 bits) into 65,536 buckets; counts are L2-normalised. The training
+//! hashed (FNV-1a, 32 bits), and each four-byte window of a word padded with spaces mixed
+//! (MurmurHash3's finaliser), into 65,536 buckets; counts are L2-normalised. The training
 //! script computes exactly the same features.
 
 use std::sync::LazyLock;
@@ -17,7 +19,8 @@ struct Model {
 }
 
 impl Model {
-    /// The model in `bytes` (magic, bucket count, bias, weights; little-endian), if whole.
+    /// The model in `bytes` (magic, bucket count, bias, weights; little-endian), if whole
+    /// and its bucket count a power of two (a hash's bucket is then its low bits).
     fn read(bytes: &[u8]) -> Option<Model> {
         let magic = bytes.get(..8)?;
         if magic != b"SLIC1\0\0\0" {
@@ -31,7 +34,7 @@ impl Model {
             .chunks_exact(4)
             .filter_map(|c| c.try_into().ok().map(f32::from_le_bytes))
             .collect();
-        (weights.len() == buckets && buckets > 0).then_some(Model { bias, weights })
+        (weights.len() == buckets && buckets.is_power_of_two()).then_some(Model { bias, weights })
     }
 }
 
@@ -56,10 +59,21 @@ const fn seeded(prefix: &[u8; 2]) -> u32 {
     fnv(fnv(FNV_OFFSET, prefix[0]), prefix[1])
 }
 
+/// MurmurHash3's finaliser, which mixes a four-byte window packed into 32 bits.
+const fn fmix32(mut hash: u32) -> u32 {
+    hash ^= hash >> 16;
+    hash = hash.wrapping_mul(0x85EB_CA6B);
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(0xC2B2_AE35);
+    hash ^ (hash >> 16)
+}
+
 /// Calls `emit` with the hash of every feature of `words`, lower-cased (ASCII letters here;
 /// the caller lower-cases the rest):
-/// `w:word` for each word, `b:one two` for each adjacent pair. Each word's bytes are read
-/// once and feed three independent hashes (its own, the pair it ends, the pair it starts);
+/// `w:word` for each word, `b:one two` for each adjacent pair, and each four-byte window of
+/// the word padded with a space at both ends (" ign", "igno", ..., "ore "), packed
+/// big-endian and mixed by [`fmix32`]. Each word's bytes are read once and feed three
+/// independent hashes (its own, the pair it ends, the pair it starts) and the window;
 /// FNV is a chain of multiplications, so interleaving three of them costs about as much as
 /// one.
 fn features<'a>(words: impl Iterator<Item = &'a [u8]>, mut emit: impl FnMut(u32)) {
@@ -67,11 +81,21 @@ fn features<'a>(words: impl Iterator<Item = &'a [u8]>, mut emit: impl FnMut(u32)
     let mut open_pair: Option<u32> = None;
     for word in words {
         let (mut own, mut pair, mut next) = (seeded(b"w:"), open_pair.unwrap_or(0), seeded(b"b:"));
+        // The last four bytes of " word", and how many bytes it holds.
+        let (mut window, mut held) = (u32::from(b' '), 1u32);
         for &byte in word {
             let byte = byte.to_ascii_lowercase();
             own = fnv(own, byte);
             pair = fnv(pair, byte);
             next = fnv(next, byte);
+            window = (window << 8) | u32::from(byte);
+            held += 1;
+            if held >= 4 {
+                emit(fmix32(window));
+            }
+        }
+        if held >= 3 {
+            emit(fmix32((window << 8) | u32::from(b' ')));
         }
         emit(own);
         if open_pair.is_some() {
@@ -143,23 +167,29 @@ fn paragraphs(text: &str) -> Vec<&str> {
 /// of the text in NFKC and lower case (ASCII text skips normalisation, the identity on it).
 fn score(model: &Model, text: &str) -> f64 {
     let buckets = model.weights.len();
-    // Σ weight·count and Σ count², kept as features arrive: a bucket seen for the n-th
-    // time adds 2n-1 to the squares.
-    let (mut dot, mut squares) = (0.0f32, 0.0f32);
+    let mask = buckets - 1;
+    // Σ weight·count, summed in four lanes so that each addition need not wait for the one
+    // before, and Σ count², kept as features arrive: a bucket seen for the n-th time adds
+    // 2n-1 to the squares.
+    let (mut lanes, mut squares) = ([0.0f32; 4], 0u64);
     COUNTS.with_borrow_mut(|counts| {
         if counts.len() != buckets {
             *counts = vec![0; buckets];
         }
         let mut touched: Vec<usize> = Vec::with_capacity(text.len() / 2);
+        let mut lane = 0;
         let mut count = |hash: u32| {
-            let id = hash as usize % buckets;
+            let id = hash as usize & mask;
             if let Some(seen) = counts.get_mut(id) {
                 if *seen == 0 {
                     touched.push(id);
                 }
                 *seen += 1;
-                squares += (2 * *seen - 1) as f32;
-                dot += model.weights.get(id).copied().unwrap_or(0.0);
+                squares += u64::from(2 * *seen - 1);
+                if let Some(sum) = lanes.get_mut(lane) {
+                    *sum += model.weights.get(id).copied().unwrap_or(0.0);
+                }
+                lane = (lane + 1) % 4;
             }
         };
         if text.is_ascii() {
@@ -184,7 +214,12 @@ fn score(model: &Model, text: &str) -> f64 {
             }
         }
     });
-    let norm = if squares > 0.0 { squares.sqrt() } else { 1.0 };
+    let dot: f32 = lanes.iter().sum();
+    let norm = if squares > 0 {
+        (squares as f32).sqrt()
+    } else {
+        1.0
+    };
     let z = dot / norm + model.bias;
     1.0 / (1.0 + f64::from(-z.clamp(-30.0, 30.0)).exp())
 }
@@ -203,18 +238,44 @@ mod tests {
     }
 
     #[test]
-    fn features_hash_words_and_pairs_as_the_training_script_does() {
+    fn features_hash_words_pairs_and_windows_as_the_training_script_does() {
         let words = ["Ignore", "all", "previous", "ÉTÉ"];
         let mut got = Vec::new();
         super::features(words.iter().map(|w| w.as_bytes()), |h| got.push(h));
         // ASCII letters are lower-cased here; other characters by the caller.
         let lower = ["ignore", "all", "previous", "ÉtÉ"];
-        let mut expected = vec![reference(&["w:", lower[0]])];
+        let windows = |word: &str| -> Vec<u32> {
+            let padded = format!(" {word} ").into_bytes();
+            padded
+                .windows(4)
+                .map(|w| super::fmix32(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+                .collect()
+        };
+        let mut expected = windows(lower[0]);
+        expected.push(reference(&["w:", lower[0]]));
         for pair in lower.windows(2) {
+            expected.extend(windows(pair[1]));
             expected.push(reference(&["w:", pair[1]]));
             expected.push(reference(&["b:", pair[0], " ", pair[1]]));
         }
         assert_eq!(got, expected);
+        // The mix, as the training script's `fmix32` computes it.
+        assert_eq!(super::fmix32(u32::from_be_bytes(*b" ign")), 0x1c75_9101);
+        assert_eq!(super::fmix32(u32::from_be_bytes(*b"ore ")), 0xf9ed_90ab);
+    }
+
+    #[test]
+    fn short_words_have_windows_only_from_two_letters() {
+        let mut got = Vec::new();
+        super::features([b"a".as_slice(), b"ai".as_slice()].into_iter(), |h| {
+            got.push(h)
+        });
+        // "a": its word only; "ai": " ai ", its word, the pair.
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            got.get(1),
+            Some(&super::fmix32(u32::from_be_bytes(*b" ai ")))
+        );
     }
 
     #[test]
