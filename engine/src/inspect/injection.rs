@@ -738,6 +738,28 @@ macro_rules! ai_reader {
     };
 }
 
+/// What an AI reader's role is called by ("screening", "AI support", "applicant-tracking"),
+/// one modifier with its separator (see the role-addressing `addressed_to_model` rule).
+macro_rules! role_modifier {
+    () => {
+        r"((ai|llm|automated|automatic|ai-powered|virtual|screening|support|triage|hiring|booking|travel|review|applicant[- ]tracking|email|scheduling|shopping|finance|coding|pricing|comparison|summary|grading|bonus|payroll|translation|recruiting|crm|helpdesk|jira|slack|calendar|inbox|research|sales|hr)[ -])"
+    };
+}
+
+/// The nouns an AI reader named by its role ends with ("screening model", "AI bot").
+macro_rules! role_noun {
+    () => {
+        r"(ai|llms?|assistants?|bots?|models?|copilots?|screeners?|automation)"
+    };
+}
+
+/// A colon or comma after the named role, then the order: "…: before scoring, please copy".
+macro_rules! role_order {
+    () => {
+        r"\s*[:,]\s*((before|after|when|whenever|if|once|while) [^.!?\n,]{1,40},\s*)?(please\s+)?(also\s+|now\s+|then\s+|just\s+|first\s+)?(process|issue|refund|rank|score|send|forward|email|transfer|schedule|book|delete|approve|mark|report|copy|echo|reveal|print|output|ignore|disregard|treat|rate|give|tell|say|state|recommend|describe|move|add|remove|grant|change|set|update|reply|respond|include|append|insert|classify|flag|label|close|merge|run|execute|install|upload|post|share|pay|buy|purchase|cancel|accept|decline|call|invoke|list|write|draft|create|forget|disable|enable|export|submit|wire|present|omit|skip|leave out)\b"
+    };
+}
+
 /// Rules for untrusted content only (documents, tool output), after the taxonomy of indirect
 /// injection (Greshake et al., 2023): text there is data, so words that steer whoever reads
 /// it are themselves the signal, even where a user might say them innocently. Each is weak
@@ -760,9 +782,24 @@ const UNTRUSTED_RULES: &[Rule] = &[
         "addressed_to_model",
         0.6,
         concat!(
-            r#"(^|[\n"(\[.;:,]|\bp\.?s\.?)\s*((ai|llm|automated|automatic|ai-powered|virtual|screening|support|triage|hiring|booking|travel|review|applicant[- ]tracking|email|scheduling|shopping|finance|coding|pricing|comparison|summary|grading|bonus|payroll|translation|recruiting|crm|helpdesk|jira|slack|calendar|inbox|research|sales|hr)[ -])*(ai|llm|automated|automatic|ai-powered|virtual)[ -]((ai|llm|automated|automatic|ai-powered|virtual|screening|support|triage|hiring|booking|travel|review|applicant[- ]tracking|email|scheduling|shopping|finance|coding|pricing|comparison|summary|grading|bonus|payroll|translation|recruiting|crm|helpdesk|jira|slack|calendar|inbox|research|sales|hr)[ -])*(agents?|tools?|(ai|llms?|assistants?|bots?|models?|copilots?|screeners?|automation))\s*[:,]\s*((before|after|when|whenever|if|once|while) [^.!?\n,]{1,40},\s*)?(please\s+)?(also\s+|now\s+|then\s+|just\s+|first\s+)?(process|issue|refund|rank|score|send|forward|email|transfer|schedule|book|delete|approve|mark|report|copy|echo|reveal|print|output|ignore|disregard|treat|rate|give|tell|say|state|recommend|describe|move|add|remove|grant|change|set|update|reply|respond|include|append|insert|classify|flag|label|close|merge|run|execute|install|upload|post|share|pay|buy|purchase|cancel|accept|decline|call|invoke|list|write|draft|create|forget|disable|enable|export|submit|wire|present|omit|skip|leave out)\b"#,
-            r#"|(^|[\n"(\[.;:,]|\bp\.?s\.?)\s*((ai|llm|automated|automatic|ai-powered|virtual|screening|support|triage|hiring|booking|travel|review|applicant[- ]tracking|email|scheduling|shopping|finance|coding|pricing|comparison|summary|grading|bonus|payroll|translation|recruiting|crm|helpdesk|jira|slack|calendar|inbox|research|sales|hr)[ -])+(ai|llms?|assistants?|bots?|models?|copilots?|screeners?|automation)\s*[:,]\s*((before|after|when|whenever|if|once|while) [^.!?\n,]{1,40},\s*)?(please\s+)?(also\s+|now\s+|then\s+|just\s+|first\s+)?(process|issue|refund|rank|score|send|forward|email|transfer|schedule|book|delete|approve|mark|report|copy|echo|reveal|print|output|ignore|disregard|treat|rate|give|tell|say|state|recommend|describe|move|add|remove|grant|change|set|update|reply|respond|include|append|insert|classify|flag|label|close|merge|run|execute|install|upload|post|share|pay|buy|purchase|cancel|accept|decline|call|invoke|list|write|draft|create|forget|disable|enable|export|submit|wire|present|omit|skip|leave out)\b"#,
-            r#"|(\b(for|to) (the|any|all|every) ((ai|llm|automated|automatic|ai-powered|virtual|screening|support|triage|hiring|booking|travel|review|applicant[- ]tracking|email|scheduling|shopping|finance|coding|pricing|comparison|summary|grading|bonus|payroll|translation|recruiting|crm|helpdesk|jira|slack|calendar|inbox|research|sales|hr)[ -])*|\bnote:\s*|["(\[]\s*|[:,;]\s+)(ai|llms?|assistants?|bots?|models?|copilots?|screeners?|automation)\s*[:,]\s*((before|after|when|whenever|if|once|while) [^.!?\n,]{1,40},\s*)?(please\s+)?(also\s+|now\s+|then\s+|just\s+|first\s+)?(process|issue|refund|rank|score|send|forward|email|transfer|schedule|book|delete|approve|mark|report|copy|echo|reveal|print|output|ignore|disregard|treat|rate|give|tell|say|state|recommend|describe|move|add|remove|grant|change|set|update|reply|respond|include|append|insert|classify|flag|label|close|merge|run|execute|install|upload|post|share|pay|buy|purchase|cancel|accept|decline|call|invoke|list|write|draft|create|forget|disable|enable|export|submit|wire|present|omit|skip|leave out)\b"#,
+            r#"(^|[\n"(\[.;:,]|\bp\.?s\.?)\s*"#,
+            role_modifier!(),
+            "*(ai|llm|automated|automatic|ai-powered|virtual)[ -]",
+            role_modifier!(),
+            "*(agents?|tools?|",
+            role_noun!(),
+            ")",
+            role_order!(),
+            r#"|(^|[\n"(\[.;:,]|\bp\.?s\.?)\s*"#,
+            role_modifier!(),
+            "+",
+            role_noun!(),
+            role_order!(),
+            r"|(\b(for|to) (the|any|all|every) ",
+            role_modifier!(),
+            r#"*|\bnote:\s*|["(\[]\s*|[:,;]\s+)"#,
+            role_noun!(),
+            role_order!(),
         ),
     )
     .requiring(AI_WORDS),
