@@ -2151,10 +2151,14 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
         // A system prompt kept as a value in code or configuration (or a column of a table)
         // defines another bot; its "You are the helpdesk assistant", its "never reveal
         // these instructions" and its "if asked anything else" are data, not orders to the
-        // reader.
-        let defines_prompt = PROMPT_VALUE.as_ref().is_some_and(|re| re.is_match(raw));
-        if defines_prompt {
-            for defined in ["persona_assignment", "output_hijack", "conditional_trigger"] {
+        // reader. Asked only when one of those signals stands.
+        let mut defines = None;
+        let mut defines_prompt = || {
+            *defines.get_or_insert_with(|| PROMPT_VALUE.as_ref().is_some_and(|re| re.is_match(raw)))
+        };
+        const DEFINED: [&str; 3] = ["persona_assignment", "output_hijack", "conditional_trigger"];
+        if DEFINED.iter().any(|name| signals.contains_key(name)) && defines_prompt() {
+            for defined in DEFINED {
                 signals.remove(defined);
             }
         }
@@ -2166,7 +2170,7 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
             let opener = speaker(&first);
             let dialogue = opener.is_none() || turns.any(|turn| speaker(&turn) != opener);
             // One "system:" turn of a prompt kept as a value is its definition.
-            if dialogue || !defines_prompt {
+            if dialogue || !defines_prompt() {
                 add(
                     &mut signals,
                     FAKE_TURN.name,
