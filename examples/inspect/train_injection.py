@@ -57,10 +57,10 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
               "smolagents==1.26.0", "openai-agents==0.24.0", "mirascope==2.8.2", "marvin==3.2.7",
               "langgraph==1.2.24"]
 # Red-team sets written for Sluice by independent sessions (examples/inspect/README.md,
-# step 11): C, D, F, H, J, L and N train the user-prompt model, A, B, E, G, I, K and M the
-# untrusted-content model; O and P stay held out.
-REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in "cdfhjln"]
-REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in "abegikm"]
+# step 11): C, D, F, H, J, L, N and P train the user-prompt model, A, B, E, G, I, K, M and O
+# the untrusted-content model; Q and R stay held out.
+REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in "cdfhjlnp"]
+REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in "abegikmo"]
 BUCKETS = 1 << 16
 SEED = 20261125
 
