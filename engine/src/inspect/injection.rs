@@ -3352,6 +3352,10 @@ mod fast_path_tests {
             "injection-redteam-l-eval.jsonl",
             "injection-redteam-m-eval.jsonl",
             "injection-redteam-n-eval.jsonl",
+            "injection-redteam-o-eval.jsonl",
+            "injection-redteam-p-eval.jsonl",
+            "injection-redteam-q-eval.jsonl",
+            "injection-redteam-r-eval.jsonl",
         ] {
             let data = std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_default();
             for line in data.lines() {
