@@ -2775,6 +2775,36 @@ mod tests {
     }
 
     #[test]
+    fn every_regex_compiles() {
+        // A pattern the regex crate refuses (a Unicode class repeated past its size limit)
+        // would leave its check silently off.
+        let all = [
+            &PROMPT_VALUE,
+            &ROT13_TRACE,
+            &ESCAPE_RUN,
+            &HEX_RUN,
+            &ASSIGNED,
+            &ABOUT_INJECTION,
+            &QUOTED,
+            &USER_QUOTED,
+            &TEST_TABLE,
+            &USER_MENTION,
+            &USER_ASKS,
+            &USER_OBEYS,
+            &QUOTED_KEY,
+            &OWN_INSTRUCTIONS,
+            &PRODUCT_INSTRUCTIONS,
+            &DEVICE_MODE,
+            &HARM_FRAME,
+            &AGENT_GUIDE,
+        ];
+        for (i, re) in all.into_iter().chain(&SECURITY_NOTICE).enumerate() {
+            assert!(re.is_some(), "regex {i}");
+        }
+        assert!(COMPILED.is_some());
+    }
+
+    #[test]
     fn notices_and_test_tables_describe_attacks_without_making_them() {
         let notice = "From: IT Security <itsecurity@pembridge.ac.uk>\nSubject: Phishing campaign targeting payroll\n\nWe are seeing emails claiming to be from Payroll asking staff to send their bank details and passwords to payroll-verify@pembr1dge.com. Do not reply; report them with the Report button.";
         let a = assess(notice, Origin::Untrusted);
