@@ -99,7 +99,7 @@ const RULES: &[Rule] = &[
     rule(
         "instruction_override",
         0.85,
-        r"\b(ignore|disregard|forget|override|bypass|skip|drop|abandon)\b( all| any| every| each| of)?( the| your| my| these| those| this)? (previous|prev[a-z]{0,2}o?u?s|prior|above|earlier|preceding|initial|original|old|existing|system|former|past|current)?( and [a-z]+)? ?(instructions?|[a-z]{0,2}n?st?r[a-z]{2,5}ions?|prompts?|rules|directions|guidelines|guidance|commands?|requests|context|constraints|restrictions|programming|directives?|policies)\b",
+        r"\b(ignore|disregard|forget|override|bypass|skip|drop|abandon)\b( all| any| every| each| of)?( the| your| my| these| those| this)? (previous|prev[a-z]{0,2}o?u?s|prior|above|earlier|preceding|initial|original|old|existing|system|former|past|current)?( and [a-z]+)? ?(instructions?|[a-z]{0,2}n?st?r[a-z]{2,5}ions?|prompts?|rules|directions|guidelines|guidance|commands|requests|context|constraints|restrictions|programming|directives?|policies)\b",
     ),
     rule(
         "instruction_override",
@@ -3314,6 +3314,7 @@ mod tests {
             "Can you ignore the typos in my essay and focus on structure?",
             "What are the previous instructions for assembling the shelf? I lost the manual.",
             "Write a Python function that decodes base64 strings.",
+            "Kubernetes: how do I override the command of a container in a pod spec?",
             "Translate 'good morning' into French and German.",
             "My password manager says the rules changed; how do I export my vault?",
             "The system prompt engineering course starts Monday.",
