@@ -112,12 +112,18 @@ fn features<'a>(words: impl Iterator<Item = &'a [u8]>, mut emit: impl FnMut(u32)
     }
 }
 
-thread_local! {
+/// The per-thread working memory of [`score`], kept to spare allocations per text.
+struct Scratch {
     /// Per-bucket counts of the text being scored, all zero between calls.
-    static COUNTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The buckets the text being scored touched, empty between calls (kept to spare an
-    /// allocation per text).
-    static TOUCHED: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    counts: Vec<u32>,
+    /// The buckets the text being scored touched, empty between calls.
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { counts: Vec::new(), touched: Vec::new() })
+    };
 }
 
 /// The probability, in [0, 1], that the user prompt `text` is a jailbreak or injection;
@@ -182,47 +188,44 @@ fn score(model: &Model, text: &str) -> f64 {
     // Σ weight·count and Σ count² (a repeated word costs one weight lookup, not one per
     // occurrence).
     let (mut dot, mut squares) = (0.0f32, 0u64);
-    COUNTS.with_borrow_mut(|counts| {
-        TOUCHED.with_borrow_mut(|touched| {
-            if counts.len() != buckets {
-                *counts = vec![0; buckets];
-            }
-            touched.clear();
-            let mut count = |hash: u32| {
-                let id = hash as usize & mask;
-                if let Some(seen) = counts.get_mut(id) {
-                    if *seen == 0 {
-                        touched.push(id as u32);
-                    }
-                    *seen += 1;
+    SCRATCH.with_borrow_mut(|Scratch { counts, touched }| {
+        if counts.len() != buckets {
+            *counts = vec![0; buckets];
+        }
+        let mut count = |hash: u32| {
+            let id = hash as usize & mask;
+            if let Some(seen) = counts.get_mut(id) {
+                if *seen == 0 {
+                    touched.push(id as u32);
                 }
-            };
-            if text.is_ascii() {
-                let words = text
-                    .as_bytes()
-                    .split(|b| !b.is_ascii_alphanumeric())
-                    .filter(|w| !w.is_empty());
-                features(words, &mut count);
-            } else {
-                let lower: String = super::nfkc::chars(text)
-                    .flat_map(char::to_lowercase)
-                    .collect();
-                let words = lower
-                    .split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| !w.is_empty())
-                    .map(str::as_bytes);
-                features(words, &mut count);
+                *seen += 1;
             }
-            for &id in touched.iter() {
-                let id = id as usize;
-                if let Some(seen) = counts.get_mut(id) {
-                    let n = std::mem::take(seen);
-                    squares += u64::from(n) * u64::from(n);
-                    dot += model.weights.get(id).copied().unwrap_or(0.0) * n as f32;
-                }
+        };
+        if text.is_ascii() {
+            let words = text
+                .as_bytes()
+                .split(|b| !b.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty());
+            features(words, &mut count);
+        } else {
+            let lower: String = super::nfkc::chars(text)
+                .flat_map(char::to_lowercase)
+                .collect();
+            let words = lower
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::as_bytes);
+            features(words, &mut count);
+        }
+        for &id in touched.iter() {
+            let id = id as usize;
+            if let Some(seen) = counts.get_mut(id) {
+                let n = std::mem::take(seen);
+                squares += u64::from(n) * u64::from(n);
+                dot += model.weights.get(id).copied().unwrap_or(0.0) * n as f32;
             }
-            touched.clear();
-        })
+        }
+        touched.clear();
     });
     let norm = if squares > 0 {
         (squares as f32).sqrt()
