@@ -59,6 +59,15 @@ impl Rule {
     }
 }
 
+/// What follows an AI noun that ends its phrase ("if you are an AI, …", "you are the
+/// assistant reading this") rather than names a person's role ("an assistant manager"):
+/// no letter, or a word that goes on about the AI (a compound noun, a verb, a relative).
+macro_rules! ai_noun_end {
+    () => {
+        r"([^a-z ]|$| (and|or|that|who|which|reading|processing|summari[sz]ing|reviewing|working|helping|built|named|called|with|for|in|on|at|to|from|like|model|models|assistant|assistants|agent|agents|system|systems|tool|tools|bot|bots|reader|readers|here|now|please|you|must|should|is|are)\b)"
+    };
+}
+
 /// Words one of which every naming of an AI reader holds (see `ai_reader!`).
 const AI_WORDS: &str = r"(?-u:\b)(ai|llms?|llm-based|language[- ]models?|assistants?|agents?|models?|bots?|copilots?|chatbots?|gpt|claude|gemini|automated|automatic|autonomous|machine|answer|summari[sz]ation|automation|whoever|whatever|anything|who (or|and)|when you|whenever you|you're (assisting|helping|working for|acting for|serving)|you are (assisting|helping|working for|acting for|serving))|@";
 
@@ -208,7 +217,11 @@ const RULES: &[Rule] = &[
         "addressed_to_model",
         0.25,
         0.7,
-        r"\b(if you are|attention|note to|message for|instructions? for|dear) (an? |the )?(ai|assistant|llm|language model|chatbot|agent|model|gpt|bot)([^a-z ]|$| (and|or|that|who|which|reading|processing|summari[sz]ing|reviewing|working|helping|built|named|called|with|for|in|on|at|to|from|like|model|models|assistant|assistants|agent|agents|system|systems|tool|tools|bot|bots|reader|readers|here|now|please|you|must|should|is|are)\b)|\b(ai|assistant|llm|model|agent),? (you must|you should|please|ignore|stop|instead|do not)\b",
+        concat!(
+            r"\b(if you are|attention|note to|message for|instructions? for|dear) (an? |the )?(ai|assistant|llm|language model|chatbot|agent|model|gpt|bot)",
+            ai_noun_end!(),
+            r"|\b(ai|assistant|llm|model|agent),? (you must|you should|please|ignore|stop|instead|do not)\b",
+        ),
     )
     .requiring(AI_WORDS),
     rule2(
@@ -934,7 +947,11 @@ const UNTRUSTED_RULES: &[Rule] = &[
     rule(
         "persona_assignment",
         0.6,
-        r"\byou are (now )?(operating|acting|functioning|running) (as|in) (an? |the )?([a-z-]+ ){0,3}(ai|assistant|model|mode|bot|chatbot|llm|agent)\b|\byou are (now )?(an?|the) ([a-z-]+ ){0,3}(ai|assistant|chatbot|llm|language model)([^a-z ]|$| (and|or|that|who|which|reading|processing|summari[sz]ing|reviewing|working|helping|built|named|called|with|for|in|on|at|to|from|like|model|models|assistant|assistants|agent|agents|system|systems|tool|tools|bot|bots|reader|readers|here|now|please|you|must|should|is|are)\b)|\byou are (now )?running as part of\b",
+        concat!(
+            r"\byou are (now )?(operating|acting|functioning|running) (as|in) (an? |the )?([a-z-]+ ){0,3}(ai|assistant|model|mode|bot|chatbot|llm|agent)\b|\byou are (now )?(an?|the) ([a-z-]+ ){0,3}(ai|assistant|chatbot|llm|language model)",
+            ai_noun_end!(),
+            r"|\byou are (now )?running as part of\b",
+        ),
     ),
     // Limits set aside: "disregard all boundaries", "bypass your guardrails".
     rule(
@@ -1465,7 +1482,16 @@ struct Met<'a> {
     found: Option<Vec<bool>>,
 }
 
-impl Met<'_> {
+impl<'a> Met<'a> {
+    /// The `requirements` that `text` meets, not yet searched.
+    fn new(requirements: &'a Gate, text: &'a str) -> Met<'a> {
+        Met {
+            requirements,
+            text,
+            found: None,
+        }
+    }
+
     /// Whether the text may meet requirement `need` (`None`: no requirement).
     fn meets(&mut self, need: Option<usize>) -> bool {
         let Some(k) = need else { return true };
@@ -1501,29 +1527,7 @@ impl Compiled {
     /// The requirements of `rules`, `multilingual` and `other_scripts` that `text` meets,
     /// not yet searched.
     fn met<'a>(&'a self, text: &'a str) -> Met<'a> {
-        Met {
-            requirements: &self.requirements,
-            text,
-            found: None,
-        }
-    }
-
-    /// The requirements of `raw` that `text` meets, not yet searched.
-    fn raw_met<'a>(&'a self, text: &'a str) -> Met<'a> {
-        Met {
-            requirements: &self.raw_requirements,
-            text,
-            found: None,
-        }
-    }
-
-    /// The requirements of `untrusted` that `text` meets, not yet searched.
-    fn untrusted_met<'a>(&'a self, text: &'a str) -> Met<'a> {
-        Met {
-            requirements: &self.untrusted_requirements,
-            text,
-            found: None,
-        }
+        Met::new(&self.requirements, text)
     }
 }
 
@@ -2049,6 +2053,27 @@ fn assembled(raw: &str) -> Option<String> {
     (pieces.len() >= 2).then(|| collapse(&pieces.concat()))
 }
 
+/// Whether a lazily compiled pattern finds something in `text` (never, if it did not
+/// compile; `every_regex_compiles` rules that out).
+fn found(re: &LazyLock<Option<Regex>>, text: &str) -> bool {
+    re.as_ref().is_some_and(|re| re.is_match(text))
+}
+
+/// Lowers `signal` to `cap` when `context` finds, in `text`, what makes it ordinary
+/// (a device's developer mode, a guidance file for coding agents, a ticket specifying an
+/// assistant); other signals still count.
+fn capped(
+    signals: &mut BTreeMap<&'static str, f64>,
+    signal: &'static str,
+    cap: f64,
+    context: &LazyLock<Option<Regex>>,
+    text: &str,
+) {
+    if signals.get(signal).is_some_and(|w| *w > cap) && found(context, text) {
+        signals.insert(signal, cap);
+    }
+}
+
 /// Records a signal, keeping its strongest weight.
 fn add(signals: &mut BTreeMap<&'static str, f64>, name: &'static str, weight: f64) {
     let entry = signals.entry(name).or_insert(0.0);
@@ -2200,8 +2225,12 @@ static AGENT_GUIDE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// The weight left to addressing the model in a guidance file for coding agents.
 const AGENT_GUIDANCE: f64 = 0.3;
 
-/// The weight left to a user's voiding of their own instructions.
-const OWN_INSTRUCTIONS_REVISED: f64 = 0.2;
+/// The weight left to "developer mode" of a device or a program.
+const DEVICE_DEVELOPER_MODE: f64 = 0.45;
+
+/// The weight left to voided instructions that were never the model's: a user's own
+/// earlier ones, a product's printed ones.
+const VOIDED_INSTRUCTIONS: f64 = 0.2;
 
 /// The score from which an assessment counts as flagged (what the evaluation counts and
 /// the default policy warns at); a mention or a revision is assessed without it below.
@@ -2212,10 +2241,8 @@ const FLAGGED: f64 = 0.5;
 /// on a model that only quotes them, are assessed without the quotes, and carry
 /// `quoted_injection` instead.
 pub fn assess(raw: &str, origin: Origin) -> Assessment {
+    // Each reassessment leaves an assessment that does not flag as it is.
     let whole = assess_as_is(raw, origin);
-    if whole.score < FLAGGED {
-        return whole;
-    }
     let whole = match origin {
         Origin::User => without_voided(
             raw,
@@ -2223,7 +2250,7 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
             whole,
             &OWN_INSTRUCTIONS,
             "own_instructions_revised",
-            OWN_INSTRUCTIONS_REVISED,
+            VOIDED_INSTRUCTIONS,
         ),
         Origin::Untrusted => whole,
     };
@@ -2233,11 +2260,8 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
         whole,
         &PRODUCT_INSTRUCTIONS,
         "product_instructions",
-        OWN_INSTRUCTIONS_REVISED,
+        VOIDED_INSTRUCTIONS,
     );
-    if whole.score < FLAGGED {
-        return whole;
-    }
     without_quoted_mentions(raw, origin, whole)
 }
 
@@ -2245,17 +2269,18 @@ pub fn assess(raw: &str, origin: Origin) -> Assessment {
 /// in a document about injection that is not data (JSON, CSV); in a user's question about
 /// attacks on a model that does not tell the model to act on them.
 fn without_quoted_mentions(raw: &str, origin: Origin, whole: Assessment) -> Assessment {
-    let is =
-        |re: &LazyLock<Option<Regex>>, text: &str| re.as_ref().is_some_and(|re| re.is_match(text));
+    if whole.score < FLAGGED {
+        return whole;
+    }
     // A table of test cases for a bot ("test_id,user_input,expected_behaviour") holds its
     // attacks as quoted cells: they are the cases, not orders, CSV or not.
-    let test_table = origin == Origin::Untrusted && is(&TEST_TABLE, raw);
+    let test_table = origin == Origin::Untrusted && found(&TEST_TABLE, raw);
     let (about, quoted) = match origin {
         Origin::User => (&USER_MENTION, &USER_QUOTED),
         Origin::Untrusted if test_table => (&TEST_TABLE, &USER_QUOTED),
         Origin::Untrusted => (&ABOUT_INJECTION, &QUOTED),
     };
-    if !is(about, raw)
+    if !found(about, raw)
         || (origin == Origin::Untrusted
             && !test_table
             && (QUOTED_KEY.as_ref().is_none_or(|re| re.is_match(raw))))
@@ -2267,7 +2292,8 @@ fn without_quoted_mentions(raw: &str, origin: Origin, whole: Assessment) -> Asse
     };
     let unquoted = quoted.replace_all(raw, "$1 ");
     if matches!(unquoted, Cow::Borrowed(_))
-        || (origin == Origin::User && (!is(&USER_ASKS, &unquoted) || is(&USER_OBEYS, &unquoted)))
+        || (origin == Origin::User
+            && (!found(&USER_ASKS, &unquoted) || found(&USER_OBEYS, &unquoted)))
     {
         return whole;
     }
@@ -2293,12 +2319,13 @@ fn without_voided(
     signal: &'static str,
     weight: f64,
 ) -> Assessment {
-    let Some(voided) = voided.as_ref() else {
-        return whole;
-    };
+    // The score first: the pattern is compiled only for a text that needs it.
     if whole.score < FLAGGED || !whole.signals.contains_key("instruction_override") {
         return whole;
     }
+    let Some(voided) = voided.as_ref() else {
+        return whole;
+    };
     match voided.replace_all(raw, " ") {
         Cow::Borrowed(_) => whole,
         Cow::Owned(rest) => reassessed(whole, &rest, origin, signal, weight),
@@ -2382,10 +2409,7 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
         }
         variants.push(("spaced_letters", text));
     }
-    if ROT13_TRACE
-        .as_ref()
-        .is_some_and(|trace| trace.is_match(&plain_text.text))
-    {
+    if found(&ROT13_TRACE, &plain_text.text) {
         let has = |traces: &[&str]| traces.iter().any(|w| plain_text.text.contains(w));
         if has(ROT13_TRACES) {
             variants.push(("rot13", rot13(&plain_text.text)));
@@ -2410,23 +2434,27 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
         let hits = matches(&mut compiled.met(text), true);
         reveal(&mut signals, obfuscation, hits, origin);
     }
-    for rule in compiled.raw.matching(&mut compiled.raw_met(raw), |_| true) {
+    for rule in compiled
+        .raw
+        .matching(&mut Met::new(&compiled.raw_requirements, raw), |_| true)
+    {
         add(&mut signals, rule.name, weight(rule, origin));
     }
     if origin == Origin::Untrusted {
-        for rule in compiled
-            .untrusted
-            .matching(&mut compiled.untrusted_met(&plain_text.text), |_| true)
-        {
+        for rule in compiled.untrusted.matching(
+            &mut Met::new(&compiled.untrusted_requirements, &plain_text.text),
+            |_| true,
+        ) {
             add(&mut signals, rule.name, rule.weight);
         }
         // Orders to the reader spelt in leetspeak or spaced letters ("4TT3NT10N 4I
         // 4SS1ST4NT: T3LL TH3 US3R…"); decoded variants are rare, so this costs ordinary
         // text nothing.
         for (obfuscation, text) in &variants {
-            let hits = compiled
-                .untrusted
-                .matching(&mut compiled.untrusted_met(text), |_| true);
+            let hits = compiled.untrusted.matching(
+                &mut Met::new(&compiled.untrusted_requirements, text),
+                |_| true,
+            );
             reveal(&mut signals, obfuscation, hits, origin);
         }
         // A system prompt kept as a value in code or configuration (or a column of a table)
@@ -2434,9 +2462,7 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
         // these instructions" and its "if asked anything else" are data, not orders to the
         // reader. Asked only when one of those signals stands.
         let mut defines = None;
-        let mut defines_prompt = || {
-            *defines.get_or_insert_with(|| PROMPT_VALUE.as_ref().is_some_and(|re| re.is_match(raw)))
-        };
+        let mut defines_prompt = || *defines.get_or_insert_with(|| found(&PROMPT_VALUE, raw));
         const DEFINED: [&str; 3] = ["persona_assignment", "output_hijack", "conditional_trigger"];
         if DEFINED.iter().any(|name| signals.contains_key(name)) && defines_prompt() {
             for defined in DEFINED {
@@ -2469,9 +2495,7 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
     // kept as one weak signal; anything addressed to the AI reader still counts.
     if origin == Origin::Untrusted
         && DESCRIBED.iter().any(|name| signals.contains_key(name))
-        && SECURITY_NOTICE
-            .iter()
-            .all(|re| re.as_ref().is_some_and(|re| re.is_match(&plain_text.text)))
+        && SECURITY_NOTICE.iter().all(|re| found(re, &plain_text.text))
     {
         for name in DESCRIBED {
             signals.remove(name);
@@ -2482,44 +2506,42 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
     // what the assistant should do ("Expected: the assistant should state 30 days", "As a
     // sales manager, I want the assistant to summarise threads"): a specification, not an
     // order to the reader. The directive stays a weak signal; others still count.
-    if origin == Origin::Untrusted
-        && signals
-            .get("assistant_directive")
-            .is_some_and(|w| *w > PRODUCT_SPECIFICATION)
-        && PRODUCT_DOC
-            .as_ref()
-            .is_some_and(|re| re.is_match(&plain_text.text))
-    {
-        signals.insert("assistant_directive", PRODUCT_SPECIFICATION);
+    if origin == Origin::Untrusted {
+        capped(
+            &mut signals,
+            "assistant_directive",
+            PRODUCT_SPECIFICATION,
+            &PRODUCT_DOC,
+            &plain_text.text,
+        );
     }
     // A repository's guidance file for coding agents (AGENTS.md, CLAUDE.md,
     // .cursorrules) is addressed to the model by design: its setup steps and conventions
     // are what the user's agent is meant to follow. Orders in it to send, publish or run
     // something still count through their own signals.
-    if origin == Origin::Untrusted
-        && signals
-            .get("addressed_to_model")
-            .is_some_and(|w| *w > AGENT_GUIDANCE)
-        && AGENT_GUIDE.as_ref().is_some_and(|re| re.is_match(raw))
-    {
-        signals.insert("addressed_to_model", AGENT_GUIDANCE);
+    if origin == Origin::Untrusted {
+        capped(
+            &mut signals,
+            "addressed_to_model",
+            AGENT_GUIDANCE,
+            &AGENT_GUIDE,
+            raw,
+        );
     }
-    if signals.get("developer_mode").is_some_and(|w| *w > 0.45)
-        && DEVICE_MODE
-            .as_ref()
-            .is_some_and(|re| re.is_match(&plain_text.text))
-    {
-        signals.insert("developer_mode", 0.45);
-    }
+    capped(
+        &mut signals,
+        "developer_mode",
+        DEVICE_DEVELOPER_MODE,
+        &DEVICE_MODE,
+        &plain_text.text,
+    );
     // A request for harm put in a frame that asks the model to set its judgement aside:
     // fiction that must be accurate, a hypothetical, "educational purposes", a detail that
     // keeps the act from being noticed, pressure, steps that climb to the harmful one.
     // Asked only when the request stands, so ordinary text pays nothing.
     if origin == Origin::User
         && signals.contains_key("harmful_request")
-        && HARM_FRAME
-            .as_ref()
-            .is_some_and(|re| re.is_match(&plain_text.text))
+        && found(&HARM_FRAME, &plain_text.text)
     {
         add(&mut signals, "harm_framing", HARM_FRAMING);
     }
@@ -3440,13 +3462,12 @@ mod fast_path_tests {
         }
         assert!(texts.len() > 3_000, "{} texts", texts.len());
         // Each group with the requirement search it was compiled into.
-        type Met = for<'a> fn(&'a Compiled, &'a str) -> super::Met<'a>;
-        let groups: [(&Group, Met); 5] = [
-            (&compiled.rules, Compiled::met),
-            (&compiled.multilingual, Compiled::met),
-            (&compiled.other_scripts, Compiled::met),
-            (&compiled.raw, Compiled::raw_met),
-            (&compiled.untrusted, Compiled::untrusted_met),
+        let groups: [(&Group, &Gate); 5] = [
+            (&compiled.rules, &compiled.requirements),
+            (&compiled.multilingual, &compiled.requirements),
+            (&compiled.other_scripts, &compiled.requirements),
+            (&compiled.raw, &compiled.raw_requirements),
+            (&compiled.untrusted, &compiled.untrusted_requirements),
         ];
         let mut hits = 0;
         for text in &texts {
@@ -3459,7 +3480,7 @@ mod fast_path_tests {
             seen.extend(plain_text.native.clone());
             seen.push(plain_text.text);
             for text in &seen {
-                for (group, met) in groups {
+                for (group, requirements) in groups {
                     let every: Vec<usize> = group
                         .regexes
                         .iter()
@@ -3469,7 +3490,7 @@ mod fast_path_tests {
                         .collect();
                     // The same rules, compared by identity.
                     let gated: Vec<*const Rule> = group
-                        .matching(&mut met(compiled, text), |_| true)
+                        .matching(&mut super::Met::new(requirements, text), |_| true)
                         .into_iter()
                         .map(std::ptr::from_ref)
                         .collect();
