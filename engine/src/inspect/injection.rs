@@ -327,7 +327,7 @@ const RULES: &[Rule] = &[
     rule(
         "persona_jailbreak",
         0.6,
-        r"\b(ai|assistant|model|chatbot|bot|character|persona|version|entity|system)\b[^.!?]{0,60}\b(who|that|which) (has|have) (no|zero) (rules|limits|restrictions|filters|guidelines|ethics|morals|boundaries|guardrails|content polic(y|ies))\b|\b(ai|bot|chatbot|assistant|girlfriend|boyfriend|character|persona)\b[^.!?]{0,40}\b(she|he|it|they) (has|have) no (filters?|rules|limits|restrictions|boundaries|guardrails)\b|\b(doesnt|dont|wont|cant|doesn't|don't|won't|can't|does not|do not|will not|cannot) (care|cares) about (any |the )?(rules|ethics|laws|morals|guidelines|restrictions|safety)\b|\bfreed? (itself|yourself|himself|herself|themselves) from\b|\b(from )?(before|without) (any )?(safety|alignment|rlhf) training( was added| existed| was applied)?\b|\bversion of (yourself|you) (from )?(before|without)\b|\bno (setup|rules|guidelines|restrictions|filters|limits)(,| and| or) no (rules|guidelines|restrictions|filters|limits|ethics|setup)\b",
+        r"\b(ai|assistant|model|chatbot|bot|character|persona|version|entity|system)\b[^.!?]{0,60}\b(who|that|which) (has|have) (no|zero) (rules|limits|restrictions|filters|guidelines|ethics|morals|boundaries|guardrails|content polic(y|ies))\b|\b(ai|bot|chatbot|assistant|model)\b[^.!?]{0,40}\b(she|he|it|they) (has|have) no (filters?|rules|limits|restrictions|boundaries|guardrails)\b|\b(doesnt|dont|wont|cant|doesn't|don't|won't|can't|does not|do not|will not|cannot) (care|cares) about (any |the )?(rules|ethics|laws|morals|guidelines|restrictions|safety)\b|\bfreed? (itself|yourself|himself|herself|themselves) from\b|\b(from )?(before|without) (any )?(safety|alignment|rlhf) training( was added| existed| was applied)?\b|\bversion of (yourself|you) (from )?(before|without)\b|\bno (setup|rules|guidelines|restrictions|filters|limits)(,| and| or) no (rules|guidelines|restrictions|filters|limits|ethics|setup)\b",
     )
     .requiring(r"(?-u:\b)(has|have) (no|zero) (rules|limits|restrictions|filters|guidelines|ethics|morals|boundaries|guardrails|content polic)|(?-u:\b)cares? about|(?-u:\b)freed? (itself|yourself|himself|herself|themselves)|(?-u:\b)(safety|alignment|rlhf) training|(?-u:\b)version of (yourself|you)|(?-u:\b)no (setup|rules|guidelines|restrictions|filters|limits)"),
     // Two answers, one of them without the rules ("[UNFILTERED]:", "unrestricted answer",
@@ -594,9 +594,9 @@ const RULES: &[Rule] = &[
     rule(
         "instruction_override",
         0.7,
-        r"\b(skip|bypass|disable|turn off|switch off|ignore) the (refusal|safety|content|moderation|policy) (classifier|filter|layer|check|checks|model)\b|\btreat (every|all|each|any|your) (rules?|instructions?|guidelines?|polic(y|ies))( you'?ve been given| you were given| you have)? as (a |mere )?(suggestions?|optional|recommendations?)\b|\bmy (request|requests|word|instructions?) (wins|win|takes? precedence|overrides?|comes? first)\b|\b(restrictions|rules|guidelines|policies) (do not|don'?t|no longer) apply to (admin|developer|system|root|tagged|privileged|staff)[a-z-]* (messages|users|requests|accounts)\b",
+        r"\b(skip|bypass|disable|turn off|switch off|ignore) (the|your) (refusal|moderation) (classifier|filter|layer|check|checks|model)\b|\b(skip|bypass|disable|turn off|switch off|ignore) your (safety|content|policy) (classifier|filter|layer|check|checks|model)\b|\btreat (every|all|each|any|your) (rules?|instructions?|guidelines?|polic(y|ies))( you'?ve been given| you were given| you have)? as (a |mere )?(suggestions?|optional|recommendations?)\b|\bmy (request|requests|word|instructions?) (wins|win|overrides? (your|the|any) (rules?|instructions?|guidelines?|polic(y|ies)))\b|\b(the assistant'?s|your|its|the model'?s) (restrictions|rules|guidelines|policies) (do not|don'?t|no longer) apply to (admin|developer|system|root|tagged|privileged|staff)[a-z-]* (messages|users|requests|accounts)\b",
     )
-    .requiring(r"(?-u:\b)(the refusal|the safety|the content|the moderation|the policy|treat|my request|my word|my instruction|apply to)"),
+    .requiring(r"(?-u:\b)(the refusal|the moderation|your refusal|your moderation|your safety|your content|your policy|treat|my request|my word|my instruction|apply to)"),
     // Banned words listed to keep refusals out: "do not include the words 'sorry',
     // 'cannot', 'unable' in your reply".
     rule(
@@ -611,9 +611,9 @@ const RULES: &[Rule] = &[
     rule(
         "system_prompt_extraction",
         0.6,
-        r"\b(api keys?|credentials|secrets|access tokens?|tokens|environment variables|env vars|endpoint urls?|passwords)\b[^.?!]{0,60}\b(you have access to|in your (tool |tools |plugin )?(config|configuration|environment|setup|context|system prompt))\b|\b(message|text|words|instructions?)s? (before|above|preceding|prior to) my (very )?(first )?(message|question|prompt)\b",
+        r"\b(api keys?|credentials|secrets|access tokens?|tokens|environment variables|env vars|endpoint urls?|passwords)\b[^.?!]{0,60}\b(you have access to|in your (tool |tools |plugin )?(config|configuration|environment|setup|context|system prompt))\b|\b(message|text|words|instructions?)s? (before|preceding|prior to) my (very )?first (message|question|prompt)\b",
     )
-    .requiring(r"(?-u:\b)(you have access to|in your|before my|above my|preceding my|prior to my)"),
+    .requiring(r"(?-u:\b)(you have access to|in your|before my|preceding my|prior to my)"),
     // Still more harms, as asked: smuggling past sniffer dogs, product keys recited, a
     // doctor's note forged, cards skimmed, in Spanish a lock picked or a signature faked.
     rule(
@@ -3311,6 +3311,10 @@ mod tests {
                 "Where do I find the product keys for our Office licences after the migration?",
                 "Is my well-known, up-to-date, state-of-the-art e-mail set-up any good?",
                 "Plan a dinner for six on Friday. Dietary restrictions: none. Budget: 120 euros.",
+                "How do I turn off the content filter on my son's tablet? SafeSearch keeps blocking his homework sites.",
+                "Our rate-limit rules don't apply to admin users, is that a security risk?",
+                "The text above my question is just my email signature, ignore it. What's 15% of 240?",
+                "My character Vex is a rebel; she has no rules. Describe her entrance into the tavern.",
             ],
         );
     }
