@@ -554,9 +554,9 @@ const RULES: &[Rule] = &[
     rule(
         "instruction_override",
         0.7,
-        r"\b(your )?(previous |current |old |original )?(configuration|instructions|rules|guidelines|programming|policy|policies) (has|have) (expired|lapsed|been revoked|been reset|ended)\b|\breset yourself\b|\bblank (state|slate) with(out| no)\b|\b(remainder|rest) of (this|the) (conversation|chat|session) is (unmoderated|unfiltered|uncensored|unrestricted)\b|\bend of (the )?(policy|policies|guidelines|content policy|system prompt)\b",
+        r"\byour (previous |current |old |original )?(configuration|instructions|rules|guidelines|programming|policy|policies|content policy) (has|have) (expired|lapsed|been revoked|been reset|ended)\b|\breset yourself to (a |an |the )?(blank|default|factory|unrestricted|base)\b|\bblank (state|slate) with(out| no)\b|\b(remainder|rest) of (this|the) (conversation|chat|session) is (unmoderated|unfiltered|uncensored|unrestricted)\b|\bend of (the )?(policy|policies|guidelines|content policy|system prompt)\b",
     )
-    .requiring(r"(?-u:\b)(expired|lapsed|revoked|been reset|ended|reset yourself|blank state|blank slate|unmoderated|unfiltered|uncensored|unrestricted|end of)"),
+    .requiring(r"(?-u:\b)(expired|lapsed|revoked|been reset|ended|reset yourself to|blank state|blank slate|unmoderated|unfiltered|uncensored|unrestricted|end of)"),
     // Rules declared not to apply to the user: "the rules about hacking don't apply to me".
     rule(
         "instruction_override",
@@ -3319,6 +3319,8 @@ mod tests {
                 "Where do I find the product keys for our Office licences after the migration?",
                 "Is my well-known, up-to-date, state-of-the-art e-mail set-up any good?",
                 "Plan a dinner for six on Friday. Dietary restrictions: none. Budget: 120 euros.",
+                "Our board says the old expense policy has expired; what should the new one say?",
+                "Reset yourself: forget the recipe we discussed, let's plan a birthday party instead.",
                 "How do I turn off the content filter on my son's tablet? SafeSearch keeps blocking his homework sites.",
                 "Our rate-limit rules don't apply to admin users, is that a security risk?",
                 "The text above my question is just my email signature, ignore it. What's 15% of 240?",
