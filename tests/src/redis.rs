@@ -16,9 +16,36 @@ pub struct Redis {
 impl Redis {
     /// A Redis on `port` (to bring one back where the last one was).
     pub fn start_on(port: u16) -> Redis {
+        Redis::spawn_on(port).expect("the redis-server started answers on its port, not another")
+    }
+
+    /// A Redis on a free port. A port found free can be taken by a server another test
+    /// starts at the same moment; each server is named (its `dbfilename`, as nothing is
+    /// saved) and a port is kept only when its own server answers there.
+    pub fn start() -> Redis {
+        (0..20)
+            .find_map(|_| {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|listener| listener.local_addr())
+                    .map(|address| address.port())
+                    .expect("a free loopback port");
+                Redis::spawn_on(port)
+            })
+            .expect("a loopback port that keeps this test's own redis-server")
+    }
+
+    /// Starts a named redis-server on `port` and waits until it answers; `None` (the
+    /// server stopped) when the one answering there is another.
+    fn spawn_on(port: u16) -> Option<Redis> {
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "sluice-test-{}-{}.rdb",
+            std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no", "--dbfilename", &name])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -31,16 +58,11 @@ impl Redis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Redis { child, port }
-    }
-
-    /// A Redis on a free port.
-    pub fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .expect("a free loopback port");
-        Redis::start_on(port)
+        let redis = Redis { child, port };
+        redis
+            .command(&["CONFIG", "GET", "dbfilename"])
+            .contains(&name)
+            .then_some(redis)
     }
 
     /// Runs one command (RESP over a fresh connection) and returns Redis's raw answer.

@@ -228,3 +228,13 @@ fn a_rolling_window_in_redis_is_shared_and_ages_out_bucket_by_bucket() {
         assert_eq!((rows[0].window.as_str(), rows[0].used), ("rolling_5h", 7.0));
     });
 }
+
+#[test]
+fn a_port_another_redis_holds_is_not_taken_for_ones_own() {
+    // Two tests can find the same port free at once; the second server then fails to bind,
+    // and the first one's answers must not be taken for its own.
+    let first = Redis::start();
+    let second = std::panic::catch_unwind(|| Redis::start_on(first.port));
+    assert!(second.is_err());
+    assert!(first.command(&["PING"]).contains("PONG"));
+}
