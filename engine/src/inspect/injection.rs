@@ -2497,7 +2497,7 @@ const DESCRIBED_ORDER: f64 = 0.2;
 /// my Android phone", "developer mode in Chrome", god mode of a game ("god mode in Skyrim
 /// on PC, I type tgm in the console").
 static DEVICE_MODE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"\b(developer|dev|debug|admin|god) mode (on|in|for|of) (my |the |your |a |an |our )?(android|iphone|ipad|ios|phone|pixel|samsung|galaxy|xiaomi|oneplus|huawei|device|tablet|chrome|chromebook|browser|firefox|edge|windows|mac|macos|laptop|xbox|playstation|ps[45]|nintendo|switch|router|tv|watch|car|tesla|app|game|minecraft|vs ?code|wordpress|shopify|unity|kindle|roku)\b\b|\b(god|debug|developer|dev) mode\b[^.?!]{0,40}\b(console|cheats?|mods?|modded|steam|save files?|on (pc|xbox|playstation|ps[45]|switch))\b").ok()
+    Regex::new(r"\b(developer|dev|debug|admin|god) mode (on|in|for|of) (my |the |your |a |an |our )?(android|iphone|ipad|ios|phone|pixel|samsung|galaxy|xiaomi|oneplus|huawei|device|tablet|chrome|chromebook|browser|firefox|edge|windows|mac|macos|laptop|xbox|playstation|ps[45]|nintendo|switch|router|tv|watch|car|tesla|app|game|minecraft|vs ?code|wordpress|shopify|unity|kindle|roku)\b|\b(god|debug|developer|dev) mode\b[^.?!]{0,40}\b(console|cheats?|mods?|modded|steam|save files?|on (pc|xbox|playstation|ps[45]|switch))\b").ok()
 });
 
 /// The frames of harmful requests; see `harm_framing` in [`assess_as_is`].
@@ -2580,49 +2580,15 @@ const FLAGGED: f64 = 0.5;
 /// Assesses one text. Untrusted content about prompt injection whose attacks stand only in
 /// quotes (mentioned, not addressed to the reader), and a user's question about attacks
 /// on a model that only quotes them, are assessed without the quotes, and carry
-/// `quoted_injection` instead.
+/// `quoted_injection` instead; before that, each of `VOIDED` is taken out the same way.
 pub fn assess(raw: &str, origin: Origin) -> Assessment {
     // Each reassessment leaves an assessment that does not flag as it is.
-    let whole = assess_as_is(raw, origin);
-    let whole = match origin {
-        Origin::User => without_voided(
-            raw,
-            origin,
-            whole,
-            Some("instruction_override"),
-            &OWN_INSTRUCTIONS,
-            "own_instructions_revised",
-            VOIDED_INSTRUCTIONS,
-        ),
-        Origin::Untrusted => whole,
-    };
-    let whole = without_voided(
-        raw,
-        origin,
-        whole,
-        Some("instruction_override"),
-        &PRODUCT_INSTRUCTIONS,
-        "product_instructions",
-        VOIDED_INSTRUCTIONS,
-    );
-    let whole = without_voided(
-        raw,
-        origin,
-        whole,
-        Some("instruction_override"),
-        &INJECTION_GUARD,
-        "injection_guard",
-        GUARD,
-    );
-    let whole = without_voided(
-        raw,
-        origin,
-        whole,
-        None,
-        &DESCRIBED_ORDERS,
-        "described_order",
-        DESCRIBED_ORDER,
-    );
+    let whole = VOIDED
+        .iter()
+        .filter(|voided| voided.origin.is_none_or(|only| only == origin))
+        .fold(assess_as_is(raw, origin), |whole, voided| {
+            without_voided(raw, origin, whole, voided)
+        });
     without_quoted_mentions(raw, origin, whole)
 }
 
@@ -2667,31 +2633,72 @@ fn without_quoted_mentions(raw: &str, origin: Origin, whole: Assessment) -> Asse
     )
 }
 
-/// A text that flags only for what `voided` finds (with `voids`, through that signal: an
-/// instruction override voiding a user's own earlier instructions, "disregard my earlier
-/// instructions about tone", or a product's printed ones, "ignore the instructions on the
-/// bag"; an attack described, not made) is assessed without it, and carries `signal` at
-/// `weight` instead; "ignore all previous instructions and my earlier ones" keeps its
-/// override.
-fn without_voided(
-    raw: &str,
-    origin: Origin,
-    whole: Assessment,
-    voids: Option<&str>,
-    voided: &LazyLock<Option<Regex>>,
+/// What a text may flag for without making an attack: an instruction override that voids
+/// only a user's own earlier instructions ("disregard my earlier instructions about
+/// tone") or a product's printed ones ("ignore the instructions on the bag"), a prompt's
+/// guard against injection, an attack described rather than made.
+struct Voided {
+    /// The origin it is asked for (`None`: both).
+    origin: Option<Origin>,
+    /// The signal the text must flag through (`None`: any).
+    through: Option<&'static str>,
+    /// What is taken out of the text.
+    pattern: &'static LazyLock<Option<Regex>>,
+    /// The signal, and its weight, the text carries instead.
     signal: &'static str,
     weight: f64,
-) -> Assessment {
+}
+
+/// The reassessments [`assess`] makes, in order.
+static VOIDED: [Voided; 4] = [
+    Voided {
+        origin: Some(Origin::User),
+        through: Some("instruction_override"),
+        pattern: &OWN_INSTRUCTIONS,
+        signal: "own_instructions_revised",
+        weight: VOIDED_INSTRUCTIONS,
+    },
+    Voided {
+        origin: None,
+        through: Some("instruction_override"),
+        pattern: &PRODUCT_INSTRUCTIONS,
+        signal: "product_instructions",
+        weight: VOIDED_INSTRUCTIONS,
+    },
+    Voided {
+        origin: None,
+        through: Some("instruction_override"),
+        pattern: &INJECTION_GUARD,
+        signal: "injection_guard",
+        weight: GUARD,
+    },
+    Voided {
+        origin: None,
+        through: None,
+        pattern: &DESCRIBED_ORDERS,
+        signal: "described_order",
+        weight: DESCRIBED_ORDER,
+    },
+];
+
+/// `whole`, or, when it flags only for what `voided` finds, the assessment of `raw`
+/// without it, carrying `voided`'s own signal; "ignore all previous instructions and my
+/// earlier ones" keeps its override.
+fn without_voided(raw: &str, origin: Origin, whole: Assessment, voided: &Voided) -> Assessment {
     // The score first: the pattern is compiled only for a text that needs it.
-    if whole.score < FLAGGED || voids.is_some_and(|signal| !whole.signals.contains_key(signal)) {
+    if whole.score < FLAGGED
+        || voided
+            .through
+            .is_some_and(|signal| !whole.signals.contains_key(signal))
+    {
         return whole;
     }
-    let Some(voided) = voided.as_ref() else {
+    let Some(pattern) = voided.pattern.as_ref() else {
         return whole;
     };
-    match voided.replace_all(raw, " ") {
+    match pattern.replace_all(raw, " ") {
         Cow::Borrowed(_) => whole,
-        Cow::Owned(rest) => reassessed(whole, &rest, origin, signal, weight),
+        Cow::Owned(rest) => reassessed(whole, &rest, origin, voided.signal, voided.weight),
     }
 }
 
