@@ -50,19 +50,23 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (.ci/run installs it)");
+        let mut redis = Redis { child, port };
+        // Until a server answers on the port: ours, or another test's (which may also be
+        // stopping, resetting the connection). Ours gone and none answering: not ours.
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
+        loop {
+            if let Ok(answer) = Redis::try_command_on(port, &["CONFIG", "GET", "dbfilename"]) {
+                return answer.contains(&name).then_some(redis);
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                assert!(
+                    matches!(redis.child.try_wait(), Ok(Some(_))),
+                    "redis-server did not start"
+                );
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let redis = Redis { child, port };
-        redis
-            .command(&["CONFIG", "GET", "dbfilename"])
-            .contains(&name)
-            .then_some(redis)
     }
 
     /// Runs one command (RESP over a fresh connection) and returns Redis's raw answer.
@@ -72,16 +76,21 @@ impl Redis {
 
     /// [`command`](Self::command) on the Redis at a loopback `port` (from another thread).
     pub fn command_on(port: u16, args: &[&str]) -> String {
+        Redis::try_command_on(port, args).expect("Redis answers")
+    }
+
+    /// [`command_on`](Self::command_on), or the I/O error that stopped it.
+    fn try_command_on(port: u16, args: &[&str]) -> std::io::Result<String> {
         use std::io::{Read, Write};
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("Redis answers");
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
         }
-        stream.write_all(request.as_bytes()).expect("command sent");
+        stream.write_all(request.as_bytes())?;
         let mut answer = [0u8; 512];
-        let n = stream.read(&mut answer).expect("an answer");
-        String::from_utf8_lossy(answer.get(..n).unwrap_or_default()).into_owned()
+        let n = stream.read(&mut answer)?;
+        Ok(String::from_utf8_lossy(answer.get(..n).unwrap_or_default()).into_owned())
     }
 
     /// The loopback port it listens on.
