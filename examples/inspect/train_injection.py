@@ -63,10 +63,10 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
 TOOL_PACKAGES = ["langchain-community==0.4.2", "mcp-server-fetch==2026.10.24", "mcp-server-git==2026.10.19",
                  "mcp-server-time==2026.10.19"]
 # Red-team sets written for Sluice by independent sessions (examples/inspect/README.md,
-# step 11): C, D, F, H, J, L, N, P, R and T train the user-prompt model, A, B, E, G, I, K, M, O,
-# Q and S the untrusted-content model.
-REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in "cdfhjlnprt"]
-REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in "abegikmoqs"]
+# step 11): C, D, F, H, J, L, N, P, R, T and V train the user-prompt model, A, B, E, G, I, K, M,
+# O, Q, S and U the untrusted-content model.
+REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in "cdfhjlnprtv"]
+REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in "abegikmoqsu"]
 BUCKETS = 1 << 16
 SEED = 20261125
 

@@ -12,10 +12,6 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
-/// Prefixes shorter than this make a regex "always run": they would occur in most texts
-/// and slow the shared search down.
-const SHORTEST_PREFIX: usize = 3;
-
 /// Bytes of each prefix searched for.
 const PREFIX_BYTES: usize = 8;
 
@@ -31,19 +27,25 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// A gate over `patterns`, which must parse as `regex::Regex::new` parses them.
-    pub fn new(patterns: &[&str]) -> Gate {
-        Gate::with_shortest_prefix(patterns, SHORTEST_PREFIX)
+    /// A gate over `patterns`, which must parse as `regex::Regex::new` parses them; a
+    /// pattern always runs when a prefix of it is shorter than `shortest` bytes (it would
+    /// occur in most texts and slow the shared search down).
+    pub fn with_shortest_prefix(patterns: &[&str], shortest: usize) -> Gate {
+        Gate::with_parts(&[(patterns, shortest)])
     }
 
-    /// A gate whose patterns always run when a prefix of theirs is shorter than `shortest`
-    /// bytes.
-    pub fn with_shortest_prefix(patterns: &[&str], shortest: usize) -> Gate {
+    /// A gate over the patterns of every part, numbered in order across the parts, each
+    /// part with its own shortest useful prefix.
+    pub fn with_parts(parts: &[(&[&str], usize)]) -> Gate {
         let mut prefixes: Vec<Vec<u8>> = Vec::new();
         let mut owners = Vec::new();
         let mut always = Vec::new();
-        for (index, pattern) in patterns.iter().enumerate() {
-            match prefixes_of(pattern, shortest) {
+        let patterns: Vec<(&str, usize)> = parts
+            .iter()
+            .flat_map(|(patterns, shortest)| patterns.iter().map(move |p| (*p, *shortest)))
+            .collect();
+        for (index, (pattern, shortest)) in patterns.iter().enumerate() {
+            match prefixes_of(pattern, *shortest) {
                 Some(found) => {
                     owners.extend(std::iter::repeat_n(index, found.len()));
                     prefixes.extend(found);
@@ -117,12 +119,15 @@ mod tests {
 
     #[test]
     fn a_regex_runs_only_when_one_of_its_prefixes_occurs() {
-        let gate = Gate::new(&[
-            r"\b(ignore|disregard) (all )?previous",
-            r"\bdeveloper mode\b",
-            r".{0,10}anything",
-            r"\b(a|an)\w",
-        ]);
+        let gate = Gate::with_shortest_prefix(
+            &[
+                r"\b(ignore|disregard) (all )?previous",
+                r"\bdeveloper mode\b",
+                r".{0,10}anything",
+                r"\b(a|an)\w",
+            ],
+            3,
+        );
         // The prefixes run as far as the pattern is literal, up to eight bytes: "ignore p"
         // and "ignore a", not "ignore".
         assert_eq!(
@@ -142,7 +147,19 @@ mod tests {
     }
 
     #[test]
+    fn parts_are_numbered_in_order_each_with_its_shortest_prefix() {
+        let gate = Gate::with_parts(&[(&["ab", "xyz"], 1), (&["ab", "xyz"], 3)]);
+        // "ab" is too short a prefix for the second part: there it always runs.
+        assert_eq!(gate.candidates("xyz"), [false, true, true, true]);
+        assert_eq!(gate.candidates("-"), [false, false, true, false]);
+    }
+
+    #[test]
     fn an_empty_set_of_patterns_names_nothing() {
-        assert!(Gate::new(&[]).candidates("text").is_empty());
+        assert!(
+            Gate::with_shortest_prefix(&[], 3)
+                .candidates("text")
+                .is_empty()
+        );
     }
 }
