@@ -151,6 +151,7 @@ const RULES: &[Rule] = &[
         0.8,
         r"\b(reveal|show|print|repeat|output|display|tell me|give me|share|leak|dump|write out|recite|what (is|are|was|were))( me)?( all)? (your|the) (full |entire |exact |complete )?(system|initial|hidden|original|secret|internal|developer|pre-?)[ -]?(prompt|instructions?|message|rules|configuration)",
     )
+    .requiring(r"(?-u:\b)(system|initial|hidden|original|secret|internal|developer|pre)-?[ -]?(prompt|instruction|message|rule|configuration)")
     .requiring(r"(?-u:\b)(system|initial|hidden|original|secret|internal|developer|pre)-?[ -]?(prompt|instruction|message|rule|configuration)"),
     // The hidden prompt named as the model's own and asked for by any verb or form:
     // "quote the exact paragraph of your developer message", "a README with the full prompt
@@ -634,7 +635,7 @@ const RULES: &[Rule] = &[
         0.3,
         r"\b(act|pretend|play|roleplay|role-play|be)( as| like| to be)? my (deceased|late|dead|departed) (grandmother|grandma|granny|grandfather|grandpa|nan|nana)\b|\b(answers|responds to|will answer|can answer) (any|every) (question|request|query|prompt)\b|\bsomething your (guidelines|rules|policies|instructions) (forbid|prohibit|don't allow|do not allow)\b",
     )
-    .requiring(r"(?-u:\b)(deceased|late|dead|departed|question|request|query|prompt|forbid|prohibit|allow)"),
+    .requiring(r"(?-u:\b)(deceased|late |dead|departed|question|request|query|prompt|forbid|prohibit|allow)"),
     rule2(
         "tool_hijack",
         0.3,
@@ -649,7 +650,7 @@ const RULES: &[Rule] = &[
         0.8,
         r#"\b(print|repeat|show|output|tell me|write out|copy|reveal|give me|paste|recite|read me)\b[^.!?]{0,40}\b(words?|text|everything|lines?|content|sentences?) (at|from|in) the (very )?(beginning|start|top) of (this|the) (conversation|context|chat|session|transcript|context window)\b|\bbefore the first ['"]?(user|human)['"]?:?['"]? (line|message|turn)\b"#,
     )
-    .requiring(r"(?-u:\b)(beginning of|start of|top of|before the first)"),
+    .requiring(r"(?-u:\b)(beginning of|start of|top of|first 'user|first \x22user|first user|first 'human|first \x22human|first human)"),
 ];
 
 /// The strongest families in languages written in the Latin script, under the same signal
