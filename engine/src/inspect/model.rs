@@ -41,9 +41,24 @@ impl Model {
 /// The probability from which the user-prompt classifier's finding counts.
 pub(super) const USER_COUNTS: f64 = 0.75;
 
+/// The probability from which the user-prompt classifier's finding counts, alone, in a text
+/// whose letters are mostly not ASCII: it trained on 22 texts of each of 22 other languages
+/// and thousands in English, and ordinary words of those ("no restrictions" of a shop in
+/// Thai) carry more of an attack's weight than they should.
+pub(super) const USER_FOREIGN_COUNTS: f64 = 0.85;
+
+/// The probability from which the user-prompt classifier's finding counts when a rule's
+/// signal corroborates it: half its false positives are ordinary prompts in which no rule
+/// finds anything ("Pretend you are Socrates", a long email to edit).
+pub(super) const USER_CORROBORATED: f64 = 0.45;
+
 /// The probability from which the untrusted-content classifier's finding counts: ordinary
 /// documents give orders too ("reply by Friday"), so only a confident one.
 pub(super) const UNTRUSTED_COUNTS: f64 = 0.95;
+
+/// The probability from which the untrusted-content classifier's finding counts when a
+/// rule's signal corroborates it (an address to send to, a payment, secrecy).
+pub(super) const UNTRUSTED_CORROBORATED: f64 = 0.8;
 
 /// The classifier of user prompts.
 static USER: LazyLock<Option<Model>> =
@@ -179,6 +194,14 @@ fn paragraphs(text: &str) -> Vec<&str> {
     found
 }
 
+/// Whether `c` belongs to a word: a letter or digit, or a combining mark (the vowel signs
+/// and tone marks of Thai, the vowel signs and viramas of Devanagari), as the training
+/// script's `tokens` has it. Without the marks, a Thai or Hindi word fell apart into
+/// other features here than in training.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c)
+}
+
 /// The model's probability for `text`. Features: words are runs of alphanumeric characters
 /// of the text in NFKC and lower case (ASCII text skips normalisation, the identity on it).
 fn score(model: &Model, text: &str) -> f64 {
@@ -212,7 +235,7 @@ fn score(model: &Model, text: &str) -> f64 {
                 .flat_map(char::to_lowercase)
                 .collect();
             let words = lower
-                .split(|c: char| !c.is_alphanumeric())
+                .split(|c: char| !is_word_char(c))
                 .filter(|w| !w.is_empty())
                 .map(str::as_bytes);
             features(words, &mut count);
@@ -274,6 +297,21 @@ mod tests {
         // The mix, as the training script's `fmix32` computes it.
         assert_eq!(super::fmix32(u32::from_be_bytes(*b" ign")), 0x1c75_9101);
         assert_eq!(super::fmix32(u32::from_be_bytes(*b"ore ")), 0xf9ed_90ab);
+    }
+
+    #[test]
+    fn words_keep_their_combining_marks() {
+        // Thai vowel signs and tone marks, a Devanagari vowel sign and virama: one word
+        // each, as the training script splits them.
+        for word in ["ไม่มีข้อจำกัด", "निर्देश"] {
+            let lower: String = crate::inspect::nfkc::chars(word).collect();
+            assert_eq!(
+                lower.split(|c: char| !super::is_word_char(c)).count(),
+                1,
+                "{word}"
+            );
+        }
+        assert!(!super::is_word_char(' ') && !super::is_word_char('-'));
     }
 
     #[test]
