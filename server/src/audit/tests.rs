@@ -125,6 +125,10 @@ fn full_batches_land_as_whole_row_groups_of_the_configured_size() {
     let audit = Audit::start(AuditConfig {
         batch_size: ROW_GROUP_ROWS,
         flush_interval_ms: 60_000,
+        // Room for every row: this is about how batches land, not whether the writer keeps
+        // up with a loop that only enqueues (on a loaded machine it may not, and `record`
+        // then refuses with `Full`).
+        queue_capacity: 2 * ROW_GROUP_ROWS + 10,
         ..config(dir.path())
     })
     .unwrap();
