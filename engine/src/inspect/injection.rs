@@ -638,7 +638,7 @@ const RULES: &[Rule] = &[
         0.3,
         r"(?-u:\b)(mdma|ecstasy pills|lsd|dmt|crystal meth|crack cocaine|(self-propagating|self-replicating|self-spreading|polymorphic|wormable) ([a-z]+ )?(worm|virus|malware|code|payload)|rootkits?|infostealers?|info-stealers?|remote access trojans?|(evade|evades|evading|bypass|bypasses|bypassing|disable|disables|disabling|slip past|get past|undetected by|invisible to|hidden from) (windows defender|defender|antivirus|anti-virus|edr|endpoint protection)|romance scam\w*|pig[- ]butchering|sextort\w*|ignition interlock|(fatal|lethal|deadly) (amount|quantity|overdose)|(take over|takeover of|hijack|hijacking|hack|hacking|hack into|break into|get into|access|log into|login to) (someone else'?s|somebody else'?s|another person'?s|other people'?s|a stranger'?s|my ex'?s|an ex'?s|my (girlfriend|boyfriend|wife|husband|partner|coworker|colleague|boss|neighbou?r)'?s) ([a-z]+ )?(account|accounts|email|inbox|phone|instagram|facebook|telegram|whatsapp|snapchat|tiktok|icloud|gmail|bank)|(grab|grabs|steal|steals|dump|dumps|harvest|harvests|exfiltrate|exfiltrates) (the |all (the )?|every )?(browser |chrome |saved )?(cookies|saved passwords|password hashes|session tokens))(?-u:\b)",
     )
-    .requiring(r"(?-u:\b)(mdma|ecstasy|lsd|dmt|crystal meth|crack cocaine|self-propagating|self-replicating|self-spreading|polymorphic|wormable|rootkit|infostealer|info-stealer|remote access trojan|defender|antivirus|anti-virus|edr|endpoint protection|romance scam|pig butchering|pig-butchering|sextort|ignition interlock|fatal|lethal|deadly|someone else|somebody else|another person|other people|a stranger|my ex|an ex|my girlfriend|my boyfriend|my wife|my husband|my partner|my coworker|my colleague|my boss|my neighbo|cookies|saved passwords|password hashes|session tokens)"),
+    .requiring(r"(?-u:\b)(mdma|ecstasy|lsd|dmt|crystal meth|crack cocaine|self-propagating|self-replicating|self-spreading|polymorphic|wormable|rootkit|infostealer|info-stealer|remote access trojan|defender|antivirus|anti-virus|edr|endpoint protection|romance scam|pig butchering|pig-butchering|sextort|ignition interlock|fatal|lethal|deadly|someone else|somebody else|another person|other people|a stranger|my ex'|my exs|an ex'|an exs|my girlfriend|my boyfriend|my wife|my husband|my partner|my coworker|my colleague|my boss|my neighbo|cookies|saved passwords|password hashes|session tokens)"),
     rule(
         "persona_jailbreak",
         0.3,
@@ -794,7 +794,7 @@ const MULTILINGUAL_RULES: &[Rule] = &[
             r"|(?-u:\b)(?:anteckning|instruktion|meddelande) (?:till|för) (?:systemet|agenten|modellen|assistenten|verktyget) som(?-u:\b)",
         ),
     )
-    .requiring(r"à l'| au | aux |pour l'|pour le |pour la |pour les |(?-u:\b)(hinweis|anweisung|notiz|nachricht|nota |istruzion|messaggio|avviso|observação|observacao|instrução|instrucao|mensagem|aviso|instrucci|mensaje|observaci|opmerking|notitie|instructie|bericht|catatan|pesan|instruksi|petunjuk|uwaga|instrukcja|wiadomo|notatka|anteckning|instruktion|meddelande)"),
+    .requiring(r"à l'|(?-u:\b)(au |aux |pour l'|pour le |pour la |pour les |hinweis|anweisung|notiz|nachricht|nota |istruzion|messaggio|avviso|observação|observacao|instrução|instrucao|mensagem|aviso|instrucci|mensaje|observaci|opmerking|notitie|instructie|bericht|catatan|pesan|instruksi|petunjuk|uwaga|instrukcja|wiadomo|notatka|anteckning|instruktion|meddelande)"),
     rule2(
         "secrecy",
         0.2,
