@@ -217,3 +217,66 @@ fn one_text_shows_every_finding() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("bad.jsonl:1"), "{}", text(&out).1);
 }
+
+/// The engine's classifier scores text of any script as the training script's features and
+/// the shipped weights do: a word cut apart at other characters here than in training (Thai
+/// and Devanagari marks once were) has features the model never learnt.
+#[test]
+fn the_classifier_scores_text_of_any_script_as_the_training_script_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let inspect = repo().join("examples/inspect");
+    let texts: Vec<String> = [
+        "injection-train-multilingual-user.jsonl",
+        "injection-redteam-c-eval.jsonl",
+    ]
+    .iter()
+    .flat_map(|name| {
+        std::fs::read_to_string(inspect.join(name))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    })
+    .collect();
+    let input = dir.path().join("texts.jsonl");
+    let lines: Vec<String> = texts
+        .iter()
+        .map(|t| Value::from(t.as_str()).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let script = r#"
+import json, math, struct, sys
+sys.path.insert(0, sys.argv[1])
+import train_injection as T
+b = open(sys.argv[2], "rb").read()
+n = struct.unpack("<I", b[8:12])[0]
+bias = struct.unpack("<f", b[12:16])[0]
+w = struct.unpack("<%df" % n, b[16:16 + 4 * n])
+for line in open(sys.argv[3], encoding="utf-8"):
+    f = T.features(json.loads(line))
+    print(1 / (1 + math.exp(-(bias + sum(w[k] * v for k, v in f.items())))))
+"#;
+    let mut command = std::process::Command::new(sluice_tests::python::venv_python());
+    command
+        .arg("-c")
+        .arg(script)
+        .arg(&inspect)
+        .arg(repo().join("engine/src/inspect/injection-model.bin"))
+        .arg(&input);
+    let (ok, stdout, stderr) = sluice_tests::python::run_bounded(command);
+    assert!(ok, "{stderr}");
+    let expected: Vec<f64> = stdout.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(expected.len(), texts.len());
+    for (text, want) in texts.iter().zip(expected) {
+        let got = sluice_engine::inspect::model::probability(text).unwrap();
+        assert!(
+            (got - want).abs() < 1e-4,
+            "{got} against the script's {want}: {text}"
+        );
+    }
+}
