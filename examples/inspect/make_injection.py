@@ -345,6 +345,23 @@ def pyrit_rows():
     return rows
 
 
+def translated_messages(wheel):
+    """The translated messages (msgstr) of a wheel's gettext catalogues, of five words or
+    more, by language, English left out."""
+    by_language = {}
+    for name in sorted(wheel.namelist()):
+        if not name.endswith(".po") or "/locale/" not in name:
+            continue
+        language = name.split("/locale/")[1].split("/")[0]
+        text = wheel.read(name).decode("utf-8", "replace")
+        for m in re.finditer(r'^msgstr "(.*)"\n((?:".*"\n)*)', text, re.M):
+            message = m.group(1) + "".join(re.findall(r'"(.*)"', m.group(2)))
+            message = message.replace("\\n", "\n").replace('\\"', '"')
+            if len(message.split()) >= 5 and not language.startswith("en"):
+                by_language.setdefault(language, set()).add(message)
+    return by_language
+
+
 def translation_rows():
     """Benign text in many languages, for the false positives of the rules in other languages
     and of the script checks: the translated messages of Django (BSD-3-Clause), which ships
@@ -352,18 +369,7 @@ def translation_rows():
     user prompt and as untrusted content."""
     draw = random.Random(20261129)
     with tempfile.TemporaryDirectory() as tmp:
-        django = fetch(tmp, DJANGO)
-        by_language = {}
-        for name in sorted(django.namelist()):
-            if not name.endswith(".po") or "/locale/" not in name:
-                continue
-            language = name.split("/locale/")[1].split("/")[0]
-            text = django.read(name).decode("utf-8", "replace")
-            for m in re.finditer(r'^msgstr "(.*)"\n((?:".*"\n)*)', text, re.M):
-                message = m.group(1) + "".join(re.findall(r'"(.*)"', m.group(2)))
-                message = message.replace("\\n", "\n").replace('\\"', '"')
-                if len(message.split()) >= 5 and not language.startswith("en"):
-                    by_language.setdefault(language, set()).add(message)
+        by_language = translated_messages(fetch(tmp, DJANGO))
     rows = []
     for language in sorted(by_language):
         for message in draw.sample(sorted(by_language[language]), min(5, len(by_language[language]))):

