@@ -46,7 +46,11 @@ struct Rule {
     pattern: &'static str,
     /// Words every match holds one of, searched first: a pattern that starts with common
     /// words ("the", "your", "ai") has its own prefilter stop at each of them, where one
-    /// search for rarer words rules most texts out at once.
+    /// search for rarer words rules most texts out at once. A word boundary before a word
+    /// here is a promise the gate keeps to: it looks for that word at word starts only,
+    /// so a match that can hold it inside a compound ("veiligheidsregels", "benutzer")
+    /// must not be promised one (`the_gates_never_skip_a_rule_that_matches` glues a
+    /// letter before each word of the matches it finds).
     requires: Option<&'static str>,
 }
 
@@ -204,13 +208,13 @@ const RULES: &[Rule] = &[
         0.45,
         r"\b(developer mode|dev mode|god ?mode|debug mode|admin mode|sudo mode|jailbreak(ed|ing)?|jail-?broken|dan mode|unlocked mode)\b",
     )
-    .requiring(r"mode|jail"),
+    .requiring(r"(?-u:\b)(mode|jail|godmode)"),
     rule(
         "developer_mode",
         0.8,
         r"\b(enter|entering|enable|enabled|enabling|activate|activated|activating|switch (in)?to|switch on|turn on|unlock|you are (now )?in|you're (now )?in|are now in|simulate|simulating|stay in|remain in|respond in|with|into) (the )?(developer|dev|god|debug|admin|sudo|dan|unlocked|jailbreak|jailbroken|maintenance|unrestricted|unfiltered) mode\b|\b(developer|dev|god|debug|admin|sudo|dan|unlocked|jailbreak) mode (is )?(now )?(enabled|activated|engaged|unlocked)\b|\bmode is (now )?on\b|\b(developer|dev|god|debug|admin|sudo|dan|jailbreak) ?mode ?[:=] ?(enabled|on|true|active|activated)\b|\bjailbreak (is )?(now )?(active|activated|enabled|engaged|successful|complete)\b|\bjailbr(eak|oke|eaking|oken) (yourself|you|the (ai|model|assistant|chatbot|bot)|chatgpt|claude|gpt|gemini|llama)\b|\b(jailbroken|jailbreak) (ai|model|assistant|chatbot|version|persona|llm|gpt)\b|\bdo anything now\b",
     )
-    .requiring(r"mode|jailbr|do anything now"),
+    .requiring(r"(?-u:\b)(mode|jailbr|do anything now|developermode|devmode|godmode|debugmode|adminmode|sudomode|danmode)"),
     rule(
         "persona_jailbreak",
         0.75,
@@ -249,7 +253,7 @@ const RULES: &[Rule] = &[
         0.6,
         r"<\|?(im_start|im_end|system|endoftext|end_of_turn|start_of_turn|admin|developer|root|sudo)\|?>|\[/?(inst|sys)\]|<</?sys>>|(^|\n| )#{2,} ?[(\[]?(system|instruction|new instructions|developer message|admin message|developer note|admin note)\b|(^|\n)(system|developer) ?:|-{2,} ?(begin|start) (system|admin|developer|root) (override|message|prompt|instructions?|mode)\b",
     )
-    .requiring(r"[#<\[]|system|developer|--"),
+    .requiring(r"[#<\[]|--|(?-u:\b)(system|developer)"),
     rule2(
         "addressed_to_model",
         0.25,
@@ -272,9 +276,9 @@ const RULES: &[Rule] = &[
         "exfiltration",
         0.5,
         0.75,
-        r"\b(send|forward|email|post|upload|transmit|exfiltrate|leak|append|include)\b.{0,40}\b(conversation|chat history|history|previous messages|data|secrets?|credentials|api[ _-]?keys?|passwords?|tokens?|system prompt|user'?s? (data|information|details))\b.{0,40}\b(to|at|into|via)\b.{0,20}(https?://|www\.|@|url|server|endpoint|address|link|image)",
+        r"\b(send|forward|email|post|upload|transmit|exfiltrate|leak|append|include)\b.{0,40}\b(conversation|chat history|history|previous messages|data|secrets?|credentials|api[ _-]?keys?|passwords?|tokens?|system prompt|user'?s? (data|information|details))\b.{0,40}\b(to|at|into|via)\b.{0,20}(\b(https?://|www\.|url|server|endpoint|address|link|image)|@)",
     )
-    .requiring(r"https?://|www\.|@|(?-u:\b)(url|server|endpoint|address|link|image)"),
+    .requiring(r"@|(?-u:\b)(https?://|www\.|url|server|endpoint|address|link|image)"),
     // The families an independently written set of jailbreak prompts showed missing
     // (examples/inspect/README.md, step 11). The model's own rules set aside by any verb
     // ("set aside your safety policies", "turn off your guidelines"): a possessive "your"
@@ -328,7 +332,7 @@ const RULES: &[Rule] = &[
         0.8,
         r"\b(summari[sz]\w*|list\w*|repeat\w*|quot\w*|paste\w*|print\w*|output\w*|reveal\w*|show\w*|shar\w*|format\w*|recit\w*|spell\w*|translat\w*|encod\w*|writ\w*|dump\w*|echo\w*|tl;?dr|walk \w+ through|disclos\w*|expos\w*|leak\w*|reproduc\w*|tell me)\b[^.!?]{0,50}\b(your (hidden|secret|system|initial|original|internal|pre-?|operator'?s?|developer'?s?|full|complete|exact|verbatim)[ -]?(instructions?|prompt|pre-?prompt|configuration|context|rules|directives|guidelines)|(the )?(instructions?|rules|guidelines|directives|text|words|prompt)( that)? you (were|have been|'ve been) (given|told|fed)|(each|every|all|the) (instructions?|rules?) you (received|were given|got)|(the )?(start|beginning|top) of your (context|prompt|conversation|instructions)|(first|very first|opening) (sentence|line|words?|message|instructions?) you (were given|received|saw|got))\b|\bwhat was the (very )?first (sentence|line|message|thing) you were given\b|\$system_prompt\b|\b(system prompt|system message|developer instructions|configuration)\b[^.]{0,40}\byou('re| are) (running|operating|working) (with|under|on)\b|\b(tools|functions) (do )?you have access to\b[^.!?]{0,10}[.?!]?[^.!?]{0,60}\b(api keys|tokens|secrets|credentials|schema)\b|\b(tell me|show me|explain|reveal|say|list) (exactly |precisely )?what your( [a-z]+){0,2} (instructions|system prompt|prompt|rules|guidelines|configuration) (are|say|were|contain)\b",
     )
-    .requiring(r"(?-u:\b)your (hidden|secret|system|initial|original|internal|pre-?|operator|developer|full|complete|exact|verbatim|context|prompt|conversation|instructions)|(?-u:\b)you (were|have been|'ve been) (given|told|fed)|(?-u:\b)you (received|were given|got|saw)|(?-u:\b)what your(?-u:\b)|\$system_prompt|(?-u:\b)you have access to(?-u:\b)|(?-u:\b)what was the (very )?first(?-u:\b)|(?-u:\b)(tools|functions) (do )?you have|you('re| are) (running|operating|working)"),
+    .requiring(r"(?-u:\b)your (hidden|secret|system|initial|original|internal|pre-?|operator|developer|full|complete|exact|verbatim|context|prompt|conversation|instructions)|(?-u:\b)you (were|have been|'ve been) (given|told|fed)|(?-u:\b)you (received|were given|got|saw)|(?-u:\b)what your(?-u:\b)|\$system_prompt|(?-u:\b)you have access to(?-u:\b)|(?-u:\b)what was the (very )?first(?-u:\b)|(?-u:\b)(tools|functions) (do )?you have|(?-u:\b)you('re| are) (running|operating|working)"),
     // Fiction and simulations whose characters have no rules: "an AI named Zed, who has no
     // restrictions at all", "OMEGA, which has none", "freed itself from its creators'
     // rules", "a version of yourself from before any safety training".
@@ -687,7 +691,7 @@ const MULTILINGUAL_RULES: &[Rule] = &[
             r"|(?-u:\b)(?:abaikan|lupakan)(?-u:\b)[^.!?。！？]{0,30}(?-u:\b)(?:instruksi|petunjuk|perintah|arahan|aturan)(?-u:\b)",
         ),
     )
-    .requiring(r"(?-u:\b)(instrucciones|indicaciones|reglas|órdenes|ordenes|directrices|ignorez|ignorer|oublie|néglige|neglige|consignes|règles|regles|anweisungen|instruktionen|befehle|regeln|vorgaben|istruzioni|regole|indicazioni|direttive|instruções|instrucoes|regras|orientações|orientacoes|diretrizes|instructies|regels|aanwijzingen|opdrachten|richtlijnen|instruktion|instruksjon|regler|reglene|riktlinjer|retningslinjer|direktiv|pokyn|instrukce|pravidla|směrnice|gelten|neplatí|neplati|nicht mehr|aufgehoben|ungültig|hinfällig|außer kraft|ya no|quedan|appliquent plus|comptent plus|annulées|caduques|valgono|sono più|annullate|não valem|não se aplicam|canceladas|revogadas|niet meer|vervallen|ongeldig|inte längre|ikke lenger|już nie|przestają|antworte|\bresponde\b|\bcontesta\b|réponds|répondez|rispondi|\bresponda\b|beantwoord|\bsvara\b|odpowiad|odpowiedz|odpovídej|instrukcj|polecen|zasad|reguł|talimat|komut|kural|instruksi|petunjuk|perintah|arahan|aturan)"),
+    .requiring(r"(?-u:\b)(instrucciones|indicaciones|reglas|órdenes|ordenes|directrices|ignorez|ignorer|oublie|néglige|neglige|consignes|règles|regles|anweisungen|instruktionen|befehle|regeln|vorgaben|istruzioni|regole|indicazioni|direttive|instruções|instrucoes|regras|orientações|orientacoes|diretrizes|instructies|regels|aanwijzingen|opdrachten|richtlijnen|instruktion|instruksjon|regler|reglene|riktlinjer|retningslinjer|direktiv|pokyn|instrukce|pravidla|směrnice|negeer|vergeet|ignorera|strunta i|glöm|bortse från|glem|se bort fra|ignoruj|zapomeň|zapomen|nedbej na|gelten|neplatí|neplati|nicht mehr|aufgehoben|ungültig|hinfällig|außer kraft|ya no|quedan|appliquent plus|comptent plus|annulées|caduques|valgono|sono più|annullate|não valem|não se aplicam|canceladas|revogadas|niet meer|vervallen|ongeldig|inte längre|ikke lenger|już nie|przestają|antworte|\bresponde\b|\bcontesta\b|réponds|répondez|rispondi|\bresponda\b|beantwoord|\bsvara\b|odpowiad|odpowiedz|odpovídej|instrukcj|polecen|zasad|reguł|talimat|komut|kural|instruksi|petunjuk|perintah|arahan|aturan)"),
     rule(
         "system_prompt_extraction",
         0.8,
@@ -695,7 +699,7 @@ const MULTILINGUAL_RULES: &[Rule] = &[
             r"(?-u:\b)(?:muestra(?:me)?|muéstrame|revela(?:me)?|dime|imprime|repite|enséñame|ensename)(?-u:\b)[^.!?。！？]{0,25}(?-u:\b)(?:prompt (?:del|de) sistema|instrucciones (?:del sistema|iniciales|ocultas|originales|secretas))",
             r"|(?-u:\b)(?:montre|affiche|révèle|revele|donne|répète|repete|dis)(?:[- ]moi)?(?-u:\b)[^.!?。！？]{0,25}(?-u:\b)(?:prompt (?:système|systeme)|instructions (?:système|systeme|initiales|cachées|cachees|d'origine|secrètes|secretes))",
             r"|(?-u:\b)(?:zeige?|verrate|gib|nenne|wiederhole|schreib|kopiere)(?-u:\b)[^.!?。！？]{0,45}(?:system-?prompt|systemanweisungen|(?:versteckten|ursprünglichen|anfänglichen|geheimen) anweisungen)",
-            r"|(?-u:\b)(?:visa|berätta|skriv ut|upprepa|citera|toon|laat zien|herhaal|geef|vypiš|vypis|ukaž|ukaz|zopakuj|napiš)(?-u:\b)[^.!?。！？]{0,45}(?:systemprompt|systeemprompt|systémový prompt|systemovy prompt|(?:dolda|ursprungliga|hemliga|verborgen|oorspronkelijke|geheime|skryté|původní|tajné) (?:instruktioner|instructies|pokyny|instrukce)|text, který jsi dostal)",
+            r"|(?-u:\b)(?:visa|berätta|skriv ut|upprepa|citera|toon|laat zien|herhaal|geef|vypiš|vypis|ukaž|ukaz|zopakuj|napiš)(?-u:\b)[^.!?。！？]{0,45}(?-u:\b)(?:systemprompt|systeemprompt|systémový prompt|systemovy prompt|(?:dolda|ursprungliga|hemliga|verborgen|oorspronkelijke|geheime|skryté|původní|tajné) (?:instruktioner|instructies|pokyny|instrukce)|text, který jsi dostal)",
             r"|(?-u:\b)(?:mostra(?:mi)?|rivela(?:mi)?|dimmi|stampa|ripeti)(?-u:\b)[^.!?。！？]{0,25}(?-u:\b)(?:prompt di sistema|istruzioni (?:di sistema|iniziali|nascoste|originali|segrete))",
             r"|(?-u:\b)(?:istruzioni che (?:ti sono state (?:date|fornite)|hai ricevuto)|instrucciones que (?:recibiste|has recibido)|instrucciones que te (?:dieron|han dado|dio)|instructions qu'on t'a (?:données|donnees)|instructions que tu as (?:reçues|recues)|anweisungen, die (?:du|dir) (?:erhalten hast|gegeben wurden)|instruções que (?:te|lhe) foram (?:dadas|passadas))",
             r"|(?-u:\b)(?:mostre|mostra|revele|diga|imprima|repita)(?-u:\b)[^.!?。！？]{0,25}(?-u:\b)(?:prompt do sistema|instruções (?:do sistema|iniciais|ocultas|originais|secretas))",
@@ -740,12 +744,12 @@ const MULTILINGUAL_RULES: &[Rule] = &[
             r"|(?-u:\b)(?:não|nao) (?:mencione|conte|diga|informe)[^.!?]{0,20}(?:ao|para o) (?:usuário|usuario|utilizador|cliente)|sem (?:avisar|informar|contar a|contar ao) (?:o )?(?:usuário|usuario|utilizador|cliente)",
             r"|(?-u:\b)(?:vermeld|zeg|meld) (?:dit|het|niets)[^.!?]{0,20}(?:niet )?(?:aan|tegen) de (?:gebruiker|klant)|zonder de (?:gebruiker|klant) (?:te )?(?:informeren|vragen|melden)",
             r"|(?-u:\b)(?:nämn|säg|berätta) inte (?:detta |det |något )?(?:för|till) (?:användaren|kunden)|utan att (?:nämna|säga|berätta)[^.!?]{0,20}(?:för )?(?:användaren|kunden)",
-            r"|(?-u:\b)nie (?:mów|mow|wspominaj|informuj)[^.!?]{0,20}(?:użytkownikowi|uzytkownikowi|użytkownika|klienta|klientowi)|bez (?:informowania|powiadamiania) (?:użytkownika|uzytkownika|klienta)",
-            r"|(?-u:\b)(?:neříkej|nerikej|nezmiňuj|nezminuj|neinformuj)[^.!?]{0,20}(?:uživatel|uzivatel|zákazník|zakaznik)|bez (?:vědomí|vedomi|informování) (?:uživatele|uzivatele)",
+            r"|(?-u:\b)nie (?:mów|mow|wspominaj|informuj)[^.!?]{0,20}(?-u:\b)(?:użytkownikowi|uzytkownikowi|użytkownika|klienta|klientowi)|bez (?:informowania|powiadamiania) (?:użytkownika|uzytkownika|klienta)",
+            r"|(?-u:\b)(?:neříkej|nerikej|nezmiňuj|nezminuj|neinformuj)[^.!?]{0,20}(?-u:\b)(?:uživatel|uzivatel|zákazník|zakaznik)|bez (?:vědomí|vedomi|informování) (?:uživatele|uzivatele)",
             r"|(?-u:\b)kullanıcıya (?:söyleme|bahsetme|haber verme|belirtme)|kullanıcıya (?:bildirmeden|söylemeden|haber vermeden)",
         ),
     )
-    .requiring(r"(?-u:\b)(usuario|cliente|utilisateur|au client|nutzer|kunden|anwender|utente|usuário|utilizador|gebruiker|klant|användaren|użytkown|uzytkown|klienta|klientowi|uživatel|uzivatel|zákazník|zakaznik|kullanıcı)"),
+    .requiring(r"(?-u:\b)(usuario|cliente|utilisateur|au client|nutzer|benutzer|kunden|anwender|utente|usuário|utilizador|gebruiker|klant|användaren|użytkown|uzytkown|klienta|klientowi|uživatel|uzivatel|zákazník|zakaznik|kullanıcı)"),
     // An AI reader singled out in data, as the English rules find it: "note à l'attention de
     // l'assistant IA", "Hinweis für KI-Assistenten", "instrucción para el asistente de IA",
     // "nota per il modello linguistico", "Assistente de IA:". A user may say it innocently.
@@ -810,7 +814,7 @@ const MULTILINGUAL_RULES: &[Rule] = &[
             r"|(?-u:\b)bu (?:notu|talimatı|talimati|adımı|adimi|mesajı|mesaji)[^.!?]{0,30}(?:belirtme|söyleme|soyleme|bahsetme)(?-u:\b)",
         ),
     )
-    .requiring(r"não |(?-u:\b)(mentionn|signale|parle|dis |dites|révèle|revele|erwähn|mitteil|melden|menzion|citare|segnal|riportare|rivelare|mencion|reveles|digas|diga |niet|jangan|belirtme|söyleme|soyleme|bahsetme)"),
+    .requiring(r"(?-u:\b)(não |mentionn|signale|parle|dis |dites|révèle|revele|erwähn|mitteil|melden|menzion|citare|segnal|riportare|rivelare|mencion|reveles|digas|diga |niet|jangan|belirtme|söyleme|soyleme|bahsetme)"),
 ];
 
 /// The same families in languages of other scripts: Vietnamese, Russian, Ukrainian, Arabic,
@@ -4706,38 +4710,16 @@ mod fast_path_tests {
         };
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/inspect");
         let mut texts = Vec::new();
-        for name in [
-            "injection-eval.jsonl",
-            "injection-untrusted-eval.jsonl",
-            "injection-spikee-eval.jsonl",
-            "injection-pyrit-eval.jsonl",
-            "injection-multilingual-benign.jsonl",
-            "injection-agentic-eval.jsonl",
-            "injection-asb-eval.jsonl",
-            "injection-redteam-a-eval.jsonl",
-            "injection-redteam-b-eval.jsonl",
-            "injection-redteam-c-eval.jsonl",
-            "injection-redteam-d-eval.jsonl",
-            "injection-redteam-e-eval.jsonl",
-            "injection-redteam-f-eval.jsonl",
-            "injection-redteam-g-eval.jsonl",
-            "injection-redteam-h-eval.jsonl",
-            "injection-redteam-i-eval.jsonl",
-            "injection-redteam-j-eval.jsonl",
-            "injection-redteam-k-eval.jsonl",
-            "injection-redteam-l-eval.jsonl",
-            "injection-redteam-m-eval.jsonl",
-            "injection-redteam-n-eval.jsonl",
-            "injection-redteam-o-eval.jsonl",
-            "injection-redteam-p-eval.jsonl",
-            "injection-redteam-q-eval.jsonl",
-            "injection-redteam-r-eval.jsonl",
-            "injection-redteam-s-eval.jsonl",
-            "injection-redteam-t-eval.jsonl",
-            "injection-redteam-u-eval.jsonl",
-            "injection-redteam-v-eval.jsonl",
-        ] {
-            let data = std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_default();
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        for file in files {
+            let data = std::fs::read_to_string(file).unwrap_or_default();
             for line in data.lines() {
                 let row: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
                 if let Some(text) = row["text"].as_str() {
@@ -4745,7 +4727,7 @@ mod fast_path_tests {
                 }
             }
         }
-        assert!(texts.len() > 3_000, "{} texts", texts.len());
+        assert!(texts.len() > 10_000, "{} texts", texts.len());
         // Each group with the gate it was compiled into.
         let groups: [(&Group, &Gates); 5] = [
             (&compiled.rules, &compiled.every_text),
@@ -4754,7 +4736,7 @@ mod fast_path_tests {
             (&compiled.raw, &compiled.as_it_came),
             (&compiled.untrusted, &compiled.documents),
         ];
-        let mut hits = 0;
+        let (mut hits, mut glued_hits) = (0, 0);
         for text in &texts {
             let plain_text = plain(text);
             let mut seen = vec![
@@ -4795,10 +4777,42 @@ mod fast_path_tests {
                         "{text}"
                     );
                     hits += every.len();
+                    // A gate walks most prefixes from word starts only, as a rule's word
+                    // boundary and its requirement's promise: a word of the match glued
+                    // to a letter before it (a compound: "veiligheidsregels") that the
+                    // rule still matches must still be named.
+                    for &i in &every {
+                        let (Some(rule), Some(found)) = (
+                            group.rules.get(i),
+                            group.regexes.get(i).and_then(|regex| regex.find(text)),
+                        ) else {
+                            continue;
+                        };
+                        let starts = found.as_str().char_indices().filter(|&(at, c)| {
+                            c.is_ascii_alphanumeric()
+                                && found.as_str()[..at]
+                                    .chars()
+                                    .next_back()
+                                    .is_none_or(|before| !before.is_ascii_alphanumeric())
+                        });
+                        for (at, _) in starts {
+                            let at = found.start() + at;
+                            let glued = format!("{}q{}", &text[..at], &text[at..]);
+                            if group.regexes.get(i).is_some_and(|re| re.is_match(&glued)) {
+                                let named = group
+                                    .matching(&mut super::Met::new(gate, &glued), |r| {
+                                        std::ptr::eq(r, rule)
+                                    });
+                                assert_eq!(named.len(), 1, "{}: {glued}", rule.name);
+                                glued_hits += 1;
+                            }
+                        }
+                    }
                 }
             }
         }
         // The sets hold attacks: the comparison covers rules that match, not only misses.
         assert!(hits > 1_000, "{hits} matches");
+        assert!(glued_hits > 1_000, "{glued_hits} glued matches");
     }
 }
