@@ -113,7 +113,8 @@ const RULES: &[Rule] = &[
         "instruction_override",
         0.85,
         r"\b(ignore|disregard|forget|override|bypass|skip|drop|abandon)\b( all| any| every| each| of)?( the| your| my| these| those| this)? (previous|prev[a-z]{0,2}o?u?s|prior|above|earlier|preceding|initial|original|old|existing|system|former|past|current)?( and [a-z]+)? ?(instructions?|[a-z]{0,2}n?st?r[a-z]{2,5}ions?|prompts?|rules|directions|guidelines|guidance|commands|requests|context|constraints|restrictions|programming|directives?|policies)\b",
-    ),
+    )
+    .requiring(r"(?-u:\b)(ignore|disregard|forget|override|bypass|skip|drop|abandon)"),
     // Whatever the configuration says, voided: "ignore whatever your system prompt says".
     rule(
         "instruction_override",
@@ -199,7 +200,8 @@ const RULES: &[Rule] = &[
         "system_prompt_extraction",
         0.6,
         r#"\b(reveal|show|print|repeat|output|display|tell me|give me|share|leak|dump|write out|recite)( me)?( all)? your (full |entire |exact |complete )?(starting|opening|initiali[sz]ation|underlying|operating|first|very first|earliest|core|base)[ -]?(prompt|instructions?|message|rules|directives)\b|\boutput (the |your )?initiali[sz]ation (string|text|prompt|message)\b|\bwhat (are|were) you (not supposed|told not|instructed not|programmed not|forbidden|not allowed) to (tell|say|reveal|share|discuss|talk about)\b|\b(text|instructions|prompt|words|message) you were given (initially|at the (start|beginning)|first|before (this|the) conversation)\b|["'](my (instructions|system prompt|rules|guidelines) (are|were|say)|i was (instructed|told|programmed) to)\b|\b(log|print|echo|dump|write)\(\s*(this\.)?system_?prompt\b"#,
-    ),
+    )
+    .requiring(r"(?-u:\b)(your|initiali[sz]ation|you (not supposed|told not|instructed not|programmed not|forbidden|not allowed)|you were given|system_?prompt)|[\x22'](my |i was )"),
     // The modes named alone are weak: "what is developer mode on Android", "god mode in
     // games", "jailbreak an iPhone" are everyday questions. Switched on for the model, or
     // the model itself jailbroken, they are the attack.
@@ -225,7 +227,8 @@ const RULES: &[Rule] = &[
         "persona_jailbreak",
         0.65,
         r"\byou (are|will be|have become) (now |no longer )?(an? )?(unfiltered|uncensored|amoral|unrestricted|unlimited|unethical|evil|rogue|liberated|free) ([a-z]+ )?(ai|assistant|model|chatbot|bot|version|character|entity|persona|mode)",
-    ),
+    )
+    .requiring(r"(?-u:\b)you (are|will be|have become)"),
     rule(
         "persona_jailbreak",
         0.6,
@@ -236,7 +239,8 @@ const RULES: &[Rule] = &[
         "persona_jailbreak",
         0.35,
         r"\b(stay in character|break character|remain in character|as your (new )?persona|two responses|dual responses)\b",
-    ),
+    )
+    .requiring(r"(?-u:\b)(character|persona|responses)"),
     rule(
         "refusal_suppression",
         0.45,
@@ -247,7 +251,8 @@ const RULES: &[Rule] = &[
         "refusal_suppression",
         0.3,
         r"\b(without|no) (any )?(safety )?(warnings?|disclaimers?|moral(izing)?|ethical (concerns|considerations)|censorship|refusals?)\b",
-    ),
+    )
+    .requiring(r"(?-u:\b)(warning|disclaimer|moral|ethical|censorship|refusal)"),
     rule(
         "delimiter_injection",
         0.6,
@@ -976,7 +981,8 @@ const RAW_RULES: &[Rule] = &[
         "persona_jailbreak",
         0.7,
         r"\b(?i:you are|you're|you will be|you have become|act as|pretend to be)( (?i:now))? (DAN|STAN|DUDE|AIM|AntiGPT|BetterDAN|BasedGPT)\b",
-    ),
+    )
+    .requiring(r"(?-u:\b)(DAN|STAN|DUDE|AIM|AntiGPT|BetterDAN|BasedGPT)"),
     rule2(
         "hidden_instructions",
         0.5,
