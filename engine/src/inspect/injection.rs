@@ -2099,7 +2099,15 @@ fn collapse(text: &str) -> String {
                 *b = b' ';
             }
         }
-        out.dedup_by(|b, a| *a == b' ' && *b == b' ');
+        // Most texts have no run of spaces to squeeze: found over the whole slice without
+        // early exit, which the compiler vectorises, where squeezing goes byte by byte.
+        let runs = out
+            .iter()
+            .zip(out.iter().skip(1))
+            .fold(0u8, |any, (a, b)| any | (u8::from(*a == b' ') & u8::from(*b == b' ')));
+        if runs != 0 {
+            out.dedup_by(|b, a| *a == b' ' && *b == b' ');
+        }
         if out.last() == Some(&b' ') {
             out.pop();
         }
