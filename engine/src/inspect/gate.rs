@@ -24,6 +24,16 @@ use regex_syntax::hir::{Hir, HirKind, Look};
 /// Bytes of each prefix searched for.
 const PREFIX_BYTES: usize = 8;
 
+/// Patterns of a gate with what their prefixes may be; see [`Gate::with_parts`].
+#[derive(Debug, Clone, Copy)]
+pub struct Part<'a> {
+    pub patterns: &'a [&'a str],
+    /// A pattern with a prefix shorter than this always runs.
+    pub shortest: usize,
+    /// Whether prefixes that do not start words gate a pattern (otherwise it always runs).
+    pub anywhere: bool,
+}
+
 /// A gate over a list of regex patterns.
 #[derive(Debug)]
 pub struct Gate {
@@ -100,21 +110,30 @@ impl Gate {
     /// A gate over `patterns`, which must parse as `regex::Regex::new` parses them; a
     /// pattern always runs when a prefix of it is shorter than `shortest` bytes (it would
     /// occur in most texts and slow the shared search down).
+    #[cfg(test)]
     pub fn with_shortest_prefix(patterns: &[&str], shortest: usize) -> Gate {
-        Gate::with_parts(&[(patterns, shortest)])
+        Gate::with_parts(&[Part {
+            patterns,
+            shortest,
+            anywhere: true,
+        }])
     }
 
     /// A gate over the patterns of every part, numbered in order across the parts, each
-    /// part with its own shortest useful prefix.
-    pub fn with_parts(parts: &[(&[&str], usize)]) -> Gate {
+    /// part with its own shortest useful prefix and whether its patterns may be gated by
+    /// prefixes that start anywhere, not only at word starts (when not, such a pattern
+    /// always runs: its prefixes would have the gate stop at most bytes of a long text).
+    pub fn with_parts(parts: &[Part<'_>]) -> Gate {
         let (mut at_word_starts, mut anywhere) = (Vec::new(), Vec::new());
         let mut always = Vec::new();
-        let patterns: Vec<(&str, usize)> = parts
+        let patterns: Vec<(&str, &Part<'_>)> = parts
             .iter()
-            .flat_map(|(patterns, shortest)| patterns.iter().map(move |p| (*p, *shortest)))
+            .flat_map(|part| part.patterns.iter().map(move |p| (*p, part)))
             .collect();
-        for (index, (pattern, shortest)) in patterns.iter().enumerate() {
-            match prefixes_of(pattern, *shortest) {
+        for (index, (pattern, part)) in patterns.iter().enumerate() {
+            let found = prefixes_of(pattern, part.shortest)
+                .filter(|found| part.anywhere || found.iter().all(|(_, starts_word)| *starts_word));
+            match found {
                 Some(found) => {
                     for (prefix, starts_word) in found {
                         if starts_word {
@@ -437,7 +456,12 @@ mod tests {
 
     #[test]
     fn parts_are_numbered_in_order_each_with_its_shortest_prefix() {
-        let gate = Gate::with_parts(&[(&["ab", "xyz"], 1), (&["ab", "xyz"], 3)]);
+        let part = |shortest| Part {
+            patterns: &["ab", "xyz"],
+            shortest,
+            anywhere: true,
+        };
+        let gate = Gate::with_parts(&[part(1), part(3)]);
         // "ab" is too short a prefix for the second part: there it always runs.
         assert_eq!(gate.candidates("xyz"), [false, true, true, true]);
         assert_eq!(gate.candidates("-"), [false, false, true, false]);

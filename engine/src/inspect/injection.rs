@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use unicode_security::MixedScript;
 
-use super::gate::Gate;
+use super::gate::{Gate, Part};
 
 /// Where a text comes from: what the caller typed, or content that reached the model from
 /// elsewhere (documents, tool output), where instructions addressed to the model are
@@ -1846,7 +1846,7 @@ impl Group {
             .enumerate()
             .filter(|(i, (rule, regex))| {
                 wanted(rule)
-                    && (!met.rules_gated || met.may(Some(self.offset + i)))
+                    && met.may(Some(self.offset + i))
                     && met.may(self.needs.get(*i).copied().flatten())
                     && regex.is_match(text)
             })
@@ -1855,19 +1855,19 @@ impl Group {
     }
 }
 
-/// The longest text whose rules are gated too, not only their requirements. A short text
-/// costs each regex its fixed overhead more than its scan, which the gate saves (200 B tool
-/// result: 7.7 -> 5.8 us); on a long one the regexes' own prefilters (Teddy, a few literals
-/// each) scan faster than one search for the prefixes of every rule (4 KB prompt: 40 -> 44
-/// us with the rules gated).
+/// The longest text whose rules are gated by all their prefixes. A short text costs each
+/// regex its fixed overhead more than its scan, which the gate saves (200 B tool result:
+/// 7.7 -> 5.8 us); on a long one, a prefix that may start at any byte (a rule without a
+/// word boundary before it) has the gate stop at most bytes, where the regexes' own
+/// prefilters scan faster: there only the prefixes that start words gate a rule.
 const GATED_TEXT: usize = 1024;
 
-/// The gates of the groups that run on one kind of text: their requirements with their
-/// rules, for short texts, and their requirements alone, for long ones. Both number the
-/// requirements alike, first.
+/// The gates of the groups that run on one kind of text, each naming their requirements
+/// first, then their rules: for short texts, by all the rules' prefixes; for long ones,
+/// by the prefixes of rules that start words only (the others always run).
 struct Gates {
     with_rules: Gate,
-    requirements: Gate,
+    at_word_starts: Gate,
 }
 
 /// What a gate found in one text, searched once, when a rule is first asked about, for
@@ -1876,23 +1876,19 @@ struct Met<'a> {
     gate: &'a Gate,
     text: &'a str,
     found: Option<Vec<bool>>,
-    /// Whether the gate names the rules too, not only their requirements.
-    rules_gated: bool,
 }
 
 impl<'a> Met<'a> {
     /// What `gates` find in `text`, not yet searched.
     fn new(gates: &'a Gates, text: &'a str) -> Met<'a> {
-        let rules_gated = text.len() <= GATED_TEXT;
         Met {
-            gate: if rules_gated {
+            gate: if text.len() <= GATED_TEXT {
                 &gates.with_rules
             } else {
-                &gates.requirements
+                &gates.at_word_starts
             },
             text,
             found: None,
-            rules_gated,
         }
     }
 
@@ -1959,15 +1955,22 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
             offset += group.rules.len();
             patterns.push(group.rules.iter().map(|r| r.pattern).collect());
         }
-        let mut parts: Vec<(&[&str], usize)> = vec![(&requirements, 1)];
-        parts.extend(
-            patterns
-                .iter()
-                .map(|p| (p.as_slice(), SHORTEST_RULE_PREFIX)),
-        );
+        let parts = |rules_anywhere: bool| {
+            let mut parts = vec![Part {
+                patterns: &requirements,
+                shortest: 1,
+                anywhere: true,
+            }];
+            parts.extend(patterns.iter().map(|p| Part {
+                patterns: p.as_slice(),
+                shortest: SHORTEST_RULE_PREFIX,
+                anywhere: rules_anywhere,
+            }));
+            parts
+        };
         Gates {
-            with_rules: Gate::with_parts(&parts),
-            requirements: Gate::with_shortest_prefix(&requirements, 1),
+            with_rules: Gate::with_parts(&parts(true)),
+            at_word_starts: Gate::with_parts(&parts(false)),
         }
     };
     let every_text = gate(
@@ -2101,10 +2104,9 @@ fn collapse(text: &str) -> String {
         }
         // Most texts have no run of spaces to squeeze: found over the whole slice without
         // early exit, which the compiler vectorises, where squeezing goes byte by byte.
-        let runs = out
-            .iter()
-            .zip(out.iter().skip(1))
-            .fold(0u8, |any, (a, b)| any | (u8::from(*a == b' ') & u8::from(*b == b' ')));
+        let runs = out.iter().zip(out.iter().skip(1)).fold(0u8, |any, (a, b)| {
+            any | (u8::from(*a == b' ') & u8::from(*b == b' '))
+        });
         if runs != 0 {
             out.dedup_by(|b, a| *a == b' ' && *b == b' ');
         }
@@ -4781,8 +4783,8 @@ mod fast_path_tests {
                         .map(std::ptr::from_ref)
                         .collect();
                     assert_eq!(gated, expected, "{text}");
-                    // The gate itself names every rule that matches, on texts of every
-                    // length (`matching` asks it only about short ones).
+                    // The gate of short texts names every rule that matches, on texts of
+                    // every length (`matching` asks it only about short ones).
                     let may = gate.with_rules.candidates(text);
                     assert!(
                         every
