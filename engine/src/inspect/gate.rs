@@ -76,7 +76,7 @@ const fn word_lanes(lanes: u64) -> u64 {
 #[derive(Debug)]
 struct Begins {
     /// Whether each byte begins one, as the trie reads it (both cases of a letter, every
-    /// non-ASCII byte).
+    /// non-ASCII byte that starts a character).
     byte: [bool; 256],
     /// Whether every such byte is outside words and not a space: punctuation and
     /// non-ASCII bytes, a few in most text, are then the only ones looked up.
@@ -87,7 +87,10 @@ impl Begins {
     fn of(classes: &[u8]) -> Begins {
         let mut byte = [false; 256];
         for (value, begins) in byte.iter_mut().enumerate() {
-            *begins = u8::try_from(value).is_ok_and(|b| classes.contains(&class_of(b)));
+            // A prefix starts on a character: never on a UTF-8 continuation byte, which
+            // would otherwise start a walk at every other byte of Cyrillic text.
+            *begins = u8::try_from(value)
+                .is_ok_and(|b| classes.contains(&class_of(b)) && !(0x80..0xC0).contains(&b));
         }
         let rare = byte.iter().enumerate().all(|(value, &begins)| {
             !begins || u8::try_from(value).is_ok_and(|b| !is_word_byte(b) && b != b' ')
