@@ -41,7 +41,7 @@ pub struct Gate {
     words: Trie,
     /// The other prefixes, walked from each byte that begins one.
     anywhere: Trie,
-    /// The classes ([`class_of`]) of the bytes that begin an `anywhere` prefix.
+    /// The bytes that begin an `anywhere` prefix, and whether they are all rare ones.
     begins: Begins,
     /// Patterns that run whatever the text.
     always: Vec<usize>,
