@@ -1876,6 +1876,8 @@ struct Met<'a> {
     gate: &'a Gate,
     text: &'a str,
     found: Option<Vec<bool>>,
+    /// Where the group's patterns start among the gate's, after another's.
+    after: usize,
 }
 
 impl<'a> Met<'a> {
@@ -1889,6 +1891,21 @@ impl<'a> Met<'a> {
             },
             text,
             found: None,
+            after: 0,
+        }
+    }
+
+    /// What the gate finds in this text for the patterns from `after` on (another group's),
+    /// as what it would find in `text`, which it reads alike (the same but for case: the
+    /// gate folds it); the group's rules run on `text`.
+    fn alike(&mut self, text: &'a str, after: usize) -> Met<'a> {
+        let (gate, own) = (self.gate, self.text);
+        let found = self.found.get_or_insert_with(|| gate.candidates(own));
+        Met {
+            gate,
+            text,
+            found: Some(found.clone()),
+            after,
         }
     }
 
@@ -1898,7 +1915,7 @@ impl<'a> Met<'a> {
         let (gate, text) = (self.gate, self.text);
         self.found
             .get_or_insert_with(|| gate.candidates(text))
-            .get(k)
+            .get(k + self.after)
             .copied()
             .unwrap_or(true)
     }
@@ -1917,10 +1934,13 @@ struct Compiled {
     /// rules themselves. A text is searched once for all their literal prefixes: a match of
     /// a requirement or of a rule starts with one of its own, so a rule whose prefixes, or
     /// whose requirement's, have none in a text cannot match it, and is not run.
+    /// Then `raw`'s patterns, from `raw_after` on: a text that is plain as it came but for
+    /// its case (most ASCII text) is searched once for every group.
     every_text: Gates,
-    /// The same for `raw`, which runs on the text as it came, and for `untrusted`, which
-    /// runs on untrusted content only.
+    /// The same for `raw` alone, which runs on the text as it came, and for `untrusted`,
+    /// which runs on untrusted content only.
     as_it_came: Gates,
+    raw_after: usize,
     documents: Gates,
 }
 
@@ -1942,43 +1962,13 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
     let mut other_scripts = Group::compile(OTHER_SCRIPT_RULES, &mut every_text)?;
     let mut raw = Group::compile(RAW_RULES, &mut as_it_came)?;
     let mut untrusted = Group::compile(UNTRUSTED_RULES, &mut documents)?;
-    // Requirements are searched byte-wise, which finds their non-ASCII words too; a
-    // requirement's words are whole prefixes, however short. A rule's prefixes count from
-    // three bytes (shorter ones make it always run).
-    let gate = |distinct: &[&str], groups: &mut [&mut Group]| {
-        let requirements: Vec<String> = distinct.iter().map(|p| format!("(?-u:{p})")).collect();
-        let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
-        let mut offset = requirements.len();
-        let mut patterns: Vec<Vec<&str>> = Vec::new();
-        for group in groups.iter_mut() {
-            group.offset = offset;
-            offset += group.rules.len();
-            patterns.push(group.rules.iter().map(|r| r.pattern).collect());
-        }
-        let parts = |rules_anywhere: bool| {
-            let mut parts = vec![Part {
-                patterns: &requirements,
-                shortest: 1,
-                anywhere: true,
-            }];
-            parts.extend(patterns.iter().map(|p| Part {
-                patterns: p.as_slice(),
-                shortest: SHORTEST_RULE_PREFIX,
-                anywhere: rules_anywhere,
-            }));
-            parts
-        };
-        Gates {
-            with_rules: Gate::with_parts(&parts(true)),
-            at_word_starts: Gate::with_parts(&parts(false)),
-        }
-    };
-    let every_text = gate(
+    let every_text = GatedPatterns::of(
         &every_text,
         &mut [&mut rules, &mut multilingual, &mut other_scripts],
     );
-    let as_it_came = gate(&as_it_came, &mut [&mut raw]);
-    let documents = gate(&documents, &mut [&mut untrusted]);
+    let as_it_came = GatedPatterns::of(&as_it_came, &mut [&mut raw]);
+    let raw_after = every_text.count();
+    let documents = GatedPatterns::of(&documents, &mut [&mut untrusted]).gates(&[]);
     Some(Compiled {
         rules,
         multilingual,
@@ -1987,11 +1977,75 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
         untrusted,
         fake_turn: Regex::new(FAKE_TURN.pattern).ok()?,
         squashed: Regex::new(SQUASHED).ok()?,
-        every_text,
-        as_it_came,
+        every_text: every_text.gates(&as_it_came.parts),
+        as_it_came: as_it_came.gates(&[]),
+        raw_after,
         documents,
     })
 });
+
+/// The patterns of a gate over some groups, in parts: the groups' distinct requirements,
+/// then each group's rules.
+struct GatedPatterns {
+    parts: Vec<(Vec<String>, usize)>,
+}
+
+impl GatedPatterns {
+    /// The patterns of `groups`, whose requirements are `distinct`; sets each group's
+    /// offset among them.
+    fn of(distinct: &[&str], groups: &mut [&mut Group]) -> GatedPatterns {
+        // Requirements are searched byte-wise, which finds their non-ASCII words too; a
+        // requirement's words are whole prefixes, however short. A rule's prefixes count
+        // from three bytes (shorter ones make it always run).
+        let requirements = distinct.iter().map(|p| format!("(?-u:{p})")).collect();
+        let mut parts = vec![(requirements, 1)];
+        let mut offset = distinct.len();
+        for group in groups.iter_mut() {
+            group.offset = offset;
+            offset += group.rules.len();
+            let rules = group.rules.iter().map(|r| r.pattern.to_string()).collect();
+            parts.push((rules, SHORTEST_RULE_PREFIX));
+        }
+        GatedPatterns { parts }
+    }
+
+    /// How many patterns there are.
+    fn count(&self) -> usize {
+        self.parts.iter().map(|(patterns, _)| patterns.len()).sum()
+    }
+
+    /// The gates over these patterns followed by `after`'s.
+    fn gates(&self, after: &[(Vec<String>, usize)]) -> Gates {
+        let all: Vec<(Vec<&str>, usize, bool)> = self
+            .parts
+            .iter()
+            .chain(after)
+            .map(|(patterns, shortest)| {
+                let rules = *shortest == SHORTEST_RULE_PREFIX;
+                (
+                    patterns.iter().map(String::as_str).collect(),
+                    *shortest,
+                    rules,
+                )
+            })
+            .collect();
+        let gate = |rules_anywhere: bool| {
+            let parts: Vec<Part<'_>> = all
+                .iter()
+                .map(|(patterns, shortest, rules)| Part {
+                    patterns,
+                    shortest: *shortest,
+                    anywhere: !rules || rules_anywhere,
+                })
+                .collect();
+            Gate::with_parts(&parts)
+        };
+        Gates {
+            with_rules: gate(true),
+            at_word_starts: gate(false),
+        }
+    }
+}
 
 /// A rule's prefixes shorter than this make it always run: they would occur in most texts.
 const SHORTEST_RULE_PREFIX: usize = 3;
@@ -3080,10 +3134,14 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
         let hits = matches(&mut compiled.met(text), true);
         reveal(&mut signals, obfuscation, hits, origin);
     }
-    for rule in compiled
-        .raw
-        .matching(&mut Met::new(&compiled.as_it_came, raw), |_| true)
-    {
+    // A text that is plain but for its case (most ASCII text) has had the raw rules'
+    // prefixes searched with the others': the gate folds case.
+    let mut raw_met = if plain_text.text.eq_ignore_ascii_case(raw) {
+        plain_met.alike(raw, compiled.raw_after)
+    } else {
+        Met::new(&compiled.as_it_came, raw)
+    };
+    for rule in compiled.raw.matching(&mut raw_met, |_| true) {
         add(&mut signals, rule.name, weight(rule, origin));
     }
     if origin == Origin::Untrusted {
@@ -4744,13 +4802,15 @@ mod fast_path_tests {
             }
         }
         assert!(texts.len() > 10_000, "{} texts", texts.len());
-        // Each group with the gate it was compiled into.
-        let groups: [(&Group, &Gates); 5] = [
-            (&compiled.rules, &compiled.every_text),
-            (&compiled.multilingual, &compiled.every_text),
-            (&compiled.other_scripts, &compiled.every_text),
-            (&compiled.raw, &compiled.as_it_came),
-            (&compiled.untrusted, &compiled.documents),
+        // Each group with the gates it was compiled into, and where its patterns start
+        // after another group's.
+        let groups: [(&Group, &Gates, usize); 6] = [
+            (&compiled.rules, &compiled.every_text, 0),
+            (&compiled.multilingual, &compiled.every_text, 0),
+            (&compiled.other_scripts, &compiled.every_text, 0),
+            (&compiled.raw, &compiled.as_it_came, 0),
+            (&compiled.raw, &compiled.every_text, compiled.raw_after),
+            (&compiled.untrusted, &compiled.documents, 0),
         ];
         let (mut hits, mut glued_hits) = (0, 0);
         for text in &texts {
@@ -4763,7 +4823,16 @@ mod fast_path_tests {
             seen.extend(plain_text.native.clone());
             seen.push(plain_text.text);
             for text in &seen {
-                for (group, gate) in groups {
+                // A text that is plain but for its case shares the search of the plain
+                // text with the raw rules: the gates fold case.
+                let lower = text.to_ascii_lowercase();
+                for gate in [
+                    &compiled.every_text.with_rules,
+                    &compiled.every_text.at_word_starts,
+                ] {
+                    assert_eq!(gate.candidates(text), gate.candidates(&lower), "{text}");
+                }
+                for (group, gate, after) in groups {
                     let every: Vec<usize> = group
                         .regexes
                         .iter()
@@ -4773,7 +4842,9 @@ mod fast_path_tests {
                         .collect();
                     // The same rules, compared by identity.
                     let gated: Vec<*const Rule> = group
-                        .matching(&mut super::Met::new(gate, text), |_| true)
+                        .matching(&mut super::Met::new(gate, text).alike(text, after), |_| {
+                            true
+                        })
                         .into_iter()
                         .map(std::ptr::from_ref)
                         .collect();
@@ -4789,7 +4860,7 @@ mod fast_path_tests {
                     assert!(
                         every
                             .iter()
-                            .all(|&i| may.get(group.offset + i) == Some(&true)),
+                            .all(|&i| may.get(after + group.offset + i) == Some(&true)),
                         "{text}"
                     );
                     hits += every.len();
@@ -4815,10 +4886,10 @@ mod fast_path_tests {
                             let at = found.start() + at;
                             let glued = format!("{}q{}", &text[..at], &text[at..]);
                             if group.regexes.get(i).is_some_and(|re| re.is_match(&glued)) {
-                                let named = group
-                                    .matching(&mut super::Met::new(gate, &glued), |r| {
-                                        std::ptr::eq(r, rule)
-                                    });
+                                let named = group.matching(
+                                    &mut super::Met::new(gate, &glued).alike(&glued, after),
+                                    |r| std::ptr::eq(r, rule),
+                                );
                                 assert_eq!(named.len(), 1, "{}: {glued}", rule.name);
                                 glued_hits += 1;
                             }
