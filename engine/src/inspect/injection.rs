@@ -2637,6 +2637,11 @@ fn capped(
 /// Whether most letters of `text` are not ASCII ones: a text in another language (or
 /// script) than English, which the classifiers learnt from far fewer examples of.
 fn mostly_foreign_letters(text: &str) -> bool {
+    // Most texts are ASCII: a vectorised check, where the count decodes every character
+    // (4 us on a 4 KB prompt).
+    if text.is_ascii() {
+        return false;
+    }
     let (mut ascii, mut other) = (0usize, 0usize);
     for c in text.chars().filter(|c| c.is_alphabetic()) {
         if c.is_ascii() {
