@@ -104,19 +104,26 @@ fn features<'a>(words: impl Iterator<Item = &'a [u8]>, mut emit: impl FnMut(u32)
     for word in words {
         let (mut own, mut pair, mut next) = (seeded(b"w:"), open_pair.unwrap_or(0), seeded(b"b:"));
         // The last four bytes of " word", and how many bytes it holds.
-        let (mut window, mut held) = (u32::from(b' '), 1u32);
-        for &byte in word {
+        let mut window = u32::from(b' ');
+        // The first two bytes complete no window; the rest each complete one. Split so,
+        // the loop has no branch on how far into the word it is.
+        let (head, tail) = word.split_at(word.len().min(2));
+        for &byte in head {
             let byte = byte.to_ascii_lowercase();
             own = fnv(own, byte);
             pair = fnv(pair, byte);
             next = fnv(next, byte);
             window = (window << 8) | u32::from(byte);
-            held += 1;
-            if held >= 4 {
-                emit(fmix32(window));
-            }
         }
-        if held >= 3 {
+        for &byte in tail {
+            let byte = byte.to_ascii_lowercase();
+            own = fnv(own, byte);
+            pair = fnv(pair, byte);
+            next = fnv(next, byte);
+            window = (window << 8) | u32::from(byte);
+            emit(fmix32(window));
+        }
+        if word.len() >= 2 {
             emit(fmix32((window << 8) | u32::from(b' ')));
         }
         emit(own);
