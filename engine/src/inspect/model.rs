@@ -102,35 +102,54 @@ fn features<'a>(words: impl Iterator<Item = &'a [u8]>, mut emit: impl FnMut(u32)
     // The hash of `b:previous ` when there is a previous word.
     let mut open_pair: Option<u32> = None;
     for word in words {
-        let (mut own, mut pair, mut next) = (seeded(b"w:"), open_pair.unwrap_or(0), seeded(b"b:"));
-        // The last four bytes of " word", and how many bytes it holds.
-        let mut window = u32::from(b' ');
+        let mut hashes = WordHashes {
+            own: seeded(b"w:"),
+            pair: open_pair.unwrap_or(0),
+            next: seeded(b"b:"),
+            window: u32::from(b' '),
+        };
         // The first two bytes complete no window; the rest each complete one. Split so,
         // the loop has no branch on how far into the word it is.
         let (head, tail) = word.split_at(word.len().min(2));
         for &byte in head {
-            let byte = byte.to_ascii_lowercase();
-            own = fnv(own, byte);
-            pair = fnv(pair, byte);
-            next = fnv(next, byte);
-            window = (window << 8) | u32::from(byte);
+            hashes.read(byte);
         }
         for &byte in tail {
-            let byte = byte.to_ascii_lowercase();
-            own = fnv(own, byte);
-            pair = fnv(pair, byte);
-            next = fnv(next, byte);
-            window = (window << 8) | u32::from(byte);
-            emit(fmix32(window));
+            hashes.read(byte);
+            emit(fmix32(hashes.window));
         }
         if word.len() >= 2 {
-            emit(fmix32((window << 8) | u32::from(b' ')));
+            emit(fmix32((hashes.window << 8) | u32::from(b' ')));
         }
-        emit(own);
+        emit(hashes.own);
         if open_pair.is_some() {
-            emit(pair);
+            emit(hashes.pair);
         }
-        open_pair = Some(fnv(next, b' '));
+        open_pair = Some(fnv(hashes.next, b' '));
+    }
+}
+
+/// What a word's bytes feed, as [`features`] reads them.
+struct WordHashes {
+    /// `w:word`.
+    own: u32,
+    /// `b:previous word`.
+    pair: u32,
+    /// `b:word`, which the next word's pair continues.
+    next: u32,
+    /// The last four bytes of " word".
+    window: u32,
+}
+
+impl WordHashes {
+    /// One more byte of the word, lower-cased.
+    #[inline]
+    fn read(&mut self, byte: u8) {
+        let byte = byte.to_ascii_lowercase();
+        self.own = fnv(self.own, byte);
+        self.pair = fnv(self.pair, byte);
+        self.next = fnv(self.next, byte);
+        self.window = (self.window << 8) | u32::from(byte);
     }
 }
 
