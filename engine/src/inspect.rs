@@ -915,6 +915,13 @@ fn runs_around<const W: usize>(
 
 /// Character offsets from byte offsets, in one walk over the text.
 fn fill_char_offsets(text: &str, findings: &mut [Finding]) {
+    // In ASCII, most text, characters are bytes.
+    if text.is_ascii() {
+        for f in findings.iter_mut() {
+            (f.char_start, f.char_end) = (f.start, f.end);
+        }
+        return;
+    }
     let mut boundaries: Vec<(usize, usize, bool)> = Vec::with_capacity(findings.len() * 2);
     for (i, f) in findings.iter().enumerate() {
         boundaries.push((f.start, i, true));
