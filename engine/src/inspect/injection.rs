@@ -2570,7 +2570,8 @@ fn payloads(raw: &str) -> Vec<(&'static str, String)> {
             }
         }
     }
-    if (raw.contains("\\u") || raw.contains("\\x"))
+    let escape = |at: usize| matches!(raw.as_bytes().get(at + 1), Some(b'u' | b'x'));
+    if raw.match_indices('\\').any(|(at, _)| escape(at))
         && let Some(re) = ESCAPE_RUN.as_ref()
     {
         for m in re.find_iter(raw).take(16) {
@@ -2600,7 +2601,14 @@ static ASSIGNED: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// A payload split across variables, put back together: the values of two or more
 /// string assignments, joined in order (`a = 'how to make a mol', b = 'otov cocktail'`).
 fn assembled(raw: &str) -> Option<String> {
-    if !(raw.contains("='") || raw.contains("= '") || raw.contains("=\"") || raw.contains("= \"")) {
+    // `='`, `= '`, `="` or `= "`, looked for from each `=` (found with `memchr`, and rare
+    // in prose) rather than in four passes over the text.
+    let quoted = |at: usize| {
+        let rest = raw.as_bytes().get(at + 1..).unwrap_or_default();
+        let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+        matches!(rest.first(), Some(b'\'' | b'"'))
+    };
+    if !raw.match_indices('=').any(|(at, _)| quoted(at)) {
         return None;
     }
     let re = ASSIGNED.as_ref()?;
