@@ -218,7 +218,8 @@ impl Gate {
                 let lane = look_up.trailing_zeros() / 8;
                 let byte = (lanes >> (8 * lane)) as u8;
                 if self.begins.byte.get(usize::from(byte)) == Some(&true) {
-                    self.anywhere.walk(bytes, base + lane as usize, &mut may);
+                    self.anywhere
+                        .walk_stepwise(bytes, base + lane as usize, &mut may);
                 }
                 look_up &= look_up - 1;
             }
@@ -411,6 +412,22 @@ impl Trie {
     #[inline]
     fn ends_in(&self, state: usize) -> bool {
         self.ends.get(state).is_some_and(|(from, to)| from != to)
+    }
+
+    /// [`Trie::walk`] a step at a time, ending at the first byte no prefix continues with:
+    /// cheaper where most walks end at their second byte, as those from the bytes that
+    /// begin prefixes anywhere (`<`, `@`) do.
+    #[inline]
+    fn walk_stepwise(&self, text: &[u8], at: usize, may: &mut [bool]) {
+        let mut state = ROOT;
+        for &byte in text.get(at..).unwrap_or_default().iter().take(PREFIX_BYTES) {
+            let class = self.classes.get(usize::from(byte)).copied().unwrap_or(0);
+            state = self.step(state, usize::from(class));
+            if state == DEAD {
+                return;
+            }
+            self.mark(state, may);
+        }
     }
 
     /// Marks in `may` the owner of every prefix that starts at `at` in `text`.
