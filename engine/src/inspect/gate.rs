@@ -357,30 +357,34 @@ impl Trie {
             }
             ends.push((from, owners.len() as u32));
         }
-        let mut pairs = vec![0u16; stride * stride];
-        for (first, row) in pairs.chunks_exact_mut(stride).enumerate() {
-            let after = next
-                .get(ROOT * stride + first)
-                .map_or(DEAD, |&to| to as usize);
-            for (second, cell) in row.iter_mut().enumerate() {
-                *cell = next.get(after * stride + second).copied().unwrap_or(0);
-            }
-        }
-        Some(Trie {
+        let mut trie = Trie {
             classes,
             stride,
             next,
-            pairs,
+            pairs: Vec::new(),
             ends,
             owners,
-        })
+        };
+        let pairs = (0..stride * stride)
+            .map(|classes| trie.step(trie.step(ROOT, classes / stride), classes % stride))
+            .map(|state| u16::try_from(state).unwrap_or(0))
+            .collect();
+        trie.pairs = pairs;
+        Some(trie)
+    }
+
+    /// The class of `byte` as the trie numbers it (0: no prefix holds it).
+    #[inline]
+    fn class(&self, byte: u8) -> usize {
+        self.classes
+            .get(usize::from(byte))
+            .map_or(0, |&class| usize::from(class))
     }
 
     /// Whether a prefix begins with `byte`.
     #[inline]
     fn opens(&self, byte: u8) -> bool {
-        let class = self.classes.get(usize::from(byte)).copied().unwrap_or(0);
-        self.step(ROOT, usize::from(class)) != DEAD
+        self.step(ROOT, self.class(byte)) != DEAD
     }
 
     /// The state after `state` reads a byte of `class`.
@@ -421,8 +425,7 @@ impl Trie {
     fn walk_stepwise(&self, text: &[u8], at: usize, may: &mut [bool]) {
         let mut state = ROOT;
         for &byte in text.get(at..).unwrap_or_default().iter().take(PREFIX_BYTES) {
-            let class = self.classes.get(usize::from(byte)).copied().unwrap_or(0);
-            state = self.step(state, usize::from(class));
+            state = self.step(state, self.class(byte));
             if state == DEAD {
                 return;
             }
@@ -435,11 +438,7 @@ impl Trie {
     fn walk(&self, text: &[u8], at: usize, may: &mut [bool]) {
         let text = text.get(at..).unwrap_or_default();
         // Past the end of the text, the class of no prefix's byte.
-        let class = |i: usize| {
-            text.get(i)
-                .and_then(|&byte| self.classes.get(usize::from(byte)))
-                .map_or(0, |&class| usize::from(class))
-        };
+        let class = |i: usize| text.get(i).map_or(0, |&byte| self.class(byte));
         // The first three steps are taken whatever they meet (the dead state absorbs), the
         // first two in one look-up: most walks end within them, and a branch for each step
         // was mostly mispredicted.

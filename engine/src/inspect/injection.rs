@@ -1987,24 +1987,22 @@ static COMPILED: LazyLock<Option<Compiled>> = LazyLock::new(|| {
 /// The patterns of a gate over some groups, in parts: the groups' distinct requirements,
 /// then each group's rules.
 struct GatedPatterns {
-    parts: Vec<(Vec<String>, usize)>,
+    /// Each part's patterns, and whether they are rules (not requirements).
+    parts: Vec<(Vec<String>, bool)>,
 }
 
 impl GatedPatterns {
     /// The patterns of `groups`, whose requirements are `distinct`; sets each group's
     /// offset among them.
     fn of(distinct: &[&str], groups: &mut [&mut Group]) -> GatedPatterns {
-        // Requirements are searched byte-wise, which finds their non-ASCII words too; a
-        // requirement's words are whole prefixes, however short. A rule's prefixes count
-        // from three bytes (shorter ones make it always run).
         let requirements = distinct.iter().map(|p| format!("(?-u:{p})")).collect();
-        let mut parts = vec![(requirements, 1)];
+        let mut parts = vec![(requirements, false)];
         let mut offset = distinct.len();
         for group in groups.iter_mut() {
             group.offset = offset;
             offset += group.rules.len();
             let rules = group.rules.iter().map(|r| r.pattern.to_string()).collect();
-            parts.push((rules, SHORTEST_RULE_PREFIX));
+            parts.push((rules, true));
         }
         GatedPatterns { parts }
     }
@@ -2015,26 +2013,22 @@ impl GatedPatterns {
     }
 
     /// The gates over these patterns followed by `after`'s.
-    fn gates(&self, after: &[(Vec<String>, usize)]) -> Gates {
-        let all: Vec<(Vec<&str>, usize, bool)> = self
+    fn gates(&self, after: &[(Vec<String>, bool)]) -> Gates {
+        let all: Vec<(Vec<&str>, bool)> = self
             .parts
             .iter()
             .chain(after)
-            .map(|(patterns, shortest)| {
-                let rules = *shortest == SHORTEST_RULE_PREFIX;
-                (
-                    patterns.iter().map(String::as_str).collect(),
-                    *shortest,
-                    rules,
-                )
-            })
+            .map(|(patterns, rules)| (patterns.iter().map(String::as_str).collect(), *rules))
             .collect();
+        // Requirements are searched byte-wise, which finds their non-ASCII words too; a
+        // requirement's words are whole prefixes, however short, wherever they start. A
+        // rule's prefixes count from three bytes (shorter ones make it always run).
         let gate = |rules_anywhere: bool| {
             let parts: Vec<Part<'_>> = all
                 .iter()
-                .map(|(patterns, shortest, rules)| Part {
+                .map(|(patterns, rules)| Part {
                     patterns,
-                    shortest: *shortest,
+                    shortest: if *rules { SHORTEST_RULE_PREFIX } else { 1 },
                     anywhere: !rules || rules_anywhere,
                 })
                 .collect();
