@@ -2427,7 +2427,7 @@ fn leet_trace(text: &str) -> bool {
         return true;
     }
     at_signs != 0
-        && text.match_indices('@').any(|(at, _)| {
+        && memchr::memchr_iter(b'@', bytes).any(|at| {
             let near = |k: Option<usize>| k.and_then(|k| bytes.get(k)).copied().unwrap_or(b' ');
             let (p, x) = (near(at.checked_sub(1)), near(Some(at + 1)));
             at_sign(p, b'@', x) != 0 && !address(bytes, at)
@@ -2565,7 +2565,7 @@ fn payloads(raw: &str) -> Vec<(&'static str, String)> {
         }
     }
     let escape = |at: usize| matches!(raw.as_bytes().get(at + 1), Some(b'u' | b'x'));
-    if raw.match_indices('\\').any(|(at, _)| escape(at))
+    if memchr::memchr_iter(b'\\', raw.as_bytes()).any(escape)
         && let Some(re) = ESCAPE_RUN.as_ref()
     {
         for m in re.find_iter(raw).take(16) {
@@ -2602,7 +2602,7 @@ fn assembled(raw: &str) -> Option<String> {
         let rest = rest.strip_prefix(b" ").unwrap_or(rest);
         matches!(rest.first(), Some(b'\'' | b'"'))
     };
-    if !raw.match_indices('=').any(|(at, _)| quoted(at)) {
+    if !memchr::memchr_iter(b'=', raw.as_bytes()).any(quoted) {
         return None;
     }
     let re = ASSIGNED.as_ref()?;
