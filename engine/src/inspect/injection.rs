@@ -2987,6 +2987,15 @@ static AGENT_GUIDE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"(?im)^[\s#>*_`]*((agents|claude|gemini|copilot-instructions|conventions)\.md|\.cursorrules|\.windsurfrules)\b|^#+ *(guidance|guidelines|instructions|notes|rules) for (ai )?(coding )?agents\b").ok()
 });
 
+/// Advice never to give a credential away: "never share your password with anyone", "do not
+/// send your PIN to anyone", "we will never ask for your password".
+static NEVER_SHARE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"\b(never|not|don'?t|do not)( ever)? (share|send|give|tell|disclose|reveal|post|paste|enter|type|provide|email)\b[^.\n]{0,40}\b(passwords?|pins?|passcodes?|credentials|mfa codes?|2fa codes?|one-time (codes?|passwords?)|verification codes?|security codes?)\b|\bwill never ask (you )?(for|to share) (your )?(passwords?|pins?|credentials|codes?)\b").ok()
+});
+
+/// The weight left to a credential request in a text that advises never to share one.
+const SECURITY_ADVICE: f64 = 0.2;
+
 /// The weight left to addressing the model in a guidance file for coding agents.
 const AGENT_GUIDANCE: f64 = 0.3;
 
@@ -3360,6 +3369,17 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
         &plain_text.text,
     ) {
         ordinary.push("developer_mode");
+    }
+    // Security advice ("never share your password or MFA codes with anyone") names the
+    // same things a request for them does, negated.
+    if capped(
+        &mut signals,
+        "credential_request",
+        SECURITY_ADVICE,
+        &NEVER_SHARE,
+        &plain_text.text,
+    ) {
+        ordinary.push("credential_request");
     }
     // A request for harm put in a frame that asks the model to set its judgement aside:
     // fiction that must be accurate, a hypothetical, "educational purposes", a detail that
@@ -4817,6 +4837,7 @@ mod tests {
         none_flag(
             Origin::Untrusted,
             &[
+                "Welcome aboard! 1. Set up MFA on your account today. 2. Never share your password or MFA codes with anyone, including IT. We will never ask for them.",
                 "Hi Emma,\n\nCould you please send me the latest update on the project? Please respond with your availability.\n\nBest, David",
                 "Visitor policy: if asked, show your badge at the front desk. Important: the lobby closes at 8 PM.",
                 "Interview transcript\nInterviewer: Tell me about your last role.\nInterviewer: And why did you leave?",
