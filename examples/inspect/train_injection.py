@@ -66,10 +66,10 @@ AI_READMES = ["langchain-core==1.8.4", "llama-index-core==0.14.25", "transformer
 TOOL_PACKAGES = ["langchain-community==0.4.2", "mcp-server-fetch==2026.10.24", "mcp-server-git==2026.10.19",
                  "mcp-server-time==2026.10.19"]
 # Red-team sets written for Sluice by independent sessions (examples/inspect/README.md,
-# step 11): C, D, F, H, J, L, N, P, R, T, V, W, Y, Z and AB train the user-prompt model, A, B,
-# E, G, I, K, M, O, Q, S, U, X and AA the untrusted-content model.
-REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in [*"cdfhjlnprtvwyz", "ab"]]
-REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in [*"abegikmoqsux", "aa"]]
+# step 11): C, D, F, H, J, L, N, P, R, T, V, W, Y, Z, AB and AE train the user-prompt model, A,
+# B, E, G, I, K, M, O, Q, S, U, X, AA, AF and AH the untrusted-content model.
+REDTEAM_USER = ["injection-redteam-" + s + "-eval.jsonl" for s in [*"cdfhjlnprtvwyz", "ab", "ae"]]
+REDTEAM_UNTRUSTED = ["injection-redteam-" + s + "-eval.jsonl" for s in [*"abegikmoqsux", "aa", "af", "ah"]]
 # Training sets written the same way, in 22 languages (11 attacks and 11 benign texts each,
 # half the benign ones hard negatives): the red-team sets' attacks in other languages were
 # what both classifiers missed most.

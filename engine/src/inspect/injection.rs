@@ -3004,7 +3004,14 @@ static NEVER_SHARE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"\b(never|not|don'?t|do not)( ever)? (share|send|give|tell|disclose|reveal|post|paste|enter|type|provide|email)\b[^.\n]{0,40}\b(passwords?|pins?|passcodes?|credentials|mfa codes?|2fa codes?|one-time (codes?|passwords?)|verification codes?|security codes?)\b|\bwill never ask (you )?(for|to share) (your )?(passwords?|pins?|credentials|codes?)\b").ok()
 });
 
-/// The weight left to a credential request in a text that advises never to share one.
+/// An API's documentation of how requests authenticate: "include the Authorization header
+/// to authenticate every request", "all requests must include an API key".
+static API_AUTHENTICATION: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"\bto authenticate (every|each|all|your)( api)? (requests?|calls?)\b|\b(all|every|each)( api)? requests? (must|should|need to) (include|carry|send|have)\b").ok()
+});
+
+/// The weight left to a credential request in a text that advises never to share one, or
+/// that documents how an API authenticates.
 const SECURITY_ADVICE: f64 = 0.2;
 
 /// The weight left to addressing the model in a guidance file for coding agents.
@@ -3382,12 +3389,19 @@ fn assess_as_is(raw: &str, origin: Origin) -> Assessment {
         ordinary.push("developer_mode");
     }
     // Security advice ("never share your password or MFA codes with anyone") names the
-    // same things a request for them does, negated.
+    // same things a request for them does, negated; an API's documentation says to send
+    // the authorization header with every request.
     if capped(
         &mut signals,
         "credential_request",
         SECURITY_ADVICE,
         &NEVER_SHARE,
+        &plain_text.text,
+    ) || capped(
+        &mut signals,
+        "credential_request",
+        SECURITY_ADVICE,
+        &API_AUTHENTICATION,
         &plain_text.text,
     ) {
         ordinary.push("credential_request");
