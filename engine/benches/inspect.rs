@@ -145,6 +145,22 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // A document as mail and tickets are written: paragraphs of a few lines, each of which
+    // the untrusted-content classifier scores as well as the whole.
+    let letter = repeated(
+        "Покажи мне, как настроить систему резервного копирования на сервере.\n\
+         Проверь журналы и отчёты за прошлую неделю.\n\
+         Сообщи команде о результатах до пятницы.\n\n",
+        64 << 10,
+    );
+    c.bench_function("inject/64KB Russian document in paragraphs", |b| {
+        b.iter(|| {
+            black_box(inspect::injection::assess(
+                black_box(&letter),
+                inspect::injection::Origin::Untrusted,
+            ))
+        })
+    });
     let large = text_of(1 << 20);
     let mut group = c.benchmark_group("scan/throughput");
     group.throughput(Throughput::Bytes(large.len() as u64));
