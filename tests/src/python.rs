@@ -193,17 +193,30 @@ pub struct Fixture {
 
 impl Fixture {
     /// Starts `script` on a free loopback port with `args` and waits for its `READY` line.
+    /// A port found free can be taken by a server another test starts at the same moment:
+    /// a fixture that exits before it is ready is started again on another port.
     pub fn start(script: &str, args: &[&str]) -> Fixture {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Fixture::start_on(script, port, args)
+        (0..10)
+            .find_map(|_| {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                Fixture::try_start_on(script, port, args)
+            })
+            .unwrap_or_else(|| panic!("{script} exited before READY on 10 free ports"))
     }
 
     /// [`Fixture::start`] on a given port (to replace a server by another on its address).
     pub fn start_on(script: &str, port: u16, args: &[&str]) -> Fixture {
+        Fixture::try_start_on(script, port, args)
+            .unwrap_or_else(|| panic!("{script} exited before READY on port {port}"))
+    }
+
+    /// [`Fixture::start_on`], or `None` when the fixture exits before it is ready (its
+    /// port was taken).
+    fn try_start_on(script: &str, port: u16, args: &[&str]) -> Option<Fixture> {
         let mut command = command(script);
         command
             .arg("--port")
@@ -228,11 +241,17 @@ impl Fixture {
                 }
             }
         });
-        if seen.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
-            panic!("{script} did not print READY within 60 s");
+        match seen.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => Some(Fixture { child, port }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                None
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("{script} did not print READY within 60 s");
+            }
         }
-        Fixture { child, port }
     }
 
     /// `http://127.0.0.1:<port><path>`.

@@ -299,3 +299,20 @@ fn bad_a2a_requests_and_unreachable_agents_get_json_rpc_errors() {
         "{missing}"
     );
 }
+
+/// A fixture whose port another server holds exits before it is ready, which is seen as
+/// such (not as a fixture that never printed READY): `Fixture::start` then tries another
+/// port.
+#[test]
+fn a_fixture_on_a_taken_port_is_seen_to_exit() {
+    assert_installed(&venv_python(), "a2a-sdk", "a2a");
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let outcome = std::panic::catch_unwind(|| Fixture::start_on("a2a_server.py", port, &[]));
+    let message = outcome.unwrap_err();
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("exited before READY"), "{message}");
+}
