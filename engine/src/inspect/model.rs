@@ -192,6 +192,10 @@ pub fn untrusted_probability(text: &str) -> Option<f64> {
 /// there are several) and each of their lines of three words or more (when a paragraph
 /// has several lines), in text order.
 fn part_scores(model: &Model, text: &str) -> Vec<f64> {
+    // One line is one part: most tool results and snippets, spared the word spans.
+    if !text.contains('\n') {
+        return vec![score(model, text)];
+    }
     let folded = fold(text);
     let base = folded.as_ptr() as usize;
     let at = |word: &[u8]| {
