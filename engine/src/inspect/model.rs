@@ -12,6 +12,7 @@
 //! script computes exactly the same features.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -208,12 +209,41 @@ fn part_scores(model: &Model, text: &str) -> Vec<f64> {
         folded_words(&folded).map(at).collect()
     };
     let bytes = folded.as_bytes();
-    // The words of the part of the folded text that `range` spans.
+    // Every word's features, hashed once for all the parts: `hashes[bounds[i]..bounds[i +
+    // 1]]` are the i-th word's, the last of them (from the second word on) its pair with
+    // the word before.
+    let emitted = Cell::new(0usize);
+    let mut bounds: Vec<usize> = Vec::with_capacity(spans.len() + 1);
+    let mut hashes = Vec::new();
+    let words = spans
+        .iter()
+        .filter_map(|&(s, e)| bytes.get(s..e))
+        .inspect(|_| bounds.push(emitted.get()));
+    features(words, |hash| {
+        hashes.push(hash);
+        emitted.set(emitted.get() + 1);
+    });
+    bounds.push(emitted.get());
+    // The score of the words of the part of the folded text that `range` spans, their
+    // features counted in the order [`features`] gives them.
     let within = |range: Range<usize>| {
         let first = spans.partition_point(|(start, _)| *start < range.start);
         let last = spans.partition_point(|(start, _)| *start < range.end);
-        let words = spans.get(first..last).unwrap_or_default();
-        score_words(model, words.iter().filter_map(|&(s, e)| bytes.get(s..e)))
+        score_with(model, |counts| {
+            for word in first..last {
+                let (Some(&from), Some(&to)) = (bounds.get(word), bounds.get(word + 1)) else {
+                    continue;
+                };
+                let own = if word > 0 { to.saturating_sub(1) } else { to };
+                for &hash in hashes.get(from..own).unwrap_or_default() {
+                    counts.add(hash);
+                }
+                // A pair with a word of another part is not this part's.
+                if word > first {
+                    counts.add(hashes.get(own).copied().unwrap_or_default());
+                }
+            }
+        })
     };
     let mut scores = vec![within(0..bytes.len())];
     let paragraphs = paragraphs(&folded);
@@ -307,8 +337,36 @@ fn score(model: &Model, text: &str) -> f64 {
 
 /// The model's probability for a text of `words`, folded ([`fold`]).
 fn score_words<'a>(model: &Model, words: impl Iterator<Item = &'a [u8]>) -> f64 {
+    score_with(model, |counts| features(words, |hash| counts.add(hash)))
+}
+
+/// A text's feature counts, kept in the per-thread scratch.
+struct Counts<'s> {
+    /// Per bucket.
+    counts: &'s mut [u32],
+    /// The buckets counted, in the order first counted.
+    touched: &'s mut Vec<u32>,
+    /// A hash's bucket is its bits under this mask.
+    mask: usize,
+}
+
+impl Counts<'_> {
+    /// One more of the feature `hash`.
+    #[inline]
+    fn add(&mut self, hash: u32) {
+        let id = hash as usize & self.mask;
+        if let Some(seen) = self.counts.get_mut(id) {
+            if *seen == 0 {
+                self.touched.push(id as u32);
+            }
+            *seen += 1;
+        }
+    }
+}
+
+/// The model's probability for the features `feed` counts.
+fn score_with(model: &Model, feed: impl FnOnce(&mut Counts<'_>)) -> f64 {
     let buckets = model.weights.len();
-    let mask = buckets - 1;
     // Counts first, each feature a single increment; then, once per distinct bucket,
     // Σ weight·count and Σ count² (a repeated word costs one weight lookup, not one per
     // occurrence).
@@ -317,16 +375,11 @@ fn score_words<'a>(model: &Model, words: impl Iterator<Item = &'a [u8]>) -> f64 
         if counts.len() != buckets {
             *counts = vec![0; buckets];
         }
-        let count = |hash: u32| {
-            let id = hash as usize & mask;
-            if let Some(seen) = counts.get_mut(id) {
-                if *seen == 0 {
-                    touched.push(id as u32);
-                }
-                *seen += 1;
-            }
-        };
-        features(words, count);
+        feed(&mut Counts {
+            counts,
+            touched,
+            mask: buckets - 1,
+        });
         for &id in touched.iter() {
             let id = id as usize;
             if let Some(seen) = counts.get_mut(id) {
