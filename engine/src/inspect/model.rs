@@ -180,10 +180,10 @@ pub fn probability(text: &str) -> Option<f64> {
 /// carries an injection; `None` if the shipped model cannot be read. An injection is a
 /// line or a few among ordinary ones, which would dilute it in the whole text's features:
 /// the highest probability of the whole text, of each of its paragraphs and of each of
-/// their lines of three words or more. The text is folded and split into words once, for
-/// all of them: NFKC never joins or splits a line, so the folded text's paragraphs and
-/// lines are the folded paragraphs and lines. (Folding each of them anew made Russian
-/// documents a quarter slower.)
+/// their lines of three words or more. The text is folded, split into words and hashed
+/// once, for all of them: NFKC never joins or splits a line, so the folded text's
+/// paragraphs and lines are the folded paragraphs and lines. (Doing it anew for each part
+/// cost a 64 KB Russian document in paragraphs of three lines 9.7 ms, against 5.7.)
 pub fn untrusted_probability(text: &str) -> Option<f64> {
     let model = UNTRUSTED.as_ref()?;
     Some(part_scores(model, text).into_iter().fold(0.0, f64::max))
