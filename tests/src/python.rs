@@ -196,15 +196,7 @@ impl Fixture {
     /// A port found free can be taken by a server another test starts at the same moment:
     /// a fixture that exits before it is ready is started again on another port.
     pub fn start(script: &str, args: &[&str]) -> Fixture {
-        (0..10)
-            .find_map(|_| {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port();
-                Fixture::try_start_on(script, port, args)
-            })
+        crate::server::on_a_free_port(10, |port| Fixture::try_start_on(script, port, args))
             .unwrap_or_else(|| panic!("{script} exited before READY on 10 free ports"))
     }
 

@@ -23,14 +23,7 @@ impl Redis {
     /// starts at the same moment; each server is named (its `dbfilename`, as nothing is
     /// saved) and a port is kept only when its own server answers there.
     pub fn start() -> Redis {
-        (0..20)
-            .find_map(|_| {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|listener| listener.local_addr())
-                    .map(|address| address.port())
-                    .expect("a free loopback port");
-                Redis::spawn_on(port)
-            })
+        crate::server::on_a_free_port(20, Redis::spawn_on)
             .expect("a loopback port that keeps this test's own redis-server")
     }
 

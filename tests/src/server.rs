@@ -181,6 +181,19 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// The first server `start` keeps on a free loopback port, of `tries` ports. A port found
+/// free can be taken by a server another test starts at the same moment: `start` says
+/// (`None`) when the server it started on the port is not its own.
+pub fn on_a_free_port<T>(tries: usize, mut start: impl FnMut(u16) -> Option<T>) -> Option<T> {
+    (0..tries).find_map(|_| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free loopback port");
+        start(port)
+    })
+}
+
 /// A loopback server that answers every request with `response` (raw HTTP bytes) and
 /// hangs up. Its port.
 pub fn canned_server(response: Vec<u8>) -> u16 {
