@@ -203,7 +203,8 @@ fn part_scores(model: &Model, text: &str) -> Vec<f64> {
         let start = (word.as_ptr() as usize).saturating_sub(base);
         (start, start + word.len())
     };
-    let spans: Vec<(usize, usize)> = if text.is_ascii() {
+    // Folding leaves ASCII text as it is, borrowed: no second pass to ask.
+    let spans: Vec<(usize, usize)> = if matches!(folded, Cow::Borrowed(_)) {
         ascii_words(&folded).map(at).collect()
     } else {
         folded_words(&folded).map(at).collect()
